@@ -1,0 +1,3 @@
+from vifit.cli.main import main
+
+main()

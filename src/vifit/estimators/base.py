@@ -1,0 +1,70 @@
+"""Gradient estimators: each builds a surrogate loss whose gradient is its estimate of
+-grad(objective). The optimizer differentiates the surrogate and never needs to know which
+estimator made it."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+
+from vifit.families.base import Family, Params
+from vifit.objectives.base import Objective
+
+Array = jax.Array
+LogDensity = Callable[[Array], Array]
+
+
+class Aux(NamedTuple):
+    objective: Array  # () float: the objective estimated at this step's draws, in nats
+    logw: Array  # (n,) float: log p(x, z_i) - log q(z_i)
+
+
+class Estimator(eqx.Module):
+    """Turns (objective, target, family, params, key, n draws) into ``(surrogate, Aux)``.
+
+    Traits:
+      needs_target_grad: whether it differentiates log p (pathwise) or only evaluates it.
+      min_draws: fewest draws per step it is defined for.
+    """
+
+    name: eqx.AbstractClassVar[str]
+    needs_target_grad: eqx.AbstractClassVar[bool]
+
+    def min_draws(self) -> int:
+        return 1
+
+    def default_draws(self) -> int:
+        return 16
+
+    def check(self, objective: Objective) -> None:
+        """Raise ConfigError when this estimator cannot serve ``objective``."""
+
+    def loss_grad(
+        self,
+        objective: Objective,
+        log_density: LogDensity,
+        family: Family,
+        params: Params,
+        key: Array,
+        n: int,
+    ) -> tuple[Params, Aux]:
+        """The estimate of -grad objective (a pytree like ``params``) and the step's Aux."""
+        return jax.grad(self.surrogate, argnums=3, has_aux=True)(
+            objective, log_density, family, params, key, n
+        )
+
+    @abc.abstractmethod
+    def surrogate(
+        self,
+        objective: Objective,
+        log_density: LogDensity,
+        family: Family,
+        params: Params,
+        key: Array,
+        n: int,
+    ) -> tuple[Array, Aux]:
+        """A scalar whose gradient in ``params`` estimates -grad objective, and its Aux."""

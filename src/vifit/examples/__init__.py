@@ -1,0 +1,34 @@
+"""Built-in example targets, by name, for the CLI and for tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vifit.errors import ConfigError
+from vifit.examples import eight_schools, gaussian, linear_regression
+from vifit.target import Target
+
+_EXAMPLES: dict[str, tuple[Callable[[], Target], str]] = {
+    "eight_schools": (eight_schools.make,
+                      "Rubin's eight schools, non-centred hierarchical model (real data, d=10)"),
+    "linear_regression": (linear_regression.make,
+                          "Bayesian linear regression, known noise; exact log Z (d=5, n=100)"),
+    "gaussian": (gaussian.make, "correlated Gaussian, condition number 100; exact log Z (d=10)"),
+}
+
+
+def example_names() -> list[str]:
+    return list(_EXAMPLES)
+
+
+def describe_examples() -> dict[str, str]:
+    return {name: desc for name, (_, desc) in _EXAMPLES.items()}
+
+
+def get_example(name: str) -> Target:
+    if name not in _EXAMPLES:
+        raise ConfigError(
+            f"unknown example {name!r}; built-in examples are {', '.join(_EXAMPLES)} "
+            "(see `vifit list`), or give the path of a Python file."
+        )
+    return _EXAMPLES[name][0]()

@@ -1,0 +1,20 @@
+"""The evidence lower bound, ELBO = E_q[log p(x, z) - log q(z)] <= log p(x)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax.numpy as jnp
+
+from vifit.objectives.base import Array, Objective
+
+
+class ELBO(Objective):
+    """Maximizing the ELBO is minimizing KL(q || p(z | x)), since log p(x) = ELBO + KL."""
+
+    name: ClassVar[str] = "elbo"
+    is_lower_bound: ClassVar[bool] = True
+    linear_in_weights: ClassVar[bool] = True
+
+    def value(self, logw: Array) -> Array:
+        return jnp.mean(logw)

@@ -1,0 +1,99 @@
+"""Files a fit leaves behind: result.json (stable keys), draws.nc (ArviZ), elbo.png, report.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vifit.result import FitResult
+
+
+def plot_trace(result: FitResult, path: Path) -> None:
+    """The per-step ELBO with its running mean over the stopping-rule window."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trace = result.trace
+    steps = np.arange(1, trace.size + 1)
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=120)
+    ax.plot(steps, trace, lw=0.6, alpha=0.45, color="tab:blue", label="ELBO per step")
+    window = min(100, max(trace.size // 10, 1))
+    finite = np.where(np.isfinite(trace), trace, np.nan)
+    if trace.size >= window:
+        kernel = np.ones(window) / window
+        smooth = np.convolve(np.nan_to_num(finite, nan=np.nanmean(finite)), kernel, mode="valid")
+        ax.plot(steps[window - 1:], smooth, color="tab:blue", lw=1.8,
+                label=f"running mean ({window} steps)")
+    ax.axhline(result.elbo, color="black", ls=":", lw=1, label=f"final ELBO {result.elbo:.3f}")
+    if np.isfinite(result.log_z):
+        ax.axhline(result.log_z, color="tab:red", ls="--", lw=1,
+                   label=f"IS log Z {result.log_z:.3f} (k-hat {result.khat:.2f})")
+    # The first steps are far below the rest; show the part where the fit is decided.
+    tail = finite[trace.size // 5:]
+    if np.isfinite(tail).any():
+        lo, hi = np.nanpercentile(tail, 1), max(np.nanmax(tail), result.log_z
+                                               if np.isfinite(result.log_z) else -np.inf)
+        pad = 0.1 * (hi - lo + 1e-9)
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel("step")
+    ax.set_ylabel("nats")
+    ax.set_title(f"{result.target.name}: {result.family.name} / {result.estimator} "
+                 f"({result.stop_reason} after {result.steps} steps)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(result: FitResult, out: str | Path, n_draws: int = 4000) -> dict[str, Path]:
+    """Write the fit's files into ``out`` (created if missing); return their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "result": out / "result.json",
+        "draws": out / "draws.nc",
+        "trace": out / "elbo.png",
+        "report": out / "report.md",
+    }
+    record = result.to_dict(result.seed, n_draws)
+    paths["result"].write_text(json.dumps(record, indent=2) + "\n")
+    result.to_arviz(result.seed, n_draws).to_netcdf(str(paths["draws"]))
+    plot_trace(result, paths["trace"])
+    paths["report"].write_text(_markdown(result, record))
+    return paths
+
+
+def _markdown(result: FitResult, record: dict) -> str:
+    rows = "\n".join(
+        f"| {name} | {v['mean']:.4g} | {v['sd']:.4g} | {v['q5']:.4g} | {v['q50']:.4g} | "
+        f"{v['q95']:.4g} |"
+        for name, v in record["params"].items()
+    )
+    exact = (f"\nExact log Z (known for this target): {record['exact_log_z']:.4f}\n"
+             if "exact_log_z" in record else "")
+    return f"""# vifit fit: {result.target.name}
+
+Family `{result.family.name}`, objective `{result.objective}`, estimator `{result.estimator}`,
+optimizer `{result.optimizer}`, {result.draws} draws per step, seed {result.seed}.
+Stopped: **{result.stop_reason}** after {result.steps} steps ({result.rejected} rejected as
+non-finite) in {result.seconds:.2f} s.
+
+| quantity | estimate | standard error |
+|---|---|---|
+| ELBO (lower bound on log Z) | {result.elbo:.4f} | {result.elbo_se:.4f} |
+| log Z (Pareto-smoothed importance sampling) | {result.log_z:.4f} | {result.log_z_se:.4f} |
+
+Pareto k-hat = {result.khat:.3f}: **{result.evidence.verdict.label}**. {result.evidence.verdict.text}
+{exact}
+## Posterior summary (draws from q)
+
+| param | mean | sd | 5% | 50% | 95% |
+|---|---|---|---|---|---|
+{rows}
+
+![ELBO trace](elbo.png)
+"""

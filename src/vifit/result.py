@@ -1,0 +1,159 @@
+"""FitResult: the fitted q, how the fit went, and what it says about the target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vifit.evidence.importance import ISEstimate
+from vifit.families.base import Family, Params
+from vifit.target import Target
+
+QUANTILES = (0.05, 0.5, 0.95)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The outcome of ``vifit.fit``.
+
+    Attributes:
+      params: the variational parameters (a pytree) of ``family``.
+      trace: ``(steps,)`` the objective (ELBO) estimate at each step; NaN where a step was
+        rejected as non-finite.
+      stop_reason: ``"converged"``, ``"max_steps"`` or ``"non-finite"``.
+      elbo, elbo_se: the ELBO of the final q from ``n_eval`` fresh draws, with its Monte Carlo
+        standard error (nats).
+      evidence: log Z by Pareto-smoothed importance sampling from q, with k-hat and verdict.
+    """
+
+    target: Target
+    family: Family
+    params: Params
+    objective: str
+    estimator: str
+    optimizer: str
+    trace: np.ndarray
+    steps: int
+    rejected: int
+    stop_reason: str
+    seconds: float
+    elbo: float
+    elbo_se: float
+    evidence: ISEstimate
+    seed: int
+    draws: int
+
+    @property
+    def log_z(self) -> float:
+        return self.evidence.log_z
+
+    @property
+    def log_z_se(self) -> float:
+        return self.evidence.se
+
+    @property
+    def khat(self) -> float:
+        return self.evidence.khat
+
+    def sample_unconstrained(self, key: jax.Array, n: int) -> jax.Array:
+        """``n`` draws of z from q, shape ``(n, dim)``."""
+        return self.family.sample(self.params, key, n)
+
+    def sample(self, key: jax.Array | int, n: int = 1000) -> dict[str, np.ndarray]:
+        """``n`` draws in the model's own (constrained) parameters: ``{name: (n, *shape)}``."""
+        if isinstance(key, int):
+            key = jax.random.key(key)
+        z = self.sample_unconstrained(key, n)
+        values = jax.vmap(self.target.constrain)(z)
+        return {k: np.asarray(v) for k, v in values.items()}
+
+    def flat_draws(self, key: jax.Array | int = 0, n: int = 4000) -> tuple[list[str], np.ndarray]:
+        """Names and draws ``(n, m)`` of every scalar of the constrained parameters."""
+        if isinstance(key, int):
+            key = jax.random.key(key)
+        names, flat = self.target.constrained_names()
+        z = self.sample_unconstrained(key, n)
+        return names, np.asarray(jax.vmap(flat)(z))
+
+    def summary(self, key: jax.Array | int = 0, n: int = 4000):
+        """A table (pandas DataFrame) of mean, sd, q5, q50, q95 per constrained scalar
+        parameter, from ``n`` draws of q."""
+        import pandas as pd
+
+        names, draws = self.flat_draws(key, n)
+        qs = np.quantile(draws, QUANTILES, axis=0)
+        return pd.DataFrame(
+            {"mean": draws.mean(0), "sd": draws.std(0, ddof=1),
+             "q5": qs[0], "q50": qs[1], "q95": qs[2]},
+            index=pd.Index(names, name="param"),
+        )
+
+    def to_arviz(self, key: jax.Array | int = 0, n: int = 4000):
+        """Draws from q as ArviZ InferenceData (one chain of ``n`` draws), constrained."""
+        import arviz as az
+
+        draws = self.sample(key, n)
+        return az.from_dict(posterior={k: v[None, ...] for k, v in draws.items()},
+                            attrs={"inference_library": "vifit", "family": self.family.name})
+
+    def mean(self) -> np.ndarray:
+        """Mean of q on the unconstrained scale, ``(dim,)``."""
+        return np.asarray(self.family.mean(self.params))
+
+    def covariance(self) -> np.ndarray:
+        """Covariance of q on the unconstrained scale, ``(dim, dim)``."""
+        return np.asarray(self.family.covariance(self.params))
+
+    def to_dict(self, key: jax.Array | int = 0, n: int = 4000) -> dict[str, Any]:
+        """The stable, JSON-ready record written to ``result.json``."""
+        table = self.summary(key, n)
+        ev = self.evidence
+        record: dict[str, Any] = {
+            "target": self.target.name,
+            "dim": self.target.dim,
+            "family": self.family.name,
+            "objective": self.objective,
+            "estimator": self.estimator,
+            "optimizer": self.optimizer,
+            "draws_per_step": self.draws,
+            "seed": self.seed,
+            "elbo": self.elbo,
+            "elbo_se": self.elbo_se,
+            "log_z": ev.log_z,
+            "log_z_se": ev.se,
+            "khat": ev.khat,
+            "khat_verdict": ev.verdict.label,
+            "verdict": ev.verdict.text,
+            "is_ess": ev.ess,
+            "is_draws": ev.n,
+            "steps": self.steps,
+            "rejected_steps": self.rejected,
+            "stop_reason": self.stop_reason,
+            "seconds": self.seconds,
+            "params": {
+                name: {col: float(row[col]) for col in ("mean", "sd", "q5", "q50", "q95")}
+                for name, row in table.iterrows()
+            },
+        }
+        if "log_z" in self.target.exact:
+            record["exact_log_z"] = float(self.target.exact["log_z"])
+        return _jsonable(record)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, float | np.floating):
+        x = float(x)
+        return x if np.isfinite(x) else str(x)  # JSON has no inf/nan; keep them readable
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, jnp.ndarray | np.ndarray):
+        return _jsonable(np.asarray(x).tolist())
+    if isinstance(x, list):
+        return [_jsonable(v) for v in x]
+    return x

@@ -1,0 +1,81 @@
+"""The command line as a user meets it."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+RESULT_KEYS = {"elbo", "elbo_se", "log_z", "log_z_se", "khat", "steps", "stop_reason", "seconds",
+               "params"}
+
+
+def vifit_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "vifit", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def test_fit_builtin_writes_the_report(tmp_path):
+    out = tmp_path / "out"
+    proc = vifit_cli("fit", "linear_regression", "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "log Z" in proc.stdout and "k-hat" in proc.stdout
+    record = json.loads((out / "result.json").read_text())
+    assert RESULT_KEYS <= set(record)
+    assert set(record["params"]["beta[0]"]) == {"mean", "sd", "q5", "q50", "q95"}
+    assert abs(record["log_z"] - record["exact_log_z"]) < 1e-3
+    for name in ["draws.nc", "elbo.png", "report.md"]:
+        assert (out / name).stat().st_size > 0
+    import arviz as az
+
+    idata = az.from_netcdf(out / "draws.nc")
+    assert idata.posterior["beta[0]"].shape == (1, 4000)
+
+
+def test_fit_a_model_file(tmp_path):
+    model = tmp_path / "model.py"
+    model.write_text(textwrap.dedent("""
+        import jax.numpy as jnp
+        dim = 2
+        param_names = ["a", "b"]
+        def log_density(z):
+            return -0.5 * jnp.sum((z - jnp.array([1.0, -1.0])) ** 2)
+    """))
+    out = tmp_path / "out"
+    proc = vifit_cli("fit", str(model), "--family", "meanfield", "--estimator", "score",
+                     "--steps", "3000", "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    params = json.loads((out / "result.json").read_text())["params"]
+    # 4000 summary draws: the mean's Monte Carlo error is about 1/sqrt(4000) = 0.016.
+    assert abs(params["a"]["mean"] - 1.0) < 0.1 and abs(params["b"]["mean"] + 1.0) < 0.1
+    assert np.isclose(params["a"]["sd"], 1.0, atol=0.1)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fit", "no_such_model.py"], "not found"),
+        (["fit", "nonsense"], "neither a built-in example"),
+        (["fit", "eight_schools", "--family", "normalish"], "unknown family"),
+        (["fit", "eight_schools", "--estimator", "magic"], "unknown estimator"),
+        (["fit", "EMPTY"], "defines no `log_density`"),
+        (["fit", "BROKEN"], "importing"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    (tmp_path / "broken.py").write_text("import not_a_module_anywhere\n")
+    args = [{"EMPTY": str(tmp_path / "empty.py"), "BROKEN": str(tmp_path / "broken.py")}.get(a, a)
+            for a in args]
+    proc = vifit_cli(*args, cwd=tmp_path)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    assert message in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_list_shows_examples():
+    proc = vifit_cli("list")
+    assert proc.returncode == 0 and "eight_schools" in proc.stdout

@@ -1,0 +1,62 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import vifit
+from conftest import z_bound
+
+FAMILIES = [vifit.MeanField(), vifit.FullRank(), vifit.LowRank(rank=2)]
+D = 4
+
+
+def random_params(family, key):
+    """Parameters away from the initial ones, so that off-diagonal terms are exercised."""
+    params = family.init(key, D)
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    leaves = [x + 0.5 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
+    return jax.tree.unflatten(tree, leaves)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_log_prob_and_entropy_match_scipy(family, x64):
+    params = random_params(family, jax.random.key(0))
+    mean, cov = np.asarray(family.mean(params)), np.asarray(family.covariance(params))
+    ref = stats.multivariate_normal(mean, cov)
+    z = np.random.default_rng(0).normal(size=(5, D))
+    np.testing.assert_allclose(family.batch_log_prob(params, jnp.asarray(z)), ref.logpdf(z),
+                               rtol=1e-10)
+    np.testing.assert_allclose(family.entropy(params), ref.entropy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_samples_have_the_family_moments(family, x64):
+    params = random_params(family, jax.random.key(1))
+    n = 200_000
+    z = np.asarray(family.sample(params, jax.random.key(2), n))
+    mean, cov = np.asarray(family.mean(params)), np.asarray(family.covariance(params))
+    sd = np.sqrt(np.diag(cov))
+    k = z_bound(1e-3, D + D * D)
+    assert np.all(np.abs(z.mean(0) - mean) < k * sd / np.sqrt(n))
+    # Var of the sample covariance of jointly Gaussian x_i, x_j is (s_ii s_jj + s_ij^2) / n.
+    se_cov = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / n)
+    assert np.all(np.abs(np.cov(z.T) - cov) < k * se_cov)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_families_jit_and_vmap_over_params(family):
+    keys = jax.random.split(jax.random.key(3), 3)
+    batch = jax.vmap(lambda k: family.init(k, D))(keys)
+    draws = jax.jit(jax.vmap(lambda p, k: family.sample(p, k, 7)))(batch, keys)
+    assert draws.shape == (3, 7, D)
+    lp = jax.jit(jax.vmap(family.batch_log_prob))(batch, draws)
+    ent = jax.vmap(family.entropy)(batch)
+    assert lp.shape == (3, 7) and ent.shape == (3,)
+    assert np.all(np.isfinite(lp)) and np.all(np.isfinite(ent))
+
+
+def test_unknown_family_name_is_refused():
+    with pytest.raises(vifit.ConfigError, match="choose one of fullrank, lowrank, meanfield"):
+        vifit.get_family("normalish")
