@@ -60,3 +60,29 @@ def test_families_jit_and_vmap_over_params(family):
 def test_unknown_family_name_is_refused():
     with pytest.raises(vifit.ConfigError, match="choose one of fullrank, lowrank, meanfield"):
         vifit.get_family("normalish")
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_sample_and_log_prob_agrees_with_sample_and_log_prob(family, x64):
+    """The shortcut (log q from eps, no solve) has the same draws, values and gradients as
+    sample + log_prob: total gradients for reparam, path-only gradients for STL."""
+    params = random_params(family, jax.random.key(4))
+    key = jax.random.key(5)
+    z, log_q = family.sample_and_log_prob(params, key, 6)
+    np.testing.assert_allclose(z, family.sample(params, key, 6), rtol=1e-12)
+    np.testing.assert_allclose(log_q, family.batch_log_prob(params, z), rtol=1e-10)
+
+    def slow(p, path_only):
+        q_params = jax.tree.map(jax.lax.stop_gradient, p) if path_only else p
+        zz = family.sample(p, key, 6)
+        return jnp.sum(jnp.sin(zz)) + jnp.sum(family.batch_log_prob(q_params, zz))
+
+    def fast(p, path_only):
+        zz, lq = family.sample_and_log_prob(p, key, 6, path_only=path_only)
+        return jnp.sum(jnp.sin(zz)) + jnp.sum(lq)
+
+    for path_only in (False, True):
+        g_fast = jax.grad(fast)(params, path_only)
+        g_slow = jax.grad(slow)(params, path_only)
+        for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_slow)):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

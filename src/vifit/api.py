@@ -18,6 +18,7 @@ from vifit.optim.optimizers import make_optimizer
 from vifit.progress import FitProgress
 from vifit.result import FitResult
 from vifit.target import Target
+from vifit.threads import single_threaded_blas
 
 
 def _resolve_estimator(spec: str | Estimator | None, target: Target,
@@ -114,11 +115,11 @@ def fit(
     config = LoopConfig(max_steps=int(steps), draws=draws, window=int(window),
                         patience=int(patience), tol=float(tol))
     label = f"{target.name} · {fam.name} · {est.name}"
-    with FitProgress(config.max_steps, label=label, enabled=progress) as bar:
+    with single_threaded_blas(), FitProgress(config.max_steps, label=label,
+                                             enabled=progress) as bar:
         loop = run_loop(state, step, config, on_window=bar.update)
         bar.finish(loop.steps)
-
-    logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
+        logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
     finite = logw[np.isfinite(logw)]
     elbo = float(finite.mean()) if finite.size else -np.inf
     elbo_se = float(finite.std(ddof=1) / np.sqrt(finite.size)) if finite.size > 1 else np.inf
@@ -134,7 +135,7 @@ def _eval_logw(target: Target, family: Family, params: Params, key: jax.Array,
                n: int) -> np.ndarray:
     @jax.jit
     def logw(params, key):
-        z = family.sample(params, key, n)
-        return target.batch_log_density(z) - family.batch_log_prob(params, z)
+        z, log_q = family.sample_and_log_prob(params, key, n)
+        return target.batch_log_density(z) - log_q
 
     return np.asarray(logw(params, key), dtype=np.float64)

@@ -12,9 +12,9 @@ from vifit.objectives.base import Array, Objective
 
 
 def _pathwise(objective: Objective, log_density: LogDensity, family: Family, params: Params,
-              q_params: Params, key: Array, n: int) -> tuple[Array, Aux]:
-    z = family.sample(params, key, n)
-    logw = jax.vmap(log_density)(z) - family.batch_log_prob(q_params, z)
+              key: Array, n: int, path_only: bool) -> tuple[Array, Aux]:
+    z, log_q = family.sample_and_log_prob(params, key, n, path_only=path_only)
+    logw = jax.vmap(log_density)(z) - log_q
     value = objective.value(logw)
     return -value, Aux(jax.lax.stop_gradient(value), jax.lax.stop_gradient(logw))
 
@@ -27,7 +27,7 @@ class Reparam(Estimator):
     needs_target_grad: ClassVar[bool] = True
 
     def surrogate(self, objective, log_density, family, params, key, n):
-        return _pathwise(objective, log_density, family, params, params, key, n)
+        return _pathwise(objective, log_density, family, params, key, n, path_only=False)
 
 
 class STL(Estimator):
@@ -38,7 +38,6 @@ class STL(Estimator):
     needs_target_grad: ClassVar[bool] = True
 
     def surrogate(self, objective, log_density, family, params, key, n):
-        frozen = jax.tree.map(jax.lax.stop_gradient, params)
-        return _pathwise(objective, log_density, family, params, frozen, key, n)
+        return _pathwise(objective, log_density, family, params, key, n, path_only=True)
 
 

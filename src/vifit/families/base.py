@@ -40,6 +40,19 @@ class Family(eqx.Module):
         """log q at each row of ``z (n, dim)``: shape ``(n,)``."""
         return jax.vmap(self.log_prob, in_axes=(None, 0))(params, z)
 
+    def sample_and_log_prob(self, params: Params, key: Array, n: int, *,
+                            path_only: bool = False) -> tuple[Array, Array]:
+        """Draws ``z (n, dim)`` (as ``sample`` with the same key) and ``log q(z) (n,)``.
+
+        Both are differentiable in ``params``. With ``path_only`` the gradient of log q flows
+        only through z: the score term d/dtheta log q_theta(z) at fixed z is dropped, as
+        sticking-the-landing needs. Families override this when log q at their own draws is
+        cheaper than ``log_prob`` (Gaussians need no linear solve).
+        """
+        z = self.sample(params, key, n)
+        q_params = jax.tree.map(jax.lax.stop_gradient, params) if path_only else params
+        return z, self.batch_log_prob(q_params, z)
+
     def entropy(self, params: Params) -> Array:
         """Closed-form entropy in nats, where the family has one."""
         raise NotImplementedError(f"{type(self).__name__} has no closed-form entropy.")

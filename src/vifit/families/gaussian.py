@@ -19,6 +19,20 @@ from vifit.families.base import Array, Family, Params, gaussian_entropy
 _LOG_2PI = math.log(2.0 * math.pi)  # a Python float, so float64 fits keep full precision
 
 
+def _draws_and_log_prob(loc: Array, eps: Array, z: Array, log_det_scale: Array,
+                        score_z: Array | None) -> tuple[Array, Array]:
+    """log q at z = loc + A eps from eps alone: log N(eps; 0, I) - log|A|, no solve.
+
+    ``score_z`` (n, d) = grad_z log q(z), given for path-only gradients: the returned log q then
+    has the same value but differentiates only through z (sticking the landing).
+    """
+    log_q = -0.5 * jnp.sum(eps**2, -1) - log_det_scale - 0.5 * loc.shape[-1] * _LOG_2PI
+    if score_z is None:
+        return z, log_q
+    stop = jax.lax.stop_gradient
+    return z, stop(log_q) + jnp.sum(stop(score_z) * (z - stop(z)), -1)
+
+
 def _loc(dim: int, loc: Array | None) -> Array:
     return jnp.zeros(dim) if loc is None else jnp.asarray(loc, dtype=jnp.result_type(float))
 
@@ -36,6 +50,13 @@ class MeanField(Family):
     def sample(self, params: Params, key: Array, n: int) -> Array:
         eps = jax.random.normal(key, (n,) + params["loc"].shape)
         return params["loc"] + jnp.exp(params["log_scale"]) * eps
+
+    def sample_and_log_prob(self, params, key, n, *, path_only=False):
+        eps = jax.random.normal(key, (n,) + params["loc"].shape)
+        scale = jnp.exp(params["log_scale"])
+        z = params["loc"] + scale * eps
+        score_z = -eps / scale if path_only else None
+        return _draws_and_log_prob(params["loc"], eps, z, jnp.sum(params["log_scale"]), score_z)
 
     def log_prob(self, params: Params, z: Array) -> Array:
         u = (z - params["loc"]) * jnp.exp(-params["log_scale"])
@@ -74,6 +95,16 @@ class FullRank(Family):
     def sample(self, params: Params, key: Array, n: int) -> Array:
         eps = jax.random.normal(key, (n,) + params["loc"].shape)
         return params["loc"] + eps @ _cholesky(params["chol"]).T
+
+    def sample_and_log_prob(self, params, key, n, *, path_only=False):
+        eps = jax.random.normal(key, (n,) + params["loc"].shape)
+        chol = _cholesky(params["chol"])
+        z = params["loc"] + eps @ chol.T
+        score_z = None
+        if path_only:  # grad_z log q = -Sigma^-1 (z - loc) = -L^-T eps: one solve, not differentiated
+            score_z = -jsl.solve_triangular(jax.lax.stop_gradient(chol).T, eps.T, lower=False).T
+        return _draws_and_log_prob(params["loc"], eps, z, jnp.sum(jnp.diag(params["chol"])),
+                                   score_z)
 
     def log_prob(self, params: Params, z: Array) -> Array:
         chol = _cholesky(params["chol"])
