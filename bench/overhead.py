@@ -23,17 +23,19 @@ alike. us/step is the median over rounds, ``min`` the fastest round; a configura
 early, after at least 3 rounds, once its timing budget is spent. This is a benchmark for people,
 not a test: nothing asserts, and the numbers move with the machine and its load.
 
-The full-rank families call LAPACK/BLAS (triangular solves), which jaxlib on CPU takes from
-scipy's OpenBLAS; its thread pool competes with XLA's for the cores, so run once with
-``OPENBLAS_NUM_THREADS=1`` as well (the header prints the setting in force).
+The full-rank families call LAPACK/BLAS (triangular solves, Cholesky), which jaxlib on CPU
+takes from scipy's OpenBLAS; its thread pool competes with XLA's for the cores and can slow a
+step 100-fold. ``vifit.fit`` therefore limits BLAS to one thread while it runs
+(``vifit.threads``); this benchmark times every method, NumPyro's too, under that same limit, so
+the comparison is like for like. ``--blas-threads default`` times them without it.
 
     .venv/bin/python bench/overhead.py [--draws 16,64] [--quick] [--json PATH]
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/overhead.py
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -53,6 +55,7 @@ from numpyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
 import vifit
 from vifit.optim.loop import State, make_chunk, make_step
 from vifit.optim.optimizers import make_optimizer
+from vifit.threads import single_threaded_blas
 
 Array = jax.Array
 LogDensity = Callable[[Array], Array]
@@ -295,6 +298,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"comma-separated targets (default: {','.join(TARGETS)})")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (noisier)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON to PATH")
+    parser.add_argument("--blas-threads", choices=["one", "default"], default="one",
+                        help="BLAS threads while timing: one (as vifit.fit runs) or the default")
     return parser.parse_args(argv)
 
 
@@ -305,8 +310,11 @@ def main(argv: list[str] | None = None) -> None:
     draws = [int(s) for s in args.draws.split(",")]
     env = environment()
     t0 = time.perf_counter()
-    rows = [row for target in args.targets.split(",") for s in draws
-            for row in measure(target, s, rounds, floor_calls, budget_s)]
+    env["blas_threads"] = args.blas_threads
+    limit = single_threaded_blas() if args.blas_threads == "one" else contextlib.nullcontext()
+    with limit:
+        rows = [row for target in args.targets.split(",") for s in draws
+                for row in measure(target, s, rounds, floor_calls, budget_s)]
     env["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     print("; ".join(f"{k} {v}" for k, v in env.items()))
     done = sorted({r.rounds for r in rows})
