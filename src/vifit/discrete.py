@@ -106,8 +106,8 @@ class DiscreteTarget(Target):
         if value.shape != () or batch.shape != (2,):
             raise TargetError(f"log_prob must return a scalar, got shape {value.shape}.")
         if not bool(jnp.isfinite(value)):
-            raise TargetError(f"log_prob is {float(value)} at the initial state; pass "
-                              "init=<a state with positive probability>.")
+            raise TargetError(f"log_prob is {float(value)} at the initial state; it must be "
+                              "finite there: pass init=<a state with positive probability>.")
         if self.relaxed:
             onehot = jax.nn.one_hot(self.init, self.n_states)
             try:

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+console = Console(width=max(Console().width, 100))  # the table needs ~90 columns
 
 
 def gradvar_command(
@@ -67,13 +67,17 @@ def _gradvar(model, family, objective, k, alpha, estimators, budget, reps, at, s
 
 def print_table(table, title: str) -> None:
     out = Table(title=title)
-    for col, justify in [("estimator", "left"), ("draws", "right"), ("target_evals", "right"),
-                         ("total_variance", "right"), ("± se", "right"), ("relative", "right"),
-                         ("bias", "right"), ("mse", "right"), ("note", "left")]:
-        out.add_column(col, justify=justify)
+    for col in ["estimator", "draws", "evals", "total_variance ± se", "relative", "bias", "mse"]:
+        out.add_column(col, justify="left" if col == "estimator" else "right")
+    notes = []
     for _, row in table.iterrows():
-        out.add_row(row["estimator"], str(row["draws"]), str(row["target_evals"]),
-                    f"{row['total_variance']:.4g}", f"{row['variance_se']:.2g}",
-                    f"{row['relative']:.3g}", f"{row['bias']:.3g}", f"{row['mse']:.4g}",
-                    row["note"])
+        label = row["estimator"]
+        if row["note"]:
+            notes.append(f"{label}: {row['note']}")
+            label += f" [{len(notes)}]"
+        out.add_row(label, str(row["draws"]), str(row["target_evals"]),
+                    f"{row['total_variance']:.4g} ± {row['variance_se']:.2g}",
+                    f"{row['relative']:.3g}", f"{row['bias']:.3g}", f"{row['mse']:.4g}")
     console.print(out)
+    for i, note in enumerate(notes, 1):
+        console.print(f"  [{i}] {note}", highlight=False)
