@@ -95,7 +95,8 @@ def gradient_variance(
     if int(budget) < 1 or int(reps) < 3:
         raise ConfigError("budget must be >= 1 and reps >= 3.")
     fam, obj = resolve_family(target, family), get_objective(objective)
-    key_init, key_draws = jax.random.split(jax.random.key(seed))
+    key_init = jax.random.split(jax.random.key(seed), 4)[0]  # as fit() derives it
+    key_draws = jax.random.fold_in(jax.random.key(seed), 1)
     if params is None:
         params = fam.init(key_init, target.dim, loc=target.init)
     specs = list(estimators) if estimators else applicable_estimators(target, fam, obj)
