@@ -145,7 +145,7 @@ def test_mean_field_fit_of_ising_reaches_the_coordinate_ascent_optimum(ising_tar
 
 
 def test_mixture_labels_rb_is_unbiased_for_categorical(x64):
-    target = mixture.make(n=7)  # 3^7 states: the same code as the built-in 10-point example
+    target = mixture.make(n=6)  # 3^6 states: the same code as the built-in 10-point example
     family = vifit.Categorical().for_target(target)
     params = family.init(jax.random.key(0), target.dim)
     params = {"logits": params["logits"] * 10}
