@@ -7,19 +7,25 @@
 """
 
 from vifit.api import fit
+from vifit.discrete import DiscreteTarget, enumerate_exact
 from vifit.errors import ConfigError, ModelFileError, TargetError, VifitError
-from vifit.estimators import STL, Estimator, Reparam, ScoreFunction, get_estimator
+from vifit.estimators import (SNIS, STL, DReG, Estimator, LocalExpectation, Relaxed, Reparam,
+                              ScoreFunction, get_estimator)
 from vifit.evidence import ISEstimate, importance_log_z, khat_verdict
-from vifit.families import Family, FullRank, LowRank, MeanField, get_family
-from vifit.objectives import ELBO, Objective, get_objective
+from vifit.families import (Bernoulli, Categorical, Family, FullRank, LowRank, MeanField,
+                            get_family)
+from vifit.gradvar import gradient_variance
+from vifit.objectives import CUBO, ELBO, IWAE, ForwardKL, Objective, Renyi, get_objective
 from vifit.result import FitResult
 from vifit.target import Target
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ELBO", "STL", "ConfigError", "Estimator", "Family", "FitResult", "FullRank", "ISEstimate",
-    "LowRank", "MeanField", "ModelFileError", "Objective", "Reparam", "ScoreFunction", "Target",
-    "TargetError", "VifitError", "fit", "get_estimator", "get_family", "get_objective",
+    "CUBO", "ELBO", "IWAE", "SNIS", "STL", "Bernoulli", "Categorical", "ConfigError", "DReG",
+    "DiscreteTarget", "Estimator", "Family", "FitResult", "ForwardKL", "FullRank", "ISEstimate",
+    "LocalExpectation", "LowRank", "MeanField", "ModelFileError", "Objective", "Relaxed",
+    "Renyi", "Reparam", "ScoreFunction", "Target", "TargetError", "VifitError", "enumerate_exact",
+    "fit", "get_estimator", "get_family", "get_objective", "gradient_variance",
     "importance_log_z", "khat_verdict",
 ]

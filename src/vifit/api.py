@@ -21,18 +21,62 @@ from vifit.target import Target
 from vifit.threads import single_threaded_blas
 
 
-def _resolve_estimator(spec: str | Estimator | None, target: Target,
-                       objective: Objective) -> Estimator:
+def resolve_estimator(spec: str | Estimator | None, target: Target, objective: Objective,
+                      family: Family) -> Estimator:
+    """The estimator for ``spec`` (default: the objective's choice), checked against the
+    target, the objective and the family; ConfigError with the fix when they do not fit."""
     if spec is None:
-        spec = "stl" if target.differentiable else "score"
+        spec = objective.default_estimator(target.differentiable)
     estimator = get_estimator(spec)
     if estimator.needs_target_grad and not target.differentiable:
         raise ConfigError(
             f"estimator {estimator.name!r} differentiates log p, but this target was declared "
-            "differentiable=False; use estimator='score'."
+            "differentiable=False; use estimator='score'"
+            + (", 'rb' or 'relaxed'." if target.discrete else ".")
         )
     estimator.check(objective)
+    estimator.check_target(target, family)
     return estimator
+
+
+def resolve(target: Target, family: str | Family | None, objective: str | Objective,
+            estimator: str | Estimator | None) -> tuple[Family, Objective, Estimator]:
+    """The family (configured for ``target``), objective and estimator a fit would use;
+    incompatible combinations raise ConfigError with the fix. ``family=None`` picks
+    ``fullrank`` for continuous targets, ``bernoulli``/``categorical`` for discrete ones."""
+    fam = resolve_family(target, family)
+    obj = get_objective(objective)
+    return fam, obj, resolve_estimator(estimator, target, obj, fam)
+
+
+def resolve_family(target: Target, family: str | Family | None) -> Family:
+    """The family for ``target``: as given (configured for the target), or by default
+    ``fullrank`` for continuous targets and ``bernoulli``/``categorical`` for discrete ones."""
+    if family is None:
+        family = ("fullrank" if not target.discrete
+                  else "bernoulli" if target.n_states == 2 else "categorical")
+    return get_family(family).for_target(target)
+
+
+def resolve_draws(draws: int | None, objective: Objective, estimator: Estimator) -> int:
+    """Draws per step: the estimator's default rounded up to whole groups of the objective's
+    K, or ``draws`` checked against both."""
+    k = objective.group_size()
+    if draws is None:
+        return -(-max(estimator.default_draws(), k) // k) * k
+    draws = int(draws)
+    if draws < estimator.min_draws():
+        raise ConfigError(
+            f"estimator {estimator.name!r} as configured needs at least {estimator.min_draws()} "
+            f"draws per step, got draws={draws}."
+        )
+    if draws % k:
+        lo, hi = max(k, draws // k * k), -(-draws // k) * k
+        raise ConfigError(
+            f"objective {objective.label()} averages groups of K={k} draws; draws={draws} is "
+            f"not a multiple of {k}: use draws={lo}" + (f" or {hi}." if hi != lo else ".")
+        )
+    return draws
 
 
 def _check_start(target: Target, family: Family, params: Params, key: jax.Array, n: int) -> None:
@@ -48,7 +92,7 @@ def _check_start(target: Target, family: Family, params: Params, key: jax.Array,
 
 def fit(
     target: Target,
-    family: str | Family = "fullrank",
+    family: str | Family | None = None,
     *,
     objective: str | Objective = "elbo",
     estimator: str | Estimator | None = None,
@@ -65,23 +109,31 @@ def fit(
     init_params: Params | None = None,
     progress: bool | None = None,
 ) -> FitResult:
-    """Fit ``q_theta`` to the target's posterior by maximizing ``objective`` (default: ELBO).
+    """Fit ``q_theta`` to the target's posterior by optimizing ``objective`` (default: ELBO).
 
     Args:
-      target: a ``vifit.Target`` (e.g. ``Target(log_density, dim=3)``).
-      family: ``"meanfield"``, ``"fullrank"``, ``"lowrank"`` or a Family object.
-      estimator: ``"stl"`` (default for differentiable targets), ``"reparam"`` or ``"score"``
-        (default for ``differentiable=False``), or an Estimator object such as
-        ``ScoreFunction(baseline=False, control_variate=False)``.
+      target: a ``vifit.Target`` (e.g. ``Target(log_density, dim=3)``) or a
+        ``vifit.DiscreteTarget``.
+      family: ``"meanfield"``, ``"fullrank"`` (default for continuous targets), ``"lowrank"``,
+        ``"bernoulli"``/``"categorical"`` (default for discrete targets) or a Family object.
+      objective: ``"elbo"``, ``"iwae"``, ``"renyi"``, ``"chi2"`` (minimized),
+        ``"forward_kl"`` (minimized), or an Objective object such as ``IWAE(K=16)``; see
+        docs/objectives.md.
+      estimator: by default the objective's choice (``"stl"`` for the ELBO, ``"dreg"`` for
+        IWAE/Renyi/CUBO, ``"snis"`` for forward KL; ``"score"`` for ``differentiable=False``
+        and discrete targets), or ``"reparam"``, ``"rb"``, ``"relaxed"``, ``"score_plain"``, or
+        an Estimator object such as ``ScoreFunction(baseline=False, control_variate=False)``.
       optimizer: ``"adam"``, ``"sgd"``, ``"adagrad"``, ``"rmsprop"`` or an optax transform.
       lr, schedule: learning rate and its schedule (``constant``, ``cosine``, ``exponential``,
         ``warmup_cosine``, or an optax schedule).
       steps: the most optimizer steps; the fit stops earlier when it converges.
-      draws: Monte Carlo draws per step (default: the estimator's, 16 pathwise, 64 score).
+      draws: Monte Carlo draws per step (default: the estimator's, 16 pathwise, 64 score,
+        rounded up to a multiple of the objective's group size K; a given value must be one).
       seed: everything random derives from it; the same seed gives the same numbers.
       window, patience, tol: the stopping rule (see ``vifit.optim.loop``): stop after
-        ``patience`` windows of ``window`` steps whose mean ELBO beats the best by < ``tol``.
-      n_eval: fresh draws for the final ELBO and the importance-sampling log Z.
+        ``patience`` windows of ``window`` steps whose mean objective beats the best by
+        < ``tol`` (best: largest, or smallest for a minimized objective).
+      n_eval: fresh draws for the final ELBO, the objective and the importance-sampling log Z.
       init_params: start from these family parameters instead of ``family.init``.
       progress: show a progress bar (default: when stderr is a terminal).
     """
@@ -90,15 +142,8 @@ def fit(
             "fit() takes a vifit.Target; wrap your function: "
             "vifit.Target(log_density, dim=<d>) or vifit.Target(log_density, init=<z0>)."
         )
-    fam = get_family(family)
-    obj = get_objective(objective)
-    est = _resolve_estimator(estimator, target, obj)
-    draws = est.default_draws() if draws is None else int(draws)
-    if draws < est.min_draws():
-        raise ConfigError(
-            f"estimator {est.name!r} as configured needs at least {est.min_draws()} draws per "
-            f"step, got draws={draws}."
-        )
+    fam, obj, est = resolve(target, family, objective, estimator)
+    draws = resolve_draws(draws, obj, est)
     if steps < 1 or window < 1 or patience < 1:
         raise ConfigError("steps, window and patience must be positive integers.")
     opt = make_optimizer(optimizer, lr=lr, schedule=schedule, steps=steps)
@@ -108,27 +153,52 @@ def fit(
     k_init, k_check, k_loop, k_eval = jax.random.split(key, 4)
     params = fam.init(k_init, target.dim, loc=target.init) if init_params is None else init_params
     _check_start(target, fam, params, k_check, max(draws, 16))
-
-    state = State(params=params, opt_state=opt.init(params), key=k_loop,
-                  rejected=jnp.zeros((), jnp.int32))
-    step = make_step(obj, est, fam, target.log_density, opt, draws)
     config = LoopConfig(max_steps=int(steps), draws=draws, window=int(window),
-                        patience=int(patience), tol=float(tol))
-    label = f"{target.name} · {fam.name} · {est.name}"
-    with single_threaded_blas(), FitProgress(config.max_steps, label=label,
-                                             enabled=progress) as bar:
-        loop = run_loop(state, step, config, on_window=bar.update)
-        bar.finish(loop.steps)
+                        patience=int(patience), tol=float(tol), direction=obj.direction)
+    notes: list[str] = []
+    if obj.warm_start is not None and init_params is None:
+        # The objective's K-draw estimate only means something once q covers p (see its
+        # docstring): start from a fit of the warm-start objective, recorded in the notes.
+        w_obj = get_objective(obj.warm_start)
+        w_est = resolve_estimator(None, target, w_obj, fam)
+        w_draws = resolve_draws(None, w_obj, w_est)
+        w_config = config._replace(draws=w_draws, direction=w_obj.direction)
+        k_warm, k_loop = jax.random.split(k_loop)
+        warm = _optimize(target, fam, w_obj, w_est, opt, params, k_warm, w_config, progress)
+        params = warm.params
+        notes.append(f"started from a fit of {w_obj.label()} ({w_est.label()}, {warm.steps} "
+                     f"steps, {warm.stop_reason})")
+    loop = _optimize(target, fam, obj, est, opt, params, k_loop, config, progress)
+
+    with single_threaded_blas():
         logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
     finite = logw[np.isfinite(logw)]
     elbo = float(finite.mean()) if finite.size else -np.inf
     elbo_se = float(finite.std(ddof=1) / np.sqrt(finite.size)) if finite.size > 1 else np.inf
+    obj_value, obj_se = obj.estimate(logw)
     return FitResult(
-        target=target, family=fam, params=loop.params, objective=obj.name, estimator=est.name,
+        target=target, family=fam, params=loop.params, objective=obj.label(),
+        estimator=est.label(),
         optimizer=opt_name, trace=loop.trace, steps=loop.steps, rejected=loop.rejected,
         stop_reason=loop.stop_reason, seconds=loop.seconds, elbo=elbo, elbo_se=elbo_se,
         evidence=importance_log_z(logw), seed=seed, draws=draws,
+        objective_value=obj_value, objective_se=obj_se, direction=obj.direction,
+        notes=tuple(notes),
     )
+
+
+def _optimize(target: Target, fam: Family, obj: Objective, est: Estimator,
+              opt: optax.GradientTransformation, params: Params, key: jax.Array,
+              config: LoopConfig, progress: bool | None):
+    state = State(params=params, opt_state=opt.init(params), key=key,
+                  rejected=jnp.zeros((), jnp.int32))
+    step = make_step(obj, est, fam, target.log_density, opt, config.draws)
+    label = f"{target.name} · {fam.name} · {est.name}"
+    with single_threaded_blas(), FitProgress(config.max_steps, label=label, enabled=progress,
+                                             metric=obj.name) as bar:
+        loop = run_loop(state, step, config, on_window=bar.update)
+        bar.finish(loop.steps)
+    return loop
 
 
 def _eval_logw(target: Target, family: Family, params: Params, key: jax.Array,

@@ -12,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class FitProgress:
     """Context manager: ``update(steps_done, smoothed_objective, steps_per_second)``."""
 
-    def __init__(self, total: int, label: str = "fit", enabled: bool | None = None):
+    def __init__(self, total: int, label: str = "fit", enabled: bool | None = None,
+                 metric: str = "ELBO"):
         if enabled is None:
             enabled = sys.stderr.isatty()
         self.enabled = enabled
@@ -20,6 +21,7 @@ class FitProgress:
         self._progress: Progress | None = None
         self._task = None
         self.label = label
+        self.metric = metric
 
     def __enter__(self) -> FitProgress:
         if self.enabled:
@@ -27,7 +29,7 @@ class FitProgress:
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("ELBO {task.fields[elbo]}"),
+                TextColumn(self.metric + " {task.fields[elbo]}"),
                 TextColumn("{task.fields[rate]} steps/s"),
                 TimeElapsedColumn(),
                 console=Console(stderr=True),

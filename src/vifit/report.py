@@ -11,7 +11,8 @@ from vifit.result import FitResult
 
 
 def plot_trace(result: FitResult, path: Path) -> None:
-    """The per-step ELBO with its running mean over the stopping-rule window."""
+    """The per-step objective (ELBO by default) with its running mean over the stopping-rule
+    window, the final value, and the importance-sampling log Z where it shares the units."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,7 +21,8 @@ def plot_trace(result: FitResult, path: Path) -> None:
     trace = result.trace
     steps = np.arange(1, trace.size + 1)
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=120)
-    ax.plot(steps, trace, lw=0.6, alpha=0.45, color="tab:blue", label="ELBO per step")
+    ax.plot(steps, trace, lw=0.6, alpha=0.45, color="tab:blue",
+            label=f"{result.objective} per step")
     window = min(100, max(trace.size // 10, 1))
     finite = np.where(np.isfinite(trace), trace, np.nan)
     if trace.size >= window:
@@ -28,15 +30,22 @@ def plot_trace(result: FitResult, path: Path) -> None:
         smooth = np.convolve(np.nan_to_num(finite, nan=np.nanmean(finite)), kernel, mode="valid")
         ax.plot(steps[window - 1:], smooth, color="tab:blue", lw=1.8,
                 label=f"running mean ({window} steps)")
-    ax.axhline(result.elbo, color="black", ls=":", lw=1, label=f"final ELBO {result.elbo:.3f}")
-    if np.isfinite(result.log_z):
+    is_elbo = result.objective == "elbo"
+    final = result.elbo if is_elbo else result.objective_value
+    ax.axhline(final, color="black", ls=":", lw=1,
+               label=f"final {'ELBO' if is_elbo else result.objective} {final:.3f}")
+    # A KL(p || q) estimate is not on the log Z scale; every bound is.
+    on_log_z_scale = not result.objective.startswith("forward_kl")
+    if np.isfinite(result.log_z) and on_log_z_scale:
         ax.axhline(result.log_z, color="tab:red", ls="--", lw=1,
                    label=f"IS log Z {result.log_z:.3f} (k-hat {result.khat:.2f})")
     # The first steps are far below the rest; show the part where the fit is decided.
     tail = finite[trace.size // 5:]
     if np.isfinite(tail).any():
-        lo, hi = np.nanpercentile(tail, 1), max(np.nanmax(tail), result.log_z
-                                               if np.isfinite(result.log_z) else -np.inf)
+        lo = min(np.nanpercentile(tail, 1), result.log_z if on_log_z_scale
+                 and np.isfinite(result.log_z) else np.inf)
+        hi = max(np.nanmax(tail), result.log_z if on_log_z_scale
+                 and np.isfinite(result.log_z) else -np.inf)
         pad = 0.1 * (hi - lo + 1e-9)
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("step")
@@ -73,6 +82,10 @@ def _markdown(result: FitResult, record: dict) -> str:
         f"{v['q95']:.4g} |"
         for name, v in record["params"].items()
     )
+    objective_row = ("" if result.objective == "elbo" else
+                     f"| objective {result.objective}, "
+                     f"{'maximized' if result.direction > 0 else 'minimized'} | "
+                     f"{result.objective_value:.4f} | {result.objective_se:.4f} |\n")
     exact = (f"\nExact log Z (known for this target): {record['exact_log_z']:.4f}\n"
              if "exact_log_z" in record else "")
     return f"""# vifit fit: {result.target.name}
@@ -86,7 +99,7 @@ non-finite) in {result.seconds:.2f} s.
 |---|---|---|
 | ELBO (lower bound on log Z) | {result.elbo:.4f} | {result.elbo_se:.4f} |
 | log Z (Pareto-smoothed importance sampling) | {result.log_z:.4f} | {result.log_z_se:.4f} |
-
+{objective_row}
 Pareto k-hat = {result.khat:.3f}: **{result.evidence.verdict.label}**. {result.evidence.verdict.text}
 {exact}
 ## Posterior summary (draws from q)

@@ -22,12 +22,17 @@ class FitResult:
 
     Attributes:
       params: the variational parameters (a pytree) of ``family``.
-      trace: ``(steps,)`` the objective (ELBO) estimate at each step; NaN where a step was
-        rejected as non-finite.
+      objective: the objective's label (``elbo``, ``iwae(K=8)``, ...); ``direction`` is +1 when
+        it was maximized, -1 when minimized (``chi2``, ``forward_kl``, Renyi with alpha < 0).
+      trace: ``(steps,)`` the objective's estimate at each step, in its own units (nats);
+        NaN where a step was rejected as non-finite.
       stop_reason: ``"converged"``, ``"max_steps"`` or ``"non-finite"``.
       elbo, elbo_se: the ELBO of the final q from ``n_eval`` fresh draws, with its Monte Carlo
         standard error (nats).
       evidence: log Z by Pareto-smoothed importance sampling from q, with k-hat and verdict.
+      objective_value, objective_se: the objective at the final q from the same ``n_eval``
+        draws (groups of its K), with its standard error (NaN where it has none).
+      notes: what else the fit did, e.g. the warm start of an upper-bound objective.
     """
 
     target: Target
@@ -46,6 +51,10 @@ class FitResult:
     evidence: ISEstimate
     seed: int
     draws: int
+    objective_value: float = float("nan")
+    objective_se: float = float("nan")
+    direction: int = 1
+    notes: tuple[str, ...] = ()
 
     @property
     def log_z(self) -> float:
@@ -123,6 +132,9 @@ class FitResult:
             "seed": self.seed,
             "elbo": self.elbo,
             "elbo_se": self.elbo_se,
+            "objective_value": self.objective_value,
+            "objective_se": self.objective_se,
+            "objective_direction": "maximized" if self.direction > 0 else "minimized",
             "log_z": ev.log_z,
             "log_z_se": ev.se,
             "khat": ev.khat,
@@ -133,6 +145,7 @@ class FitResult:
             "steps": self.steps,
             "rejected_steps": self.rejected,
             "stop_reason": self.stop_reason,
+            "notes": list(self.notes),
             "seconds": self.seconds,
             "params": {
                 name: {col: float(row[col]) for col in ("mean", "sd", "q5", "q50", "q95")}

@@ -46,6 +46,8 @@ class Target:
       exact: known answers (``log_z``; ``mean`` and ``cov`` of z) when the target has them.
     """
 
+    discrete = False  # integer states: see vifit.discrete.DiscreteTarget
+
     def __init__(
         self,
         log_density: LogDensity,

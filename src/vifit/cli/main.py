@@ -44,9 +44,17 @@ def list_examples() -> None:
 def fit_command(
     model: Annotated[str, typer.Argument(help="A built-in example (see `vifit list`) or a .py file "
                                               "defining log_density and dim or init.")],
-    family: Annotated[str, typer.Option(help="meanfield, fullrank or lowrank.")] = "fullrank",
+    family: Annotated[Optional[str], typer.Option(
+        help="meanfield, fullrank, lowrank; bernoulli, categorical for discrete models "
+             "(default: fullrank, or the discrete one).")] = None,
+    objective: Annotated[str, typer.Option(
+        help="elbo, iwae, renyi, chi2 or forward_kl (see docs/objectives.md).")] = "elbo",
+    k: Annotated[Optional[int], typer.Option(
+        "--K", help="iwae, renyi, chi2: draws per group.")] = None,
+    alpha: Annotated[Optional[float], typer.Option(help="renyi: the order alpha.")] = None,
     estimator: Annotated[Optional[str], typer.Option(
-        help="score, reparam or stl (default: stl; score for non-differentiable models).")] = None,
+        help="score, score_plain, reparam, stl, dreg, snis, rb or relaxed (default: the "
+             "objective's: stl, dreg or snis; score for non-differentiable models).")] = None,
     optimizer: Annotated[str, typer.Option(help="adam, sgd, adagrad or rmsprop.")] = "adam",
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-2,
     schedule: Annotated[str, typer.Option(
@@ -66,27 +74,30 @@ def fit_command(
     """Fit a variational approximation to MODEL and print the summary and log Z."""
     try:
         _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, tol, rank,
-             baseline, cv, out, progress)
+             baseline, cv, out, progress, objective, k, alpha)
     except VifitError as exc:
         _fail(str(exc))
 
 
 def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, tol, rank,
-         baseline, cv, out, progress) -> None:
+         baseline, cv, out, progress, objective="elbo", k=None, alpha=None) -> None:
     import vifit
     from vifit.cli.models import load_model
     from vifit.estimators import ScoreFunction, get_estimator
     from vifit.families import LowRank, get_family
+    from vifit.objectives import get_objective
 
-    fam = LowRank(rank=rank) if family == "lowrank" else get_family(family)
+    fam = LowRank(rank=rank) if family == "lowrank" else family and get_family(family)
+    obj = get_objective(objective, K=k, alpha=alpha)
     est = None
     if estimator is not None:
         est = (ScoreFunction(baseline=baseline, control_variate=cv) if estimator == "score"
                else get_estimator(estimator))
     target, origin = load_model(model)
     out_console.print(f"[bold]{target.name}[/]: {origin}, d = {target.dim}")
-    result = vifit.fit(target, fam, estimator=est, optimizer=optimizer, lr=lr, schedule=schedule,
-                       steps=steps, draws=draws, seed=seed, tol=tol, progress=progress)
+    result = vifit.fit(target, fam, objective=obj, estimator=est, optimizer=optimizer, lr=lr,
+                       schedule=schedule, steps=steps, draws=draws, seed=seed, tol=tol,
+                       progress=progress)
     print_result(result)
     if out is not None:
         from vifit.report import write_report
@@ -104,17 +115,28 @@ def print_result(result) -> None:
         table.add_row(name, *(f"{row[c]:.4g}" for c in ("mean", "sd", "q5", "q50", "q95")))
     out_console.print(table)
     ev = result.evidence
+    for note in result.notes:
+        out_console.print(f"note: {note}")
     out_console.print(
         f"stopped: {result.stop_reason} after {result.steps} steps "
         f"({result.rejected} rejected), {result.seconds:.2f} s"
     )
     out_console.print(f"ELBO   = {result.elbo:.4f} ± {result.elbo_se:.4f}  (lower bound on log Z)")
+    if result.objective != "elbo":
+        how = "maximized" if result.direction > 0 else "minimized"
+        out_console.print(f"{result.objective} = {result.objective_value:.4f} ± "
+                          f"{result.objective_se:.4f}  (the fitted objective, {how})")
     out_console.print(f"log Z  = {ev.log_z:.4f} ± {ev.se:.4f}  "
                       f"(Pareto-smoothed importance sampling, {ev.n} draws)")
     if "log_z" in result.target.exact:
         out_console.print(f"exact log Z = {result.target.exact['log_z']:.4f}")
     colour = {"good": "green", "usable with care": "yellow"}.get(ev.verdict.label, "red")
     out_console.print(f"k-hat  = {ev.khat:.3f}: [{colour}]{ev.verdict.label}[/] — {ev.verdict.text}")
+
+
+from vifit.cli.gradvar import gradvar_command  # noqa: E402
+
+app.command("gradvar")(gradvar_command)
 
 
 def main() -> None:

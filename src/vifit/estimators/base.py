@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 
+from vifit.errors import ConfigError
 from vifit.families.base import Family, Params
 from vifit.objectives.base import Objective
 
@@ -42,6 +43,30 @@ class Estimator(eqx.Module):
 
     def check(self, objective: Objective) -> None:
         """Raise ConfigError when this estimator cannot serve ``objective``."""
+
+    def check_target(self, target: Any, family: Family) -> None:
+        """Raise ConfigError when this estimator cannot serve ``family`` on ``target``. By
+        default: an estimator that differentiates log p through the draws needs a family whose
+        draws are reparameterized (not discrete)."""
+        if self.needs_target_grad and not family.reparameterized:
+            raise ConfigError(
+                f"estimator {self.name!r} differentiates through the draws, but family "
+                f"{family.name!r} draws discrete states; use estimator='score', 'rb' or "
+                "'relaxed'."
+            )
+
+    def label(self) -> str:
+        """The name with its settings, for reports."""
+        return self.name
+
+    def bias(self, objective: Objective) -> str | None:
+        """``None`` when the estimate is unbiased for grad ``objective``; else why it is not."""
+        return None
+
+    def evals_per_draw(self, family: Family, params: Params) -> int:
+        """Evaluations of log p (with its gradient, for pathwise estimators) per draw: what a
+        fair comparison of estimators holds fixed."""
+        return 1
 
     def loss_grad(
         self,

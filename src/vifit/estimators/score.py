@@ -21,8 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from vifit.errors import ConfigError
-from vifit.estimators.base import Aux, Estimator, LogDensity
-from vifit.families.base import Family, Params
+from vifit.estimators.base import Aux, Estimator
 from vifit.objectives.base import Array, Objective
 
 
@@ -73,11 +72,17 @@ class ScoreFunction(Estimator):
     def default_draws(self) -> int:
         return 64
 
+    def label(self) -> str:
+        off = [n for n, on in (("baseline", self.baseline), ("cv", self.control_variate))
+               if not on]
+        return self.name if not off else f"{self.name} (no {', no '.join(off)})"
+
     def check(self, objective: Objective) -> None:
         if not objective.linear_in_weights:
             raise ConfigError(
                 f"the score estimator here serves objectives that are expectations of the "
-                f"log-weights (the ELBO); {objective.name!r} is not. Use estimator='reparam'."
+                f"log-weights (the ELBO); {objective.name!r} is not. Use estimator="
+                f"{objective.default_estimator(True)!r} (on a differentiable target)."
             )
 
     def loss_grad(self, objective, log_density, family, params, key, n):
@@ -90,7 +95,7 @@ class ScoreFunction(Estimator):
         grad_elbo = jax.tree.map(
             lambda h: _corrected_mean(h, w, self.baseline, self.control_variate), scores
         )
-        neg = jax.tree.map(jnp.negative, grad_elbo)
+        neg = jax.tree.map(lambda g: -objective.direction * g, grad_elbo)
         return neg, Aux(objective.value(logw), logw)
 
     def surrogate(self, objective, log_density, family, params, key, n):

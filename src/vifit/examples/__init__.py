@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vifit.errors import ConfigError
-from vifit.examples import eight_schools, gaussian, linear_regression
+from vifit.examples import eight_schools, gaussian, ising, linear_regression, mixture
 from vifit.target import Target
 
 _EXAMPLES: dict[str, tuple[Callable[[], Target], str]] = {
@@ -14,6 +14,9 @@ _EXAMPLES: dict[str, tuple[Callable[[], Target], str]] = {
     "linear_regression": (linear_regression.make,
                           "Bayesian linear regression, known noise; exact log Z (d=5, n=100)"),
     "gaussian": (gaussian.make, "correlated Gaussian, condition number 100; exact log Z (d=10)"),
+    "ising": (ising.make, "4x4 periodic Ising model, 16 binary spins; exact log Z by enumeration"),
+    "mixture_labels": (mixture.make, "labels of a 3-cluster Gaussian mixture, means integrated "
+                                     "out, 10 points; exact log Z by enumeration"),
 }
 
 

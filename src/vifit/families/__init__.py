@@ -6,12 +6,15 @@ from collections.abc import Callable
 
 from vifit.errors import ConfigError
 from vifit.families.base import Family
+from vifit.families.discrete import Bernoulli, Categorical
 from vifit.families.gaussian import FullRank, LowRank, MeanField
 
 _REGISTRY: dict[str, Callable[[], Family]] = {
     "meanfield": MeanField,
     "fullrank": FullRank,
     "lowrank": LowRank,
+    "bernoulli": Bernoulli,
+    "categorical": Categorical,
 }
 
 
@@ -33,5 +36,5 @@ def get_family(spec: str | Family) -> Family:
     raise ConfigError(f"unknown family {spec!r}; choose one of {', '.join(family_names())}.")
 
 
-__all__ = ["Family", "FullRank", "LowRank", "MeanField", "family_names", "get_family",
+__all__ = ["Bernoulli", "Categorical", "Family", "FullRank", "LowRank", "MeanField", "family_names", "get_family",
            "register_family"]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import abc
 import math
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
+
+from vifit.errors import ConfigError
 
 Array = jax.Array
 Params = dict[str, Array]
@@ -23,6 +25,24 @@ class Family(eqx.Module):
     """
 
     name: eqx.AbstractClassVar[str]
+    # Traits read by estimators: draws are a differentiable function of params (pathwise
+    # gradients apply); draws are integer states; q factorizes over coordinates (sites).
+    reparameterized: ClassVar[bool] = True
+    discrete: ClassVar[bool] = False
+    factorized: ClassVar[bool] = False
+
+    def for_target(self, target: Any) -> Family:
+        """This family, configured for ``target`` (e.g. its number of states), or a ConfigError
+        when the two cannot go together."""
+        if getattr(target, "discrete", False) != self.discrete:
+            kinds = ("continuous", "discrete")
+            fix = ("family='bernoulli' or 'categorical'" if self.discrete is False
+                   else "a continuous family such as 'fullrank'")
+            raise ConfigError(
+                f"family {self.name!r} is {kinds[self.discrete]} but target "
+                f"{getattr(target, 'name', '')!r} is {kinds[not self.discrete]}; use {fix}."
+            )
+        return self
 
     @abc.abstractmethod
     def init(self, key: Array, dim: int, loc: Array | None = None) -> Params:

@@ -2,8 +2,9 @@
 
 Stopping rule (documented for users in the README): the trace is cut into windows of
 ``window`` steps (one window per compiled chunk). After each window the mean objective of the
-window is compared with the best window mean so far; a window that does not beat the best by
-more than ``tol`` nats is "stale". The fit has converged after ``patience`` stale windows in a
+window is compared with the best window mean so far ("best" is the largest for a maximized
+objective, the smallest for a minimized one such as CUBO: ``direction``); a window that does not
+beat the best by more than ``tol`` nats is "stale". The fit has converged after ``patience`` stale windows in a
 row. It also stops at ``max_steps``, or when every step of a window was rejected as non-finite.
 On convergence the returned parameters are the average of the last window's iterates
 (Polyak-Ruppert averaging), which removes most of the optimizer's jitter at no cost.
@@ -43,6 +44,7 @@ class LoopConfig(NamedTuple):
     window: int = 100
     patience: int = 3
     tol: float = 1e-3
+    direction: int = 1  # +1: the objective is maximized; -1: minimized (upper bounds)
 
 
 class LoopResult(NamedTuple):
@@ -139,8 +141,8 @@ def run_loop(state: State, step, config: LoopConfig,
         window_mean = float(finite.mean())
         if on_window is not None:
             on_window(done, window_mean, rate)
-        if window_mean > best + config.tol:
-            best, stale = window_mean, 0
+        if config.direction * window_mean > best + config.tol:
+            best, stale = config.direction * window_mean, 0
         else:
             stale += 1
             if stale >= config.patience:
