@@ -14,12 +14,13 @@ from vifit.families import Family, FullRank, LowRank, MeanField, get_family
 from vifit.objectives import ELBO, Objective, get_objective
 from vifit.result import FitResult
 from vifit.target import Target
+from vifit import ep  # noqa: E402  (expectation propagation: vifit.ep.fit, vifit.ep.Factorized)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ELBO", "STL", "ConfigError", "Estimator", "Family", "FitResult", "FullRank", "ISEstimate",
     "LowRank", "MeanField", "ModelFileError", "Objective", "Reparam", "ScoreFunction", "Target",
-    "TargetError", "VifitError", "fit", "get_estimator", "get_family", "get_objective",
+    "TargetError", "VifitError", "ep", "fit", "get_estimator", "get_family", "get_objective",
     "importance_log_z", "khat_verdict",
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vifit.errors import ConfigError
-from vifit.examples import eight_schools, gaussian, linear_regression
+from vifit.examples import (binary_regression, eight_schools, gaussian, gp_classification,
+                            linear_regression)
 from vifit.target import Target
 
 _EXAMPLES: dict[str, tuple[Callable[[], Target], str]] = {
@@ -14,7 +15,18 @@ _EXAMPLES: dict[str, tuple[Callable[[], Target], str]] = {
     "linear_regression": (linear_regression.make,
                           "Bayesian linear regression, known noise; exact log Z (d=5, n=100)"),
     "gaussian": (gaussian.make, "correlated Gaussian, condition number 100; exact log Z (d=10)"),
+    "probit_regression": (binary_regression.make_probit,
+                          "probit regression, Finney's vasoconstriction data (real, d=3); EP too"),
+    "logistic_regression": (binary_regression.make_logistic,
+                            "logistic regression, vasoconstriction data (real, d=3); EP too"),
+    "gp_classification": (gp_classification.make,
+                          "GP classification, RBF kernel, probit, seeded 1-D data (d=60); EP too"),
 }
+
+# Models that declare their factors, for `vifit fit NAME --method ep`.
+EP_MODELS = {"probit_regression": binary_regression.probit_model,
+             "logistic_regression": binary_regression.logistic_model,
+             "gp_classification": gp_classification.model}
 
 
 def example_names() -> list[str]:
