@@ -48,6 +48,8 @@ class SweepInfo(NamedTuple):
     change: Array  # () largest relative change a valid site asked for (before damping)
     skipped: Array  # () int32: site updates not taken (see the module docstring)
     step: Array  # () the step taken: 1 - damping, less after parallel backtracking
+    log_z: Array  # () log Z_EP of the state the sweep started from (NaN if some cavity is bad)
+    improper: Array  # () int32: sites whose cavity was improper at the start of the sweep
 
 
 class Problem(NamedTuple):
@@ -132,6 +134,7 @@ def sequential_sweep(term: Term, problem: Problem, state: EPState, step: Array,
         nu = nu.at[i].add(d_nu)
         return (tau, nu, mean, 0.5 * (cov + cov.T)), (change, ~ok)
 
+    log_z, improper = log_evidence(term, problem, state)
     n = problem.proj.shape[0]
     (tau, nu, mean, cov), (change, skipped) = jax.lax.scan(
         body, tuple(state), jnp.arange(n))
@@ -139,7 +142,7 @@ def sequential_sweep(term: Term, problem: Problem, state: EPState, step: Array,
     mean = jnp.where(proper, fresh_mean, mean)
     cov = jnp.where(proper, fresh_cov, cov)
     info = SweepInfo(jnp.max(change), jnp.sum(skipped).astype(jnp.int32),
-                     jnp.asarray(step, dtype=tau.dtype))
+                     jnp.asarray(step, dtype=tau.dtype), log_z, improper)
     return EPState(tau, nu, mean, cov), info
 
 
@@ -148,8 +151,10 @@ def parallel_sweep(term: Term, problem: Problem, state: EPState, step: Array,
     """Update every site against the same q, then recompute q once; halve the step until the
     new q is proper."""
     m, s = marginals(problem, state.mean, state.cov)
-    new_tau, new_nu, valid, *_ = jax.vmap(_propose, in_axes=(None, 0, 0, 0, 0, 0, None))(
+    new_tau, new_nu, valid, log_zhat, tau_cav, nu_cav = jax.vmap(
+        _propose, in_axes=(None, 0, 0, 0, 0, 0, None))(
         term, state.tau, state.nu, m, s, problem.data, clip)
+    log_z, improper = _log_z(problem, state, m, s, valid, log_zhat, tau_cav, nu_cav)
     change = jnp.where(valid, jnp.maximum(_relative_change(state.tau, new_tau),
                                           _relative_change(state.nu, new_nu)), 0.0)
 
@@ -170,11 +175,13 @@ def parallel_sweep(term: Term, problem: Problem, state: EPState, step: Array,
     _, taken, proper, new_state = jax.lax.while_loop(again, attempt, first)
     new_state = jax.tree.map(lambda a, b: jnp.where(proper, a, b), new_state, state)
     skipped = jnp.where(proper, jnp.sum(~valid), valid.shape[0]).astype(jnp.int32)
-    return new_state, SweepInfo(jnp.max(change), skipped, jnp.where(proper, taken, 0.0))
+    return new_state, SweepInfo(jnp.max(change), skipped, jnp.where(proper, taken, 0.0),
+                                log_z, improper)
 
 
 def log_evidence(term: Term, problem: Problem, state: EPState) -> tuple[Array, Array]:
-    """The EP estimate of log Z and the number of sites whose cavity is improper (then NaN).
+    """The EP estimate of log Z at ``state`` and the number of sites whose cavity is improper
+    (then log Z is NaN).
 
         log Z_EP = sum_i log Z~_i + log integral N(w; 0, I) prod_i exp(-tau_i u_i^2/2 + nu_i u_i) dw,
 
@@ -182,16 +189,22 @@ def log_evidence(term: Term, problem: Problem, state: EPState) -> tuple[Array, A
     (Minka, 2001; Rasmussen & Williams, 2006, eq. 3.65, here for projections and any sign of
     tau). It is exact when every term is Gaussian and when the terms act on independent
     coordinates."""
-    b, c, tau, nu = problem.proj, problem.offset, state.tau, state.nu
-    mean, cov, chol, proper = posterior(problem, tau, nu)
-    m, s = marginals(problem, mean, cov)
+    m, s = marginals(problem, state.mean, state.cov)
     _, _, valid, log_zhat, tau_cav, nu_cav = jax.vmap(
-        _propose, in_axes=(None, 0, 0, 0, 0, 0, None))(term, tau, nu, m, s, problem.data, False)
+        _propose, in_axes=(None, 0, 0, 0, 0, 0, None))(
+        term, state.tau, state.nu, m, s, problem.data, False)
+    return _log_z(problem, state, m, s, valid, log_zhat, tau_cav, nu_cav)
+
+
+def _log_z(problem, state, m, s, valid, log_zhat, tau_cav, nu_cav) -> tuple[Array, Array]:
+    b, c, tau, nu = problem.proj, problem.offset, state.tau, state.nu
     safe = jnp.where(valid, tau_cav, 1.0)
     # log Z~_i, using tau_cav + tau_i = 1/s_i and nu_cav + nu_i = m_i/s_i.
-    log_site = (log_zhat - 0.5 * jnp.log(s * safe) + 0.5 * nu_cav**2 / safe - 0.5 * m**2 / s)
+    log_site = log_zhat - 0.5 * jnp.log(s * safe) + 0.5 * nu_cav**2 / safe - 0.5 * m**2 / s
+    chol = jnp.linalg.cholesky(state.cov)  # log |precision| = -log |cov|
     h = b.T @ (nu - tau * c)
-    gauss = -jnp.sum(jnp.log(jnp.diag(chol))) + 0.5 * h @ mean + jnp.sum(nu * c - 0.5 * tau * c**2)
+    gauss = (jnp.sum(jnp.log(jnp.diag(chol))) + 0.5 * h @ state.mean
+             + jnp.sum(nu * c - 0.5 * tau * c**2))
     total = jnp.sum(log_site) + gauss
-    bad = jnp.sum(~valid)
-    return jnp.where((bad == 0) & proper, total, jnp.nan), bad
+    bad = jnp.sum(~valid).astype(jnp.int32)
+    return jnp.where((bad == 0) & jnp.all(jnp.isfinite(chol)), total, jnp.nan), bad

@@ -137,9 +137,11 @@ class Factorized:
         coordinates EP works in (well conditioned); ``constrain`` reports z by name.
         ``whiten=False``: coordinates z themselves.
         """
+        # check=False: the density is assembled from validated data and a Term that EP itself
+        # evaluates; the checks would only cost compilations.
         if not whiten:
             return Target(self.log_density, dim=self.dim, param_names=self.param_names,
-                          name=self.name, exact=self.exact)
+                          name=self.name, exact=self.exact, check=False)
         def log_density(w):
             # p(w) = p(z(w)) |L0|: the prior's 1/|L0| cancels, so Z (the evidence) is unchanged.
             return -0.5 * jnp.sum(w**2) - 0.5 * self.dim * _LOG_2PI + self.log_likelihood(
@@ -149,4 +151,4 @@ class Factorized:
             return self.constrain(self.to_z(w))
 
         return Target(log_density, dim=self.dim, param_names=[f"w[{j}]" for j in range(self.dim)],
-                      constrain=constrain, name=self.name, exact=self.exact)
+                      constrain=constrain, name=self.name, exact=self.exact, check=False)

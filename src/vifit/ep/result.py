@@ -27,7 +27,8 @@ class EPResult:
       converged: the largest relative site change asked for in the last sweep was <= tol.
       status: ``"converged"``, ``"max_sweeps"`` or ``"stuck"`` (no site could be updated).
       history: ``(sweeps,)`` the largest relative site change per sweep (before damping).
-      log_z_trace: ``(sweeps,)`` log Z_EP after each sweep.
+      log_z_trace: ``(sweeps + 1,)`` log Z_EP before each sweep (the first at flat sites) and
+        at the end.
       damping: the damping in force at the end (raised automatically on oscillation).
       damping_raised_at: the sweeps after which damping was raised.
       skipped: site updates not taken (improper cavity, bad moments, improper q).

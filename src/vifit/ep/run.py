@@ -19,7 +19,7 @@ from functools import partial
 import jax
 import numpy as np
 
-from vifit.ep.core import EPState, Problem, init_state, log_evidence, parallel_sweep, sequential_sweep
+from vifit.ep.core import EPState, Problem, init_state, parallel_sweep, sequential_sweep
 from vifit.ep.model import Factorized
 from vifit.ep.result import EPResult
 from vifit.errors import ConfigError
@@ -32,15 +32,14 @@ class EPWarning(UserWarning):
 
 
 def _compiled(model: Factorized, schedule: str, clip: bool):
-    """Jitted ``sweep(state, step)`` and ``log_z(state)`` for this model, cached on it so a
-    second fit of the same model does not compile again."""
+    """The jitted ``sweep(state, step)`` for this model, cached on it so a second fit of the
+    same model does not compile again. One program per fit: the sweep also returns log Z_EP
+    of the state it started from, and a sweep with step 0 gives the final log Z."""
     cache = model.__dict__.setdefault("_ep_compiled", {})
-    key = (schedule, clip)
+    key = (schedule, clip, jax.config.jax_enable_x64)
     if key not in cache:
         problem = Problem(model.proj, model.offset, model.data)
-        sweep = jax.jit(partial(_SWEEPS[schedule], model.term, problem, clip=clip))
-        log_z = jax.jit(partial(log_evidence, model.term, problem))
-        cache[key] = (problem, sweep, log_z)
+        cache[key] = (problem, jax.jit(partial(_SWEEPS[schedule], model.term, problem, clip=clip)))
     return cache[key]
 
 
@@ -81,7 +80,7 @@ def fit(model: Factorized, *, schedule: str = "sequential", damping: float = 0.0
     if max_sweeps < 1 or patience < 1 or not tol > 0:
         raise ConfigError("max_sweeps and patience must be positive integers, tol positive.")
 
-    problem, sweep, log_z_fn = _compiled(model, schedule, negative == "clip")
+    problem, sweep = _compiled(model, schedule, negative == "clip")
     state = init_state(problem) if init is None else init
     step, min_step = 1.0 - damping, 1.0 - max_damping
     history, trace, raised = [], [], []
@@ -93,7 +92,7 @@ def fit(model: Factorized, *, schedule: str = "sequential", damping: float = 0.0
         change = float(info.change)
         skipped += int(info.skipped)
         history.append(change)
-        trace.append(float(log_z_fn(state)[0]))
+        trace.append(float(info.log_z))  # log Z_EP before this sweep
         if int(info.skipped) == problem.proj.shape[0]:
             status = "stuck"
             break
@@ -112,18 +111,20 @@ def fit(model: Factorized, *, schedule: str = "sequential", damping: float = 0.0
                 f"EP is oscillating: the site change has not improved for {patience} sweeps "
                 f"(now {change:.3g}); damping raised to {1.0 - step:.3g} after sweep {k}.",
                 EPWarning, stacklevel=2)
+    _, final = sweep(state, 0.0)  # step 0: sites unchanged; log Z_EP of the final state
+    log_z, bad = float(final.log_z), int(final.improper)
+    trace.append(log_z)
     seconds = time.perf_counter() - t0
-    log_z, bad = log_z_fn(state)
     if status != "converged":
         warnings.warn(
             f"EP did not converge in {len(history)} sweeps ({status}; last site change "
             f"{history[-1]:.3g} > tol {tol:g}); the result is the last iterate. Try more "
             "damping (damping=0.5) or the sequential schedule.", EPWarning, stacklevel=2)
-    if int(bad):
-        warnings.warn(f"{int(bad)} site(s) have an improper cavity at the end; log Z is NaN.",
+    if bad:
+        warnings.warn(f"{bad} site(s) have an improper cavity at the end; log Z is NaN.",
                       EPWarning, stacklevel=2)
     return EPResult(
-        model=model, state=state, log_z=float(log_z), sweeps=len(history),
+        model=model, state=state, log_z=log_z, sweeps=len(history),
         converged=status == "converged", status=status, history=np.asarray(history),
         log_z_trace=np.asarray(trace), damping=1.0 - step, damping_raised_at=tuple(raised),
         skipped=skipped, seconds=seconds, schedule=schedule, tol=float(tol),
