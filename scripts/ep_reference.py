@@ -61,9 +61,11 @@ def nuts(model, warmup: int, draws: int, seed: int = 0) -> dict:
     flat = z.reshape(-1, model.dim)
     return {
         "mean": flat.mean(0).tolist(), "sd": flat.std(0, ddof=1).tolist(),
-        **({"cov": np.cov(flat.T).tolist()} if model.dim <= 3 else {}), "mcse_mean": summ["mcse_mean"].tolist(),
+        **({"cov": np.cov(flat.T).tolist()} if model.dim <= 3 else {}),
+        "mcse_mean": summ["mcse_mean"].tolist(),
         "mcse_sd": mcse_sd.tolist(), "r_hat_max": float(summ["r_hat"].max()),
-        "ess_bulk_min": float(summ["ess_bulk"].min()), "ess_tail_min": float(summ["ess_tail"].min()),
+        "ess_bulk_min": float(summ["ess_bulk"].min()),
+        "ess_tail_min": float(summ["ess_tail"].min()),
         "chains": 4, "warmup": warmup, "draws_per_chain": draws, "seconds": seconds,
         "divergences": int(np.sum(mcmc.get_extra_fields()["diverging"])),
     }, w.reshape(-1, model.dim)

@@ -59,3 +59,13 @@ def test_ep_bad_input_is_one_clear_line(tmp_path, args, message):
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
     assert message in lines[0]
+
+
+def test_an_ep_model_file_also_loads_as_a_vi_target(tmp_path):
+    from vifit.cli.models import load_model
+
+    (tmp_path / "model.py").write_text(MODEL)
+    target, origin = load_model(str(tmp_path / "model.py"))
+    assert target.dim == 3 and "ep_model" in origin
+    names, _ = target.constrained_names()
+    assert names == ["a", "b1", "b2"]

@@ -96,7 +96,8 @@ def write_ep_report(res, fit, out: Path) -> list[Path]:
         f"| quantity | estimate | standard error |\n|---|---|---|\n"
         f"| log Z (EP) | {res.log_z:.4f} | |\n"
         f"| log Z (importance sampling from the EP Gaussian) | {fit.log_z:.4f} | "
-        f"{fit.log_z_se:.4f} |\n| ELBO of the EP Gaussian | {fit.elbo:.4f} | {fit.elbo_se:.4f} |\n\n"
+        f"{fit.log_z_se:.4f} |\n"
+        f"| ELBO of the EP Gaussian | {fit.elbo:.4f} | {fit.elbo_se:.4f} |\n\n"
         f"Pareto k-hat = {fit.khat:.3f}: **{fit.evidence.verdict.label}**. "
         f"{fit.evidence.verdict.text}\n\n"
         f"| param | mean | sd | 5% | 50% | 95% |\n|---|---|---|---|---|---|\n{rows}\n")

@@ -64,7 +64,8 @@ def init_state(problem: Problem) -> EPState:
     """All sites flat (tau = nu = 0): q is the prior, N(0, I) in whitened coordinates."""
     n, d = problem.proj.shape
     zeros = jnp.zeros(n, problem.proj.dtype)
-    return EPState(zeros, zeros, jnp.zeros(d, problem.proj.dtype), jnp.eye(d, dtype=problem.proj.dtype))
+    dtype = problem.proj.dtype
+    return EPState(zeros, zeros, jnp.zeros(d, dtype), jnp.eye(d, dtype=dtype))
 
 
 def posterior(problem: Problem, tau: Array, nu: Array) -> tuple[Array, Array, Array, Array]:
@@ -183,7 +184,8 @@ def log_evidence(term: Term, problem: Problem, state: EPState) -> tuple[Array, A
     """The EP estimate of log Z at ``state`` and the number of sites whose cavity is improper
     (then log Z is NaN).
 
-        log Z_EP = sum_i log Z~_i + log integral N(w; 0, I) prod_i exp(-tau_i u_i^2/2 + nu_i u_i) dw,
+        log Z_EP = sum_i log Z~_i
+                   + log integral N(w; 0, I) prod_i exp(-tau_i u_i^2/2 + nu_i u_i) dw,
 
     with Z~_i the site normalizer that makes the cavity times the site integrate to Z_hat_i
     (Minka, 2001; Rasmussen & Williams, 2006, eq. 3.65, here for projections and any sign of

@@ -1,6 +1,7 @@
 """Bayesian probit and logistic regression on Finney's (1947) vasoconstriction data (real).
 
-    beta ~ N(0, 5^2 I_3),  P(y_i = 1 | beta) = link(beta_0 + beta_1 log volume_i + beta_2 log rate_i),
+    beta ~ N(0, 5^2 I_3),
+    P(y_i = 1 | beta) = link(beta_0 + beta_1 log volume_i + beta_2 log rate_i),
 
 with link the standard normal CDF (probit) or the logistic sigmoid; 39 trials (data file:
 examples/data/vaso.csv, shipped with the package). A classic: nearly separable, so the
