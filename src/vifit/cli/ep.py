@@ -65,7 +65,7 @@ def fit_ep(spec: str, schedule: str, damping: float, max_sweeps: int, seed: int,
         f"EP     : {res.status} after {res.sweeps} sweeps ({res.schedule}, damping "
         f"{res.damping:.3g}, {res.skipped} site updates skipped, {res.negative_sites} negative "
         f"site precisions)")
-    out_console.print(f"log Z  = {res.log_z:.4f}  (EP estimate; the line above the ELBO is "
+    out_console.print(f"EP log Z = {res.log_z:.4f}  (EP's own estimate; the log Z line above is "
                       "importance sampling from the EP Gaussian)")
     if out is not None:
         paths = write_ep_report(res, fit, out)
