@@ -18,6 +18,7 @@ from vifit.gradvar import gradient_variance
 from vifit.objectives import CUBO, ELBO, IWAE, ForwardKL, Objective, Renyi, get_objective
 from vifit.result import FitResult
 from vifit.target import Target
+from vifit import ep  # noqa: E402  (expectation propagation: vifit.ep.fit, vifit.ep.Factorized)
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,6 @@ __all__ = [
     "DiscreteTarget", "Estimator", "Family", "FitResult", "ForwardKL", "FullRank", "ISEstimate",
     "LocalExpectation", "LowRank", "MeanField", "ModelFileError", "Objective", "Relaxed",
     "Renyi", "Reparam", "ScoreFunction", "Target", "TargetError", "VifitError", "enumerate_exact",
-    "fit", "get_estimator", "get_family", "get_objective", "gradient_variance",
+    "ep", "fit", "get_estimator", "get_family", "get_objective", "gradient_variance",
     "importance_log_z", "khat_verdict",
 ]

@@ -70,9 +70,19 @@ def fit_command(
     out: Annotated[Optional[Path], typer.Option(
         help="Write result.json, draws.nc, elbo.png and report.md here.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    method: Annotated[str, typer.Option(help="vi, or ep: expectation propagation (MODEL must "
+                                             "declare its factors; see docs/ep.md).")] = "vi",
+    ep_schedule: Annotated[str, typer.Option(help="ep: sequential or parallel.")] = "sequential",
+    damping: Annotated[float, typer.Option(help="ep: initial damping in [0, 1).")] = 0.0,
+    max_sweeps: Annotated[int, typer.Option(help="ep: most sweeps.")] = 200,
 ) -> None:
     """Fit a variational approximation to MODEL and print the summary and log Z."""
     try:
+        if method != "vi":
+            from vifit.cli.ep import fit_ep, check_method
+
+            check_method(method)
+            return fit_ep(model, ep_schedule, damping, max_sweeps, seed, out)
         _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, tol, rank,
              baseline, cv, out, progress, objective, k, alpha)
     except VifitError as exc:

@@ -24,6 +24,8 @@ def load_model(spec: str) -> tuple[Target, str]:
     if not path.is_file():
         raise ModelFileError(f"model file {spec!r} not found.")
     module = _import_file(path)
+    if not hasattr(module, "log_density") and hasattr(module, "ep_model"):  # EP models run VI too
+        return module.ep_model.target(), f"ep_model from {path} (its Target)"
     if not hasattr(module, "log_density"):
         raise ModelFileError(
             f"{path} defines no `log_density`; add `def log_density(z): ...` returning the "

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vifit.errors import ConfigError
-from vifit.examples import eight_schools, gaussian, ising, linear_regression, mixture
+from vifit.examples import (binary_regression, eight_schools, gaussian, gp_classification, ising,
+                            linear_regression, mixture)
 from vifit.target import Target
 
 _EXAMPLES: dict[str, tuple[Callable[[], Target], str]] = {
@@ -17,7 +18,18 @@ _EXAMPLES: dict[str, tuple[Callable[[], Target], str]] = {
     "ising": (ising.make, "4x4 periodic Ising model, 16 binary spins; exact log Z by enumeration"),
     "mixture_labels": (mixture.make, "labels of a 3-cluster Gaussian mixture, means integrated "
                                      "out, 10 points; exact log Z by enumeration"),
+    "probit_regression": (binary_regression.make_probit,
+                          "probit regression, Finney's vasoconstriction data (real, d=3); EP too"),
+    "logistic_regression": (binary_regression.make_logistic,
+                            "logistic regression, vasoconstriction data (real, d=3); EP too"),
+    "gp_classification": (gp_classification.make,
+                          "GP classification, RBF kernel, probit, seeded 1-D data (d=60); EP too"),
 }
+
+# Models that declare their factors, for `vifit fit NAME --method ep`.
+EP_MODELS = {"probit_regression": binary_regression.probit_model,
+             "logistic_regression": binary_regression.logistic_model,
+             "gp_classification": gp_classification.model}
 
 
 def example_names() -> list[str]:
