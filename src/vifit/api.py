@@ -119,7 +119,7 @@ def fit(
       objective: ``"elbo"``, ``"iwae"``, ``"renyi"``, ``"chi2"`` (minimized),
         ``"forward_kl"`` (minimized), or an Objective object such as ``IWAE(K=16)``; see
         docs/objectives.md.
-      estimator: by default the objective's choice (``"stl"`` for the ELBO, ``"dreg"`` for
+      estimator: by default the objective's choice (``"reparam"`` for the ELBO, ``"dreg"`` for
         IWAE/Renyi/CUBO, ``"snis"`` for forward KL; ``"score"`` for ``differentiable=False``
         and discrete targets), or ``"reparam"``, ``"rb"``, ``"relaxed"``, ``"score_plain"``, or
         an Estimator object such as ``ScoreFunction(baseline=False, control_variate=False)``.

@@ -54,7 +54,7 @@ def fit_command(
     alpha: Annotated[Optional[float], typer.Option(help="renyi: the order alpha.")] = None,
     estimator: Annotated[Optional[str], typer.Option(
         help="score, score_plain, reparam, stl, dreg, snis, rb or relaxed (default: the "
-             "objective's: stl, dreg or snis; score for non-differentiable models).")] = None,
+             "objective's: reparam, dreg or snis; score for non-differentiable models).")] = None,
     optimizer: Annotated[str, typer.Option(help="adam, sgd, adagrad or rmsprop.")] = "adam",
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-2,
     schedule: Annotated[str, typer.Option(
