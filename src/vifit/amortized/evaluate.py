@@ -159,12 +159,14 @@ def _summary(values: np.ndarray) -> dict[str, float]:
 
 
 def evaluate(model: VAE, x: np.ndarray, key: Array, samples: int = 5000,
-             iwae_k: tuple[int, ...] = (5, 50), chunk: int = 500, batch: int = 50) -> dict:
+             iwae_k: tuple[int, ...] = (5, 50), chunk: int = 500, batch: int = 50,
+             per_example: bool = False) -> dict:
     """The paper-style evaluation of ``model`` on ``x``, as a JSON-able dict (nats per example):
     ``log_likelihood`` (IS with ``samples`` draws; ``se`` over examples, ``mc_se`` the Monte
     Carlo part), ``elbo`` and ``iwae_<K>`` for each K (each from ``chunk`` further draws per
     example: the mean log-weight, and the mean IWAE-K over disjoint groups of K), and
-    ``active_units`` with the per-unit variances."""
+    ``active_units`` with the per-unit variances. ``per_example=True`` adds the estimates
+    of each example (``log_likelihood_per_example``), for paired comparisons of models."""
     k_ll, k_au = jax.random.split(key)
     ll, bounds = _importance(model, x, k_ll, samples, chunk, batch, iwae_k)
     result: dict = {
@@ -175,6 +177,8 @@ def evaluate(model: VAE, x: np.ndarray, key: Array, samples: int = 5000,
     }
     for j, k in enumerate(k for k in iwae_k if k <= min(chunk, samples)):
         result[f"iwae_{k}"] = _summary(bounds[:, j + 1])
+    if per_example:
+        result["log_likelihood_per_example"] = [float(v) for v in ll.per_example]
     n_active, var = active_units(model, x, k_au)
     result["active_units"] = n_active
     result["unit_variances"] = [float(v) for v in var]

@@ -94,7 +94,11 @@ class VAE(eqx.Module):
     def log_weights(self, x: Array, key: Array, n: int) -> Array:
         """``log p(x, z_k) - log q(z_k | x)`` for ``n`` draws from q: ``(n,)``, pathwise
         differentiable in all parameters."""
-        z, log_q = self.encoder.sample(self.q_input(x), key, n)
+        return self.log_weights_from_noise(x, jax.random.normal(key, (n, self.latent_dim)))
+
+    def log_weights_from_noise(self, x: Array, eps: Array) -> Array:
+        """``log_weights`` with the draws made from standard normal noise ``eps (n, L)``."""
+        z, log_q = self.encoder.transform(self.q_input(x), eps)
         return self.log_likelihood(x, z) + self.log_prior(z) - log_q
 
     def decode_mean(self, z: Array) -> Array:
@@ -131,7 +135,7 @@ def output_bias(likelihood: Likelihood, train_x: np.ndarray) -> np.ndarray:
 
 def build_vae(config: VAEConfig, key: Array, train_x: np.ndarray | None = None) -> VAE:
     """A freshly initialized VAE; with ``train_x``, the decoder's output bias starts at the
-    data's marginals (MLP decoders only)."""
+    data's marginals (per pixel for MLP decoders, their average for convolutional ones)."""
     lik = make_likelihood(config.likelihood, config.data_dim, config.data_kind,
                           config.n_categories, config.gaussian_scale)
     k_enc, k_dec, k_flow = jax.random.split(key, 3)
@@ -141,6 +145,12 @@ def build_vae(config: VAEConfig, key: Array, train_x: np.ndarray | None = None) 
         enc_net = ConvEncoder(config.image_shape, 2 * L, H, config.activation, k_enc)
         decoder = ConvDecoder(L, config.image_shape, lik.outputs_per_dim, tuple(reversed(H)),
                               config.activation, k_dec)
+        if train_x is not None:  # one bias per output channel: the marginals' average
+            c = lik.outputs_per_dim
+            bias = output_bias(lik, train_x).reshape(D, c).mean(0).reshape(c, 1, 1)
+            last = decoder.deconvs[1]
+            decoder = eqx.tree_at(lambda m: m.deconvs[1].bias, decoder,
+                                  jnp.asarray(bias, dtype=last.bias.dtype))
     else:
         enc_net = MLP(D, 2 * L, H, config.activation, k_enc)
         decoder = MLP(L, n_out, tuple(reversed(H)), config.activation, k_dec)

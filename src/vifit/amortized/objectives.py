@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from vifit.amortized.model import VAE
+from vifit.amortized.posterior import gaussian_kl_to_std_normal
 from vifit.errors import ConfigError
 
 Array = jax.Array
@@ -43,7 +44,8 @@ class AmortizedObjective(eqx.Module):
     """A per-example bound on log p(x) and the gradient estimator that trains it.
 
     Traits: ``name``; ``is_lower_bound`` (its expectation is <= log p(x)).
-    Subclasses give ``surrogate`` (per example) or override ``loss_grad`` (per minibatch).
+    Subclasses give ``bound_from_noise`` (per example), and may override ``surrogate`` (per
+    example) or ``loss_grad`` (per minibatch) for another gradient estimator.
     """
 
     samples: eqx.AbstractVar[int]
@@ -54,21 +56,31 @@ class AmortizedObjective(eqx.Module):
         """Raise ConfigError when this objective cannot train ``model``."""
 
     @abc.abstractmethod
+    def bound_from_noise(self, model: VAE, x: Array, eps: Array) -> Array:
+        """The bound's estimate for one example ``x (D,)`` from the standard normal noise
+        ``eps (samples, L)`` that makes its draws from q, in nats."""
+
     def bound(self, model: VAE, x: Array, key: Array) -> Array:
         """This draw's estimate of the bound for one example ``x (D,)``, in nats."""
+        return self.bound_from_noise(model, x, self._noise(model, key, ()))
 
-    def surrogate(self, model: VAE, x: Array, key: Array) -> tuple[Array, Array]:
-        """``(loss, bound)`` for one example: ``grad loss`` estimates ``-grad bound``."""
-        value = self.bound(model, x, key)
+    def _noise(self, model: VAE, key: Array, batch: tuple[int, ...]) -> Array:
+        # One draw for the whole minibatch: cheaper than a key per example.
+        return jax.random.normal(key, (*batch, self.samples, model.latent_dim))
+
+    def surrogate(self, model: VAE, x: Array, eps: Array) -> tuple[Array, Array]:
+        """``(loss, bound)`` for one example and its noise: ``grad loss`` estimates
+        ``-grad bound``."""
+        value = self.bound_from_noise(model, x, eps)
         return -value, jax.lax.stop_gradient(value)
 
     def loss_grad(self, model: VAE, xb: Array, key: Array) -> tuple[VAE, Array]:
         """For a minibatch ``xb (B, D)``: the estimate of ``-grad mean_b bound(x_b)`` (a pytree
         like ``eqx.filter(model, eqx.is_inexact_array)``) and the bounds ``(B,)``."""
-        keys = jax.random.split(key, xb.shape[0])
+        eps = self._noise(model, key, (xb.shape[0],))
 
         def loss(m):
-            losses, bounds = jax.vmap(self.surrogate, in_axes=(None, 0, 0))(m, xb, keys)
+            losses, bounds = jax.vmap(self.surrogate, in_axes=(None, 0, 0))(m, xb, eps)
             return jnp.mean(losses), bounds
 
         grads, bounds = eqx.filter_grad(loss, has_aux=True)(model)
@@ -76,8 +88,8 @@ class AmortizedObjective(eqx.Module):
 
     def batch_bound(self, model: VAE, xb: Array, key: Array) -> Array:
         """``bound`` for each row of ``xb (B, D)``: ``(B,)``."""
-        keys = jax.random.split(key, xb.shape[0])
-        return jax.vmap(self.bound, in_axes=(None, 0, 0))(model, xb, keys)
+        eps = self._noise(model, key, (xb.shape[0],))
+        return jax.vmap(self.bound_from_noise, in_axes=(None, 0, 0))(model, xb, eps)
 
     def label(self) -> str:
         return f"{self.name}-{self.samples}"
@@ -102,13 +114,13 @@ class ELBO(AmortizedObjective):
                 "use --kl mc (or auto), or drop the flow."
             )
 
-    def bound(self, model, x, key):
+    def bound_from_noise(self, model, x, eps):
         analytic = model.encoder.has_analytic_kl and self.kl != "mc"
-        xin = model.q_input(x)
-        z, log_q = model.encoder.sample(xin, key, self.samples)
+        gaussian = model.encoder.gaussian(model.q_input(x))
+        z, log_q = model.encoder.push(gaussian, eps)
         log_lik = model.log_likelihood(x, z)
         if analytic:
-            return jnp.mean(log_lik) - model.encoder.kl_to_prior(xin)
+            return jnp.mean(log_lik) - gaussian_kl_to_std_normal(gaussian[0], gaussian[1])
         return jnp.mean(log_lik + model.log_prior(z) - log_q)
 
 
@@ -127,19 +139,19 @@ class IWAE(AmortizedObjective):
     def label(self) -> str:
         return f"iwae-{self.samples}" + ("" if self.estimator == "dreg" else "-reparam")
 
-    def bound(self, model, x, key):
-        logw = model.log_weights(x, key, self.samples)
+    def bound_from_noise(self, model, x, eps):
+        logw = model.log_weights_from_noise(x, eps)
         return jax.nn.logsumexp(logw) - math.log(self.samples)
 
     def loss_grad(self, model, xb, key):
         if self.estimator == "reparam":
             return super().loss_grad(model, xb, key)
         B, K = xb.shape[0], self.samples
-        keys = jax.random.split(key, B)
+        eps = self._noise(model, key, (B,))
         xin = jax.vmap(model.q_input)(xb)
 
         def draw(encoder):
-            return jax.vmap(lambda x, k: encoder.sample(x, k, K)[0])(xin, keys)
+            return jax.vmap(lambda x, e: encoder.transform(x, e)[0])(xin, eps)
 
         z, pull_z = eqx.filter_vjp(draw, model.encoder)
         frozen_q = _stop(model.encoder)  # q's density at the draws, its parameters held fixed

@@ -25,6 +25,11 @@ def _normal_log_prob(u: Array, log_scale: Array) -> Array:
     return jnp.sum(-0.5 * u**2 - log_scale - 0.5 * _LOG_2PI, axis=-1)
 
 
+def gaussian_kl_to_std_normal(loc: Array, log_scale: Array) -> Array:
+    """KL(N(loc, diag s^2) || N(0, I)) = 0.5 sum(s^2 + loc^2 - 1 - 2 log s), in nats."""
+    return 0.5 * jnp.sum(jnp.exp(2 * log_scale) + loc**2 - 1.0 - 2.0 * log_scale)
+
+
 class GaussianEncoder(eqx.Module):
     """q(z | x) = N(loc(x), diag(exp(2 log_scale(x)))), pushed through ``flow`` when given.
 
@@ -50,8 +55,19 @@ class GaussianEncoder(eqx.Module):
     def sample(self, x: Array, key: Array, n: int) -> tuple[Array, Array]:
         """``n`` reparameterized draws ``z (n, L)`` and their ``log q(z | x) (n,)``, both
         differentiable in the encoder's parameters."""
-        loc, log_scale, context = self.gaussian(x)
-        eps = jax.random.normal(key, (n, self.latent_dim), loc.dtype)
+        return self.transform(x, jax.random.normal(key, (n, self.latent_dim)))
+
+    def transform(self, x: Array, eps: Array) -> tuple[Array, Array]:
+        """Draws from standard normal noise ``eps (n, L)``: ``z = T(eps; x)`` and ``log q(z|x)``.
+        (Objectives draw the noise of a whole minibatch at once, which is cheaper than one
+        key per example.)"""
+        return self.push(self.gaussian(x), eps)
+
+    def push(self, gaussian: tuple[Array, Array, Array], eps: Array) -> tuple[Array, Array]:
+        """``transform`` given ``gaussian(x)`` already computed (so callers that also need the
+        KL run the encoder network once)."""
+        loc, log_scale, context = gaussian
+        eps = eps.astype(loc.dtype)
         z = loc + jnp.exp(log_scale) * eps
         log_q = _normal_log_prob(eps, log_scale)
         if self.flow is not None:
@@ -69,9 +85,9 @@ class GaussianEncoder(eqx.Module):
         return _normal_log_prob((z - loc) * jnp.exp(-log_scale), log_scale) + logdet
 
     def kl_to_prior(self, x: Array) -> Array:
-        """KL(N(loc, diag s^2) || N(0, I)) = 0.5 sum(s^2 + loc^2 - 1 - 2 log s), in nats."""
+        """KL(N(loc, diag s^2) || N(0, I)) of the Gaussian before any flow, in nats."""
         loc, log_scale, _ = self.gaussian(x)
-        return 0.5 * jnp.sum(jnp.exp(2 * log_scale) + loc**2 - 1.0 - 2.0 * log_scale)
+        return gaussian_kl_to_std_normal(loc, log_scale)
 
     def mean(self, x: Array, key: Array, n: int = 256) -> Array:
         """E_q[z | x], shape ``(L,)``: exact for the Gaussian, from ``n`` draws under a flow."""
