@@ -20,6 +20,10 @@ app = typer.Typer(
 )
 out_console = Console()
 
+from vifit.cli.vae import app as _vae_app  # noqa: E402
+
+app.add_typer(_vae_app, name="vae")
+
 
 def _fail(message: str) -> None:
     """One clear line on stderr, exit status 1, no traceback."""
