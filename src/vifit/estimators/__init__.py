@@ -8,11 +8,13 @@ from vifit.errors import ConfigError
 from vifit.estimators.base import Aux, Estimator
 from vifit.estimators.pathwise import STL, Reparam
 from vifit.estimators.score import ScoreFunction
+from vifit.estimators.stratified import Stratified
 
 _REGISTRY: dict[str, Callable[[], Estimator]] = {
     "score": ScoreFunction,
     "reparam": Reparam,
     "stl": STL,
+    "stratified": Stratified,
 }
 
 
@@ -32,5 +34,5 @@ def get_estimator(spec: str | Estimator) -> Estimator:
     raise ConfigError(f"unknown estimator {spec!r}; choose one of {', '.join(estimator_names())}.")
 
 
-__all__ = ["STL", "Aux", "Estimator", "Reparam", "ScoreFunction", "estimator_names",
+__all__ = ["STL", "Aux", "Estimator", "Reparam", "ScoreFunction", "Stratified", "estimator_names",
            "get_estimator", "register_estimator"]

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 
+from vifit.errors import ConfigError
 from vifit.families.base import Family, Params
 from vifit.objectives.base import Objective
 
@@ -42,6 +43,17 @@ class Estimator(eqx.Module):
 
     def check(self, objective: Objective) -> None:
         """Raise ConfigError when this estimator cannot serve ``objective``."""
+
+    def check_family(self, family: Family) -> None:
+        """Raise ConfigError when this estimator cannot serve ``family``: a pathwise estimator
+        differentiates ``family.sample``, which must then be differentiable in every parameter."""
+        if self.needs_target_grad and not family.reparameterized:
+            fix = (f"use estimator={family.default_estimator!r} (its default) or 'score'"
+                   if family.default_estimator else "use estimator='score'")
+            raise ConfigError(
+                f"estimator {self.name!r} differentiates draws of q, but family "
+                f"{family.name!r} draws are not differentiable in all its parameters; {fix}."
+            )
 
     def loss_grad(
         self,
