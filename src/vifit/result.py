@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -28,6 +28,8 @@ class FitResult:
       elbo, elbo_se: the ELBO of the final q from ``n_eval`` fresh draws, with its Monte Carlo
         standard error (nats).
       evidence: log Z by Pareto-smoothed importance sampling from q, with k-hat and verdict.
+      info: what else the optimizer or start measured (Pathfinder's choice, the learning-rate
+        pilot, the fixed-draw ELBO and its sampling error, ``auto``'s decisions), by name.
     """
 
     target: Target
@@ -46,6 +48,7 @@ class FitResult:
     evidence: ISEstimate
     seed: int
     draws: int
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def log_z(self) -> float:
@@ -139,6 +142,8 @@ class FitResult:
                 for name, row in table.iterrows()
             },
         }
+        if self.info:
+            record["info"] = self.info
         if "log_z" in self.target.exact:
             record["exact_log_z"] = float(self.target.exact["log_z"])
         return _jsonable(record)
