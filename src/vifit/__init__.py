@@ -6,12 +6,15 @@
     print(result.summary(), result.log_z, result.evidence.verdict.text)
 """
 
+from vifit import cavi
 from vifit.api import fit
 from vifit.errors import ConfigError, ModelFileError, TargetError, VifitError
-from vifit.estimators import STL, Estimator, Reparam, ScoreFunction, get_estimator
+from vifit.estimators import STL, Estimator, Reparam, ScoreFunction, Stratified, get_estimator
 from vifit.evidence import ISEstimate, importance_log_z, khat_verdict
-from vifit.families import Family, FullRank, LowRank, MeanField, get_family
+from vifit.families import (Family, FullRank, LowRank, MeanField, Mixture, RealNVP, SplineFlow,
+                            get_family)
 from vifit.objectives import ELBO, Objective, get_objective
+from vifit.optim.pathfinder import pathfinder
 from vifit.result import FitResult
 from vifit.target import Target
 
@@ -22,4 +25,5 @@ __all__ = [
     "LowRank", "MeanField", "ModelFileError", "Objective", "Reparam", "ScoreFunction", "Target",
     "TargetError", "VifitError", "fit", "get_estimator", "get_family", "get_objective",
     "importance_log_z", "khat_verdict",
+    "Mixture", "RealNVP", "SplineFlow", "Stratified", "cavi", "pathfinder",
 ]

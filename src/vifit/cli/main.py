@@ -44,11 +44,16 @@ def list_examples() -> None:
 def fit_command(
     model: Annotated[str, typer.Argument(help="A built-in example (see `vifit list`) or a .py file "
                                               "defining log_density and dim or init.")],
-    family: Annotated[str, typer.Option(help="meanfield, fullrank or lowrank.")] = "fullrank",
+    family: Annotated[str, typer.Option(
+        help="meanfield, fullrank, lowrank, mixture, realnvp, spline or auto; settings as "
+             "'mixture:k=4,component=meanfield' or 'spline:layers=6,width=64'.")] = "fullrank",
     estimator: Annotated[Optional[str], typer.Option(
         help="score, reparam or stl (default: stl; score for non-differentiable models).")] = None,
-    optimizer: Annotated[str, typer.Option(help="adam, sgd, adagrad or rmsprop.")] = "adam",
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-2,
+    optimizer: Annotated[str, typer.Option(
+        help="adam, sgd, adagrad, rmsprop; natgrad (natural gradient, Gaussian families), "
+             "lbfgs-fixed (L-BFGS on fixed draws) or pathfinder.")] = "adam",
+    lr: Annotated[Optional[str], typer.Option(
+        help="Learning rate, or 'auto' for a pilot search (default 1e-2; natgrad 0.2).")] = None,
     schedule: Annotated[str, typer.Option(
         help="constant, cosine, exponential or warmup_cosine.")] = "constant",
     steps: Annotated[int, typer.Option(help="Most optimizer steps.")] = 10_000,
@@ -62,32 +67,48 @@ def fit_command(
     out: Annotated[Optional[Path], typer.Option(
         help="Write result.json, draws.nc, elbo.png and report.md here.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    auto: Annotated[bool, typer.Option(
+        "--auto", help="Choose the family: Pathfinder, full-rank, then a flow if needed.")] = False,
+    init: Annotated[Optional[str], typer.Option(help="'pathfinder': start from its Gaussian.")
+                    ] = None,
 ) -> None:
     """Fit a variational approximation to MODEL and print the summary and log Z."""
     try:
-        _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, tol, rank,
-             baseline, cv, out, progress)
+        from vifit.cli.extras import parse_lr
+
+        family = "auto" if auto else family
+        _fit(model, family, estimator, optimizer, parse_lr(lr), schedule, steps, draws, seed, tol,
+             rank, baseline, cv, out, progress, init)
     except VifitError as exc:
         _fail(str(exc))
 
 
 def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, tol, rank,
-         baseline, cv, out, progress) -> None:
+         baseline, cv, out, progress, init=None) -> None:
     import vifit
     from vifit.cli.models import load_model
     from vifit.estimators import ScoreFunction, get_estimator
     from vifit.families import LowRank, get_family
 
-    fam = LowRank(rank=rank) if family == "lowrank" else get_family(family)
+    fam = (LowRank(rank=rank) if family == "lowrank" else
+           family if family == "auto" else get_family(family))
     est = None
     if estimator is not None:
         est = (ScoreFunction(baseline=baseline, control_variate=cv) if estimator == "score"
                else get_estimator(estimator))
     target, origin = load_model(model)
     out_console.print(f"[bold]{target.name}[/]: {origin}, d = {target.dim}")
-    result = vifit.fit(target, fam, estimator=est, optimizer=optimizer, lr=lr, schedule=schedule,
-                       steps=steps, draws=draws, seed=seed, tol=tol, progress=progress)
+    if family == "auto":
+        result = vifit.fit(target, "auto", steps=steps, draws=draws, seed=seed, tol=tol,
+                           progress=progress)
+    else:
+        result = vifit.fit(target, fam, estimator=est, optimizer=optimizer, lr=lr,
+                           schedule=schedule, steps=steps,
+                           draws=draws, seed=seed, tol=tol, progress=progress, init=init)
     print_result(result)
+    from vifit.cli.extras import print_info
+
+    print_info(result, out_console)
     if out is not None:
         from vifit.report import write_report
 
@@ -115,6 +136,11 @@ def print_result(result) -> None:
         out_console.print(f"exact log Z = {result.target.exact['log_z']:.4f}")
     colour = {"good": "green", "usable with care": "yellow"}.get(ev.verdict.label, "red")
     out_console.print(f"k-hat  = {ev.khat:.3f}: [{colour}]{ev.verdict.label}[/] — {ev.verdict.text}")
+
+
+from vifit.cli.cavi import cavi_app  # noqa: E402
+
+app.add_typer(cavi_app, name="cavi")
 
 
 def main() -> None:
