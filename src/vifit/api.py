@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +16,9 @@ from vifit.families import Family, get_family
 from vifit.families.base import Params
 from vifit.objectives import Objective, get_objective
 from vifit.optim.loop import LoopConfig, State, make_step, run_loop
+from vifit.optim.lr_search import search_lr
 from vifit.optim.optimizers import make_optimizer
+from vifit.optim.runner import RunArgs, get_runner
 from vifit.progress import FitProgress
 from vifit.result import FitResult
 from vifit.target import Target
@@ -23,10 +27,13 @@ from vifit.threads import single_threaded_blas
 
 def resolve_estimator(spec: str | Estimator | None, target: Target, objective: Objective,
                       family: Family) -> Estimator:
-    """The estimator for ``spec`` (default: the objective's choice), checked against the
-    target, the objective and the family; ConfigError with the fix when they do not fit."""
+    """The estimator for ``spec`` (default: the family's own for the ELBO, e.g. ``stratified``
+    for mixtures, else the objective's choice), checked against the target, the objective and
+    the family; ConfigError with the fix when they do not fit."""
     if spec is None:
-        spec = objective.default_estimator(target.differentiable)
+        own = family.default_estimator if objective.linear_in_weights else None
+        spec = own if own and target.differentiable else objective.default_estimator(
+            target.differentiable)
     estimator = get_estimator(spec)
     if estimator.needs_target_grad and not target.differentiable:
         raise ConfigError(
@@ -36,6 +43,7 @@ def resolve_estimator(spec: str | Estimator | None, target: Target, objective: O
         )
     estimator.check(objective)
     estimator.check_target(target, family)
+    estimator.check_family(family)
     return estimator
 
 
@@ -97,7 +105,7 @@ def fit(
     objective: str | Objective = "elbo",
     estimator: str | Estimator | None = None,
     optimizer: str | optax.GradientTransformation = "adam",
-    lr: float = 1e-2,
+    lr: float | str | None = None,
     schedule: str | optax.Schedule | None = None,
     steps: int = 10_000,
     draws: int | None = None,
@@ -107,6 +115,8 @@ def fit(
     tol: float = 1e-3,
     n_eval: int = 4000,
     init_params: Params | None = None,
+    init: str | None = None,
+    optimizer_options: dict[str, Any] | None = None,
     progress: bool | None = None,
 ) -> FitResult:
     """Fit ``q_theta`` to the target's posterior by optimizing ``objective`` (default: ELBO).
@@ -115,17 +125,23 @@ def fit(
       target: a ``vifit.Target`` (e.g. ``Target(log_density, dim=3)``) or a
         ``vifit.DiscreteTarget``.
       family: ``"meanfield"``, ``"fullrank"`` (default for continuous targets), ``"lowrank"``,
-        ``"bernoulli"``/``"categorical"`` (default for discrete targets) or a Family object.
+        ``"mixture"``, ``"realnvp"``, ``"spline"`` (settings as ``"mixture:k=4"``),
+        ``"bernoulli"``/``"categorical"`` (default for discrete targets), a Family object, or
+        ``"auto"`` (Pathfinder, then full-rank, then a flow if needed; see ``vifit.auto``).
       objective: ``"elbo"``, ``"iwae"``, ``"renyi"``, ``"chi2"`` (minimized),
         ``"forward_kl"`` (minimized), or an Objective object such as ``IWAE(K=16)``; see
         docs/objectives.md.
-      estimator: by default the objective's choice (``"reparam"`` for the ELBO, ``"dreg"`` for
-        IWAE/Renyi/CUBO, ``"snis"`` for forward KL; ``"score"`` for ``differentiable=False``
-        and discrete targets), or ``"reparam"``, ``"rb"``, ``"relaxed"``, ``"score_plain"``, or
-        an Estimator object such as ``ScoreFunction(baseline=False, control_variate=False)``.
-      optimizer: ``"adam"``, ``"sgd"``, ``"adagrad"``, ``"rmsprop"`` or an optax transform.
-      lr, schedule: learning rate and its schedule (``constant``, ``cosine``, ``exponential``,
-        ``warmup_cosine``, or an optax schedule).
+      estimator: by default the family's own for the ELBO (``"stratified"`` for mixtures), else
+        the objective's choice (``"reparam"`` for the ELBO, ``"dreg"`` for IWAE/Renyi/CUBO,
+        ``"snis"`` for forward KL; ``"score"`` for ``differentiable=False`` and discrete
+        targets); or ``"stl"``, ``"rb"``, ``"relaxed"``, ``"score_plain"``, or an Estimator
+        object such as ``ScoreFunction(baseline=False, control_variate=False)``.
+      optimizer: ``"adam"``, ``"sgd"``, ``"adagrad"``, ``"rmsprop"`` or an optax transform;
+        or ``"natgrad"`` (natural gradient, Gaussian families), ``"lbfgs-fixed"`` (L-BFGS on
+        fixed draws, deterministic ADVI), ``"pathfinder"`` (Pathfinder's Gaussian alone).
+      lr, schedule: learning rate (default 1e-2; ``"auto"``: a pilot over a grid, see
+        ``vifit.optim.lr_search``; for ``natgrad`` the step size, default 0.2) and its
+        schedule (``constant``, ``cosine``, ``exponential``, ``warmup_cosine``, or optax's).
       steps: the most optimizer steps; the fit stops earlier when it converges.
       draws: Monte Carlo draws per step (default: the estimator's, 16 pathwise, 64 score,
         rounded up to a multiple of the objective's group size K; a given value must be one).
@@ -135,6 +151,9 @@ def fit(
         < ``tol`` (best: largest, or smallest for a minimized objective).
       n_eval: fresh draws for the final ELBO, the objective and the importance-sampling log Z.
       init_params: start from these family parameters instead of ``family.init``.
+      init: ``"pathfinder"``: start the family from Pathfinder's Gaussian.
+      optimizer_options: settings of the non-optax optimizers (e.g. ``{"hessian": "stein"}``
+        for natgrad, ``{"gtol": 1e-8}`` for lbfgs-fixed).
       progress: show a progress bar (default: when stderr is a terminal).
     """
     if not isinstance(target, Target):
@@ -142,33 +161,79 @@ def fit(
             "fit() takes a vifit.Target; wrap your function: "
             "vifit.Target(log_density, dim=<d>) or vifit.Target(log_density, init=<z0>)."
         )
+    if isinstance(family, str) and family == "auto":
+        from vifit.auto import fit_auto
+
+        if (objective, estimator, optimizer, lr, schedule, init_params, init) != (
+                "elbo", None, "adam", None, None, None, None):
+            raise ConfigError("family='auto' chooses the estimator, optimizer and start itself; "
+                              "give only steps, draws, seed, tol, n_eval, progress, or pick a "
+                              "family.")
+        return fit_auto(target, steps=steps, draws=draws, seed=seed, window=window,
+                        patience=patience, tol=tol, n_eval=n_eval, progress=progress)
     fam, obj, est = resolve(target, family, objective, estimator)
-    draws = resolve_draws(draws, obj, est)
+    runner = get_runner(optimizer)
+    user_draws = draws
+    if runner is not None and draws is None:
+        draws = runner[1]
+    else:
+        draws = resolve_draws(draws, obj, est)
     if steps < 1 or window < 1 or patience < 1:
         raise ConfigError("steps, window and patience must be positive integers.")
-    opt = make_optimizer(optimizer, lr=lr, schedule=schedule, steps=steps)
+    if isinstance(lr, str) and lr != "auto":
+        raise ConfigError(f"lr must be a positive number or 'auto', got {lr!r}.")
     opt_name = optimizer if isinstance(optimizer, str) else type(optimizer).__name__
+    info: dict[str, Any] = {}
 
     key = jax.random.key(seed)
     k_init, k_check, k_loop, k_eval = jax.random.split(key, 4)
-    params = fam.init(k_init, target.dim, loc=target.init) if init_params is None else init_params
+    if init_params is not None:
+        params = init_params
+    elif init == "pathfinder":
+        params, info["init"] = _pathfinder_start(target, fam, k_init)
+    elif init is None:
+        params = fam.init(k_init, target.dim, loc=target.init)
+    else:
+        raise ConfigError(f"unknown init {init!r}; use init='pathfinder' or give init_params.")
     _check_start(target, fam, params, k_check, max(draws, 16))
+
     config = LoopConfig(max_steps=int(steps), draws=draws, window=int(window),
                         patience=int(patience), tol=float(tol), direction=obj.direction)
     notes: list[str] = []
-    if obj.warm_start is not None and init_params is None:
-        # The objective's K-draw estimate only means something once q covers p (see its
-        # docstring): start from a fit of the warm-start objective, recorded in the notes.
-        w_obj = get_objective(obj.warm_start)
-        w_est = resolve_estimator(None, target, w_obj, fam)
-        w_draws = resolve_draws(None, w_obj, w_est)
-        w_config = config._replace(draws=w_draws, direction=w_obj.direction)
-        k_warm, k_loop = jax.random.split(k_loop)
-        warm = _optimize(target, fam, w_obj, w_est, opt, params, k_warm, w_config, progress)
-        params = warm.params
-        notes.append(f"started from a fit of {w_obj.label()} ({w_est.label()}, {warm.steps} "
-                     f"steps, {warm.stop_reason})")
-    loop = _optimize(target, fam, obj, est, opt, params, k_loop, config, progress)
+    if runner is not None:
+        if lr == "auto":
+            raise ConfigError(f"lr='auto' is for the stochastic optax optimizers; "
+                              f"{opt_name!r} sets its own step (leave lr out).")
+        args = RunArgs(target=target, family=fam, objective=obj, estimator=est, params=params,
+                       key=k_loop, max_steps=int(steps), draws=user_draws, lr=lr,
+                       window=int(window), patience=int(patience), tol=float(tol),
+                       on_window=None, options=dict(optimizer_options or {}))
+        label = f"{target.name} · {fam.name} · {opt_name}"
+        with single_threaded_blas(), FitProgress(config.max_steps, label=label,
+                                                 enabled=progress) as bar:
+            loop, extra = runner[0](args._replace(on_window=bar.update))
+            bar.finish(loop.steps)
+        info.update(extra)
+    else:
+        if lr == "auto":
+            with single_threaded_blas():
+                lr, params, info["lr_search"] = search_lr(obj, est, fam, target.log_density,
+                                                          optimizer, params, k_init, draws)
+        opt = make_optimizer(optimizer, lr=1e-2 if lr is None else lr, schedule=schedule,
+                             steps=steps)
+        if obj.warm_start is not None and init_params is None:
+            # The objective's K-draw estimate only means something once q covers p (see its
+            # docstring): start from a fit of the warm-start objective, recorded in the notes.
+            w_obj = get_objective(obj.warm_start)
+            w_est = resolve_estimator(None, target, w_obj, fam)
+            w_draws = resolve_draws(None, w_obj, w_est)
+            w_config = config._replace(draws=w_draws, direction=w_obj.direction)
+            k_warm, k_loop = jax.random.split(k_loop)
+            warm = _optimize(target, fam, w_obj, w_est, opt, params, k_warm, w_config, progress)
+            params = warm.params
+            notes.append(f"started from a fit of {w_obj.label()} ({w_est.label()}, "
+                         f"{warm.steps} steps, {warm.stop_reason})")
+        loop = _optimize(target, fam, obj, est, opt, params, k_loop, config, progress)
 
     with single_threaded_blas():
         logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
@@ -178,12 +243,12 @@ def fit(
     obj_value, obj_se = obj.estimate(logw)
     return FitResult(
         target=target, family=fam, params=loop.params, objective=obj.label(),
-        estimator=est.label(),
+        estimator=est.label() if runner is None else opt_name,
         optimizer=opt_name, trace=loop.trace, steps=loop.steps, rejected=loop.rejected,
         stop_reason=loop.stop_reason, seconds=loop.seconds, elbo=elbo, elbo_se=elbo_se,
         evidence=importance_log_z(logw), seed=seed, draws=draws,
         objective_value=obj_value, objective_se=obj_se, direction=obj.direction,
-        notes=tuple(notes),
+        notes=tuple(notes), info=info,
     )
 
 
@@ -199,6 +264,17 @@ def _optimize(target: Target, fam: Family, obj: Objective, est: Estimator,
         loop = run_loop(state, step, config, on_window=bar.update)
         bar.finish(loop.steps)
     return loop
+
+
+def _pathfinder_start(target: Target, family: Family, key: jax.Array
+                      ) -> tuple[Params, dict[str, Any]]:
+    from vifit.optim.pathfinder import pathfinder
+
+    res = pathfinder(target, seed=key)
+    params = family.from_gaussian(jnp.asarray(res.mean), jnp.asarray(res.cov))
+    return params, {"pathfinder": {"elbo": res.elbo, "best_iter": res.best_iter,
+                                   "iters": res.iters, "stop_reason": res.stop_reason,
+                                   "seconds": res.seconds}}
 
 
 def _eval_logw(target: Target, family: Family, params: Params, key: jax.Array,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jax
@@ -33,6 +33,8 @@ class FitResult:
       objective_value, objective_se: the objective at the final q from the same ``n_eval``
         draws (groups of its K), with its standard error (NaN where it has none).
       notes: what else the fit did, e.g. the warm start of an upper-bound objective.
+      info: what else the optimizer or start measured (Pathfinder's choice, the learning-rate
+        pilot, the fixed-draw ELBO and its sampling error, ``auto``'s decisions), by name.
     """
 
     target: Target
@@ -55,6 +57,7 @@ class FitResult:
     objective_se: float = float("nan")
     direction: int = 1
     notes: tuple[str, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def log_z(self) -> float:
@@ -152,6 +155,8 @@ class FitResult:
                 for name, row in table.iterrows()
             },
         }
+        if self.info:
+            record["info"] = self.info
         if "log_z" in self.target.exact:
             record["exact_log_z"] = float(self.target.exact["log_z"])
         return _jsonable(record)

@@ -49,18 +49,24 @@ def fit_command(
     model: Annotated[str, typer.Argument(help="A built-in example (see `vifit list`) or a .py file "
                                               "defining log_density and dim or init.")],
     family: Annotated[Optional[str], typer.Option(
-        help="meanfield, fullrank, lowrank; bernoulli, categorical for discrete models "
-             "(default: fullrank, or the discrete one).")] = None,
+        help="meanfield, fullrank, lowrank, mixture, realnvp, spline or auto; bernoulli, "
+             "categorical for discrete models (default: fullrank, or the discrete one); "
+             "settings as 'mixture:k=4,component=meanfield' or 'spline:layers=6,width=64'.")
+    ] = None,
     objective: Annotated[str, typer.Option(
         help="elbo, iwae, renyi, chi2 or forward_kl (see docs/objectives.md).")] = "elbo",
     k: Annotated[Optional[int], typer.Option(
         "--K", help="iwae, renyi, chi2: draws per group.")] = None,
     alpha: Annotated[Optional[float], typer.Option(help="renyi: the order alpha.")] = None,
     estimator: Annotated[Optional[str], typer.Option(
-        help="score, score_plain, reparam, stl, dreg, snis, rb or relaxed (default: the "
-             "objective's: reparam, dreg or snis; score for non-differentiable models).")] = None,
-    optimizer: Annotated[str, typer.Option(help="adam, sgd, adagrad or rmsprop.")] = "adam",
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-2,
+        help="score, score_plain, reparam, stl, dreg, snis, rb, relaxed or stratified (default: "
+             "the family's or the objective's: reparam, dreg or snis; score for "
+             "non-differentiable models).")] = None,
+    optimizer: Annotated[str, typer.Option(
+        help="adam, sgd, adagrad, rmsprop; natgrad (natural gradient, Gaussian families), "
+             "lbfgs-fixed (L-BFGS on fixed draws) or pathfinder.")] = "adam",
+    lr: Annotated[Optional[str], typer.Option(
+        help="Learning rate, or 'auto' for a pilot search (default 1e-2; natgrad 0.2).")] = None,
     schedule: Annotated[str, typer.Option(
         help="constant, cosine, exponential or warmup_cosine.")] = "constant",
     steps: Annotated[int, typer.Option(help="Most optimizer steps.")] = 10_000,
@@ -79,29 +85,37 @@ def fit_command(
     ep_schedule: Annotated[str, typer.Option(help="ep: sequential or parallel.")] = "sequential",
     damping: Annotated[float, typer.Option(help="ep: initial damping in [0, 1).")] = 0.0,
     max_sweeps: Annotated[int, typer.Option(help="ep: most sweeps.")] = 200,
+    auto: Annotated[bool, typer.Option(
+        "--auto", help="Choose the family: Pathfinder, full-rank, then a flow if needed.")] = False,
+    init: Annotated[Optional[str], typer.Option(help="'pathfinder': start from its Gaussian.")
+                    ] = None,
 ) -> None:
     """Fit a variational approximation to MODEL and print the summary and log Z."""
     try:
         if method != "vi":
-            from vifit.cli.ep import fit_ep, check_method
+            from vifit.cli.ep import check_method, fit_ep
 
             check_method(method)
             return fit_ep(model, ep_schedule, damping, max_sweeps, seed, out)
-        _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, tol, rank,
-             baseline, cv, out, progress, objective, k, alpha)
+        from vifit.cli.extras import parse_lr
+
+        family = "auto" if auto else family
+        _fit(model, family, estimator, optimizer, parse_lr(lr), schedule, steps, draws, seed, tol,
+             rank, baseline, cv, out, progress, objective, k, alpha, init)
     except VifitError as exc:
         _fail(str(exc))
 
 
 def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, tol, rank,
-         baseline, cv, out, progress, objective="elbo", k=None, alpha=None) -> None:
+         baseline, cv, out, progress, objective="elbo", k=None, alpha=None, init=None) -> None:
     import vifit
     from vifit.cli.models import load_model
     from vifit.estimators import ScoreFunction, get_estimator
     from vifit.families import LowRank, get_family
     from vifit.objectives import get_objective
 
-    fam = LowRank(rank=rank) if family == "lowrank" else family and get_family(family)
+    fam = (LowRank(rank=rank) if family == "lowrank" else
+           family if family in (None, "auto") else get_family(family))
     obj = get_objective(objective, K=k, alpha=alpha)
     est = None
     if estimator is not None:
@@ -109,10 +123,17 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
                else get_estimator(estimator))
     target, origin = load_model(model)
     out_console.print(f"[bold]{target.name}[/]: {origin}, d = {target.dim}")
-    result = vifit.fit(target, fam, objective=obj, estimator=est, optimizer=optimizer, lr=lr,
-                       schedule=schedule, steps=steps, draws=draws, seed=seed, tol=tol,
-                       progress=progress)
+    if family == "auto":
+        result = vifit.fit(target, "auto", steps=steps, draws=draws, seed=seed, tol=tol,
+                           progress=progress)
+    else:
+        result = vifit.fit(target, fam, objective=obj, estimator=est, optimizer=optimizer, lr=lr,
+                           schedule=schedule, steps=steps, draws=draws, seed=seed, tol=tol,
+                           progress=progress, init=init)
     print_result(result)
+    from vifit.cli.extras import print_info
+
+    print_info(result, out_console)
     if out is not None:
         from vifit.report import write_report
 
@@ -151,6 +172,10 @@ def print_result(result) -> None:
 from vifit.cli.gradvar import gradvar_command  # noqa: E402
 
 app.command("gradvar")(gradvar_command)
+
+from vifit.cli.cavi import cavi_app  # noqa: E402
+
+app.add_typer(cavi_app, name="cavi")
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from vifit.estimators.pathwise import STL, Reparam
 from vifit.estimators.relaxed import Relaxed
 from vifit.estimators.score import ScoreFunction
 from vifit.estimators.snis import SNIS
+from vifit.estimators.stratified import Stratified
 
 _REGISTRY: dict[str, Callable[..., Estimator]] = {
     "score": ScoreFunction,
@@ -24,6 +25,7 @@ _REGISTRY: dict[str, Callable[..., Estimator]] = {
     "snis": SNIS,
     "rb": LocalExpectation,
     "relaxed": Relaxed,
+    "stratified": Stratified,
 }
 
 
@@ -56,5 +58,6 @@ def get_estimator(spec: str | Estimator, **options: Any) -> Estimator:
     return factory(**options)
 
 
-__all__ = ["SNIS", "STL", "Aux", "DReG", "Estimator", "LocalExpectation", "Relaxed", "Reparam",
-           "ScoreFunction", "estimator_names", "get_estimator", "register_estimator"]
+__all__ = ["Aux", "DReG", "Estimator", "LocalExpectation", "Relaxed", "Reparam", "SNIS", "STL",
+           "ScoreFunction", "Stratified", "estimator_names", "get_estimator",
+           "register_estimator"]

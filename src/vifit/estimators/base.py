@@ -48,7 +48,7 @@ class Estimator(eqx.Module):
         """Raise ConfigError when this estimator cannot serve ``family`` on ``target``. By
         default: an estimator that differentiates log p through the draws needs a family whose
         draws are reparameterized (not discrete)."""
-        if self.needs_target_grad and not family.reparameterized:
+        if self.needs_target_grad and family.discrete:
             raise ConfigError(
                 f"estimator {self.name!r} differentiates through the draws, but family "
                 f"{family.name!r} draws discrete states; use estimator='score', 'rb' or "
@@ -67,6 +67,17 @@ class Estimator(eqx.Module):
         """Evaluations of log p (with its gradient, for pathwise estimators) per draw: what a
         fair comparison of estimators holds fixed."""
         return 1
+
+    def check_family(self, family: Family) -> None:
+        """Raise ConfigError when this estimator cannot serve ``family``: a pathwise estimator
+        differentiates ``family.sample``, which must then be differentiable in every parameter."""
+        if self.needs_target_grad and not family.reparameterized:
+            fix = (f"use estimator={family.default_estimator!r} (its default) or 'score'"
+                   if family.default_estimator else "use estimator='score'")
+            raise ConfigError(
+                f"estimator {self.name!r} differentiates draws of q, but family "
+                f"{family.name!r} draws are not differentiable in all its parameters; {fix}."
+            )
 
     def loss_grad(
         self,

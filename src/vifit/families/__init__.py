@@ -7,14 +7,20 @@ from collections.abc import Callable
 from vifit.errors import ConfigError
 from vifit.families.base import Family
 from vifit.families.discrete import Bernoulli, Categorical
+from vifit.families.flows import RealNVP, SplineFlow
 from vifit.families.gaussian import FullRank, LowRank, MeanField
+from vifit.families.mixture import Mixture
+from vifit.families.spec import build_family, parse_spec
 
-_REGISTRY: dict[str, Callable[[], Family]] = {
+_REGISTRY: dict[str, Callable[..., Family]] = {
     "meanfield": MeanField,
     "fullrank": FullRank,
     "lowrank": LowRank,
     "bernoulli": Bernoulli,
     "categorical": Categorical,
+    "mixture": Mixture,
+    "realnvp": RealNVP,
+    "spline": SplineFlow,
 }
 
 
@@ -28,13 +34,17 @@ def family_names() -> list[str]:
 
 
 def get_family(spec: str | Family) -> Family:
-    """A Family from an object (returned as is) or a registered name."""
+    """A Family from an object (returned as is), a registered name, or a name with settings,
+    ``"name:key=value,..."`` (e.g. ``"mixture:k=4,component=meanfield"``, ``"spline:layers=6"``).
+    """
     if isinstance(spec, Family):
         return spec
-    if isinstance(spec, str) and spec in _REGISTRY:
-        return _REGISTRY[spec]()
+    if isinstance(spec, str):
+        name, kwargs = parse_spec(spec)
+        if name in _REGISTRY:
+            return build_family(_REGISTRY[name], name, kwargs)
     raise ConfigError(f"unknown family {spec!r}; choose one of {', '.join(family_names())}.")
 
 
-__all__ = ["Bernoulli", "Categorical", "Family", "FullRank", "LowRank", "MeanField", "family_names", "get_family",
-           "register_family"]
+__all__ = ["Bernoulli", "Categorical", "Family", "FullRank", "LowRank", "MeanField", "Mixture",
+           "RealNVP", "SplineFlow", "family_names", "get_family", "register_family"]

@@ -21,7 +21,17 @@ class Family(eqx.Module):
     A Family object holds only static configuration (a rank, an initial scale); the parameters
     theta are a separate pytree, so the same family can be vmapped over many fits.
     Subclasses implement ``init``, ``sample`` and ``log_prob`` (for one point); ``entropy``,
-    ``mean`` and ``covariance`` where known in closed form.
+    ``mean`` and ``covariance`` where known in closed form; ``from_gaussian`` where a Gaussian
+    (e.g. Pathfinder's) can start the family.
+
+    Traits, read by estimators and optimizers to refuse pairs that do not fit:
+      reparameterized: ``sample`` is differentiable in every parameter, so pathwise estimators
+        (``reparam``, ``stl``) are unbiased. A mixture's component choice is not.
+      stratified: ``sample_strata(params, key, n) -> (z (K, m, d), weights (K,))`` exists: m
+        reparameterized draws from each of K strata and the strata's probabilities.
+      default_estimator: the estimator ``fit`` uses when none is named (None: the usual one).
+      gaussian_form: ``"dense"`` or ``"diagonal"`` for Gaussian families whose parameters
+        map one-to-one to (mean, covariance), which natural-gradient VI needs; else None.
     """
 
     name: eqx.AbstractClassVar[str]
@@ -43,6 +53,10 @@ class Family(eqx.Module):
                 f"{getattr(target, 'name', '')!r} is {kinds[not self.discrete]}; use {fix}."
             )
         return self
+    reparameterized: ClassVar[bool] = True
+    stratified: ClassVar[bool] = False
+    default_estimator: ClassVar[str | None] = None
+    gaussian_form: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def init(self, key: Array, dim: int, loc: Array | None = None) -> Params:
@@ -82,6 +96,11 @@ class Family(eqx.Module):
 
     def covariance(self, params: Params) -> Array:
         raise NotImplementedError(f"{type(self).__name__} has no closed-form covariance.")
+
+    def from_gaussian(self, mean: Array, cov: Array) -> Params:
+        """Parameters that make q equal (or, for a restricted family, closest in form to)
+        N(mean, cov): how Pathfinder or an earlier Gaussian fit starts this family."""
+        raise NotImplementedError(f"{type(self).__name__} cannot start from a Gaussian.")
 
     def dim(self, params: Params) -> int:
         return int(params["loc"].shape[-1])

@@ -42,6 +42,7 @@ class MeanField(Family):
 
     init_scale: float = 0.1
     name: ClassVar[str] = "meanfield"
+    gaussian_form: ClassVar[str | None] = "diagonal"
 
     def init(self, key: Array, dim: int, loc: Array | None = None) -> Params:
         del key
@@ -71,6 +72,16 @@ class MeanField(Family):
     def covariance(self, params: Params) -> Array:
         return jnp.diag(jnp.exp(2.0 * params["log_scale"]))
 
+    def from_gaussian(self, mean: Array, cov: Array) -> Params:
+        # The diagonal of cov, not of the precision: keeps each marginal's width.
+        return {"loc": jnp.asarray(mean), "log_scale": 0.5 * jnp.log(jnp.diag(cov))}
+
+
+def cholesky_to_raw(chol: Array) -> Array:
+    """Inverse of ``_cholesky``: the unconstrained matrix of a lower factor with positive
+    diagonal."""
+    return jnp.tril(chol, -1) + jnp.diag(jnp.log(jnp.diag(chol)))
+
 
 def _cholesky(raw: Array) -> Array:
     """Lower-triangular factor with a positive diagonal from an unconstrained square matrix:
@@ -87,6 +98,7 @@ class FullRank(Family):
 
     init_scale: float = 0.1
     name: ClassVar[str] = "fullrank"
+    gaussian_form: ClassVar[str | None] = "dense"
 
     def init(self, key: Array, dim: int, loc: Array | None = None) -> Params:
         del key
@@ -120,6 +132,9 @@ class FullRank(Family):
     def covariance(self, params: Params) -> Array:
         chol = _cholesky(params["chol"])
         return chol @ chol.T
+
+    def from_gaussian(self, mean: Array, cov: Array) -> Params:
+        return {"loc": jnp.asarray(mean), "chol": cholesky_to_raw(jnp.linalg.cholesky(cov))}
 
 
 class LowRank(Family):
@@ -176,3 +191,14 @@ class LowRank(Family):
     def covariance(self, params: Params) -> Array:
         f = params["factor"]
         return f @ f.T + jnp.diag(jnp.exp(2.0 * params["log_scale"]))
+
+    def from_gaussian(self, mean: Array, cov: Array) -> Params:
+        """The top-``rank`` eigen-directions of cov as the factor, and the diagonal of what they
+        leave (floored at 1% of cov's diagonal, so every scale stays positive)."""
+        dim = cov.shape[-1]
+        rank = min(self.rank, dim)
+        vals, vecs = jnp.linalg.eigh(cov)
+        top_vals, top_vecs = vals[::-1][:rank], vecs[:, ::-1][:, :rank]
+        factor = top_vecs * jnp.sqrt(jnp.maximum(top_vals, 0.0))
+        rest = jnp.maximum(jnp.diag(cov) - jnp.sum(factor**2, axis=1), 0.01 * jnp.diag(cov))
+        return {"loc": jnp.asarray(mean), "factor": factor, "log_scale": 0.5 * jnp.log(rest)}

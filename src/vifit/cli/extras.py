@@ -1,0 +1,57 @@
+"""CLI helpers for the optimizers and the automatic mode: the ``--lr`` value and the lines that
+report what ``result.info`` holds (auto's decisions, Pathfinder, the lr pilot, fixed draws)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vifit.errors import ConfigError
+
+
+def parse_lr(text: str | None) -> float | str | None:
+    if text is None or text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--lr must be a number or 'auto', got {text!r}.") from None
+
+
+def info_lines(info: dict[str, Any]) -> list[str]:
+    """Human-readable lines for ``FitResult.info``."""
+    lines: list[str] = []
+    auto = info.get("auto")
+    if auto:
+        lines.append(f"auto chose [bold]{auto['chosen']}[/] "
+                     f"({auto['total_seconds']:.1f} s in all):")
+        for row in auto["decisions"]:
+            nums = (f" ELBO {row['elbo']:.4f} ± {row['elbo_se']:.4f}, k-hat {row['khat']:.2f},"
+                    if "khat" in row else "")
+            lines.append(f"  {row['stage']}:{nums} {row['decision']} — {row['why']}")
+    start = info.get("init", {}).get("pathfinder")
+    if start:
+        lines.append(f"started from Pathfinder's Gaussian: iterate {start['best_iter']} of "
+                     f"{start['iters']}, ELBO {start['elbo']:.4f}")
+    pilot = info.get("lr_search")
+    if pilot:
+        scores = ", ".join(f"{lr:g}: {sc:.3f}" for lr, sc in zip(pilot["grid"], pilot["scores"]))
+        lines.append(f"learning rate {pilot['chosen']:g} chosen by a pilot "
+                     f"({pilot['pilot_steps']} steps; mean ELBO by rate: {scores})")
+    fixed = info.get("lbfgs_fixed")
+    if fixed:
+        lines.append(f"fixed-draw ELBO ({fixed['fixed_draws']} draws) = {fixed['fixed_elbo']:.4f}"
+                     f" ± {fixed['fixed_elbo_se']:.4f}; the ELBO above is on fresh draws")
+        if fixed.get("mean_se") is not None:
+            worst = max(fixed["mean_se"])
+            lines.append(f"sampling error of q's mean from the fixed draws: up to {worst:.4g} "
+                         "(sd over redraws; more --draws shrinks it as 1/sqrt(M))")
+    nat = info.get("natgrad")
+    if nat:
+        lines.append(f"natural gradient: step {nat['rho']:g}, {nat['hessian']} Hessian, "
+                     f"{nat['draws']} draws per step")
+    return lines
+
+
+def print_info(result, console) -> None:
+    for line in info_lines(result.info):
+        console.print(line)

@@ -1,0 +1,187 @@
+"""Normalizing-flow families on flowjax (Equinox): a full-rank Gaussian pushed through coupling
+layers.
+
+    eps ~ N(0, I_d),   u = T(eps)  (``layers`` coupling layers with permutations, flowjax),
+    z = loc + L u      (L lower triangular with positive diagonal, as in ``FullRank``),
+    log q(z) = log N(T^-1(u); 0, I) + log|det dT^-1/du| - sum(log diag L).
+
+The couplings start as the identity (each conditioner's last layer is zero), so a new flow is
+exactly the Gaussian N(loc, L L^T): ``from_gaussian`` starts a flow from Pathfinder's or a
+full-rank fit's Gaussian, and the couplings then only model what is not Gaussian, in whitened
+coordinates where their fixed spline interval and unit-scale networks make sense.
+
+Tails. A flow with a Gaussian base and Lipschitz couplings has Gaussian-like tails (Jaini et al.,
+2020, "Tails of Lipschitz triangular flows"), lighter than a banana's or a funnel's: the bulk fits
+(high ELBO) while the importance weights p/q still blow up in the tails (high k-hat).
+``tail_df=nu`` uses independent Student-t(nu) base coordinates instead (as in tail-adaptive
+flows), so that q's tails are heavier than p's and the weights stay bounded.
+
+Two transformers: ``RealNVP`` (affine coupling; Dinh, Sohl-Dickstein & Bengio, 2017) and
+``SplineFlow`` (rational-quadratic spline coupling, identity outside [-interval, interval];
+Durkan et al., 2019). Both are cheap in both directions, which ``stl`` needs (it samples,
+then evaluates log q at the draws).
+
+Parameters are a dict ``{"loc": (d,), "chol": (d, d), "flow": <flowjax Scan module holding
+only its trainable arrays>}``; the rest of the module (activations, permutations, shapes) is a
+static skeleton rebuilt from ``(family, dim)`` and cached, then put back with ``eqx.combine``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import paramax
+from flowjax.bijections import AbstractBijection, Affine, RationalQuadraticSpline
+from flowjax.distributions import StandardNormal
+from flowjax.flows import coupling_flow
+
+from vifit.families.base import Array, Family, Params
+from vifit.families.gaussian import _cholesky, cholesky_to_raw
+
+_LOG_2PI = math.log(2.0 * math.pi)
+# The structure (permutations included) always comes from this key, so that parameters made
+# with any other key fit the cached skeleton.
+_STRUCTURE_SEED = 0
+
+
+def _is_frozen(x) -> bool:
+    return isinstance(x, paramax.NonTrainable)
+
+
+class _CouplingFlow(Family):
+    """Shared machinery; subclasses say which scalar bijection the couplings parameterize."""
+
+    layers: eqx.AbstractVar[int]
+    width: eqx.AbstractVar[int]
+    depth: eqx.AbstractVar[int]
+    init_scale: eqx.AbstractVar[float]
+    tail_df: eqx.AbstractVar[float | None]
+    # Pathwise, not sticking-the-landing: STL differentiates log q through the numerical inverse
+    # of the flow at q's own draws; with splines near their minimum slope that gradient blew up
+    # (the banana fit diverged from step ~150 with stl, converged with reparam; docs/families.md).
+    default_estimator: ClassVar[str | None] = "reparam"
+
+    def _transformer(self) -> AbstractBijection:
+        raise NotImplementedError
+
+    def _build(self, key: Array, dim: int) -> AbstractBijection:
+        if dim < 2:
+            raise ValueError("a coupling flow needs dim >= 2; use a Gaussian family for d = 1.")
+        flow = coupling_flow(key, base_dist=StandardNormal((dim,)), transformer=self._transformer(),
+                             flow_layers=self.layers, nn_width=self.width, nn_depth=self.depth,
+                             nn_activation=jax.nn.relu, invert=False).bijection
+        # Zero the conditioners' last layers: every coupling starts as the identity.
+        mlps = lambda t: [m for m in jax.tree.leaves(t, is_leaf=_is_mlp) if _is_mlp(m)]
+        last = lambda t: [x for m in mlps(t) for x in (m.layers[-1].weight, m.layers[-1].bias)]
+        return eqx.tree_at(last, flow, replace_fn=jnp.zeros_like)
+
+    def _static(self, dim: int):
+        # Inside a jit trace every array made is a tracer of that trace: build a skeleton for
+        # this trace only. Outside (or under vmap alone, where constants stay concrete), build
+        # it once and cache it.
+        if isinstance(jnp.zeros(()), jax.core.Tracer):
+            return _partition_static(self._build(jax.random.key(_STRUCTURE_SEED), dim))
+        return _skeleton(self, dim, jax.config.read("jax_enable_x64"))
+
+    def _bijection(self, params: Params) -> AbstractBijection:
+        return paramax.unwrap(eqx.combine(params["flow"], self._static(self.dim(params))))
+
+    def init(self, key: Array, dim: int, loc: Array | None = None) -> Params:
+        flow, _ = eqx.partition(self._build(key, dim), eqx.is_inexact_array, is_leaf=_is_frozen)
+        loc = jnp.zeros(dim) if loc is None else jnp.asarray(loc, dtype=jnp.result_type(float))
+        return {"loc": loc, "chol": jnp.eye(dim) * jnp.log(self.init_scale), "flow": flow}
+
+    def from_gaussian(self, mean: Array, cov: Array) -> Params:
+        params = self.init(jax.random.key(_STRUCTURE_SEED), mean.shape[-1])
+        return {**params, "loc": jnp.asarray(mean),
+                "chol": cholesky_to_raw(jnp.linalg.cholesky(cov))}
+
+    def _base_sample(self, key: Array, shape: tuple[int, ...], dtype) -> Array:
+        if self.tail_df is None:
+            return jax.random.normal(key, shape, dtype=dtype)
+        return jax.random.t(key, self.tail_df, shape, dtype=dtype)
+
+    def _base_log_prob(self, eps: Array) -> Array:
+        if self.tail_df is None:
+            return -0.5 * jnp.sum(eps**2) - 0.5 * eps.shape[-1] * _LOG_2PI
+        return jnp.sum(jax.scipy.stats.t.logpdf(eps, self.tail_df))
+
+    def sample(self, params: Params, key: Array, n: int) -> Array:
+        eps = self._base_sample(key, (n, params["loc"].shape[-1]), params["loc"].dtype)
+        bij = self._bijection(params)
+        u = jax.vmap(bij.transform)(eps)
+        return params["loc"] + u @ _cholesky(params["chol"]).T
+
+    def log_prob(self, params: Params, z: Array) -> Array:
+        chol = _cholesky(params["chol"])
+        u = jsl.solve_triangular(chol, z - params["loc"], lower=True)
+        eps, log_det = self._bijection(params).inverse_and_log_det(u)
+        return self._base_log_prob(eps) + log_det - jnp.sum(jnp.diag(params["chol"]))
+
+    def bijection(self, params: Params) -> AbstractBijection:
+        """The coupling bijection T (eps -> u), unwrapped, for inspection and tests."""
+        return self._bijection(params)
+
+
+def _is_mlp(x) -> bool:
+    return isinstance(x, eqx.nn.MLP)
+
+
+@functools.lru_cache(maxsize=64)
+def _skeleton(family: _CouplingFlow, dim: int, x64: bool):
+    """The non-trainable part of the flow for ``(family, dim)``: built once, reused by every
+    call (and every trace) of sample and log_prob."""
+    del x64  # part of the cache key only: float32 and float64 skeletons differ in dtype
+    return _partition_static(family._build(jax.random.key(_STRUCTURE_SEED), dim))
+
+
+def _partition_static(flow):
+    return eqx.partition(flow, eqx.is_inexact_array, is_leaf=_is_frozen)[1]
+
+
+class RealNVP(_CouplingFlow):
+    """Affine coupling flow (RealNVP): each layer shifts and scales half the coordinates by a
+    network of the other half. ``layers`` couplings of an MLP with ``depth`` hidden layers of
+    ``width`` units."""
+
+    layers: int = 4
+    width: int = 32
+    depth: int = 1
+    init_scale: float = 0.1
+    tail_df: float | None = None
+    name: ClassVar[str] = "realnvp"
+
+    def _transformer(self) -> AbstractBijection:
+        # softplus(raw) + 1e-2 keeps every scale positive; raw = 0 is the identity.
+        return _affine_min_scale(1e-2)
+
+
+class SplineFlow(_CouplingFlow):
+    """Rational-quadratic spline coupling flow (neural spline flow): monotone splines with
+    ``knots`` bins on [-interval, interval] (identity outside), in whitened coordinates."""
+
+    layers: int = 4
+    width: int = 32
+    depth: int = 1
+    knots: int = 8
+    interval: float = 4.0
+    init_scale: float = 0.1
+    tail_df: float | None = None
+    name: ClassVar[str] = "spline"
+
+    def _transformer(self) -> AbstractBijection:
+        return RationalQuadraticSpline(knots=self.knots, interval=self.interval)
+
+
+def _affine_min_scale(min_scale: float) -> Affine:
+    from paramax.utils import inv_softplus
+
+    scale = paramax.Parameterize(lambda x: jax.nn.softplus(x) + min_scale,
+                                 inv_softplus(1.0 - min_scale))
+    return eqx.tree_at(lambda a: a.scale, Affine(), replace=scale)
