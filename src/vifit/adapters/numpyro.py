@@ -1,9 +1,10 @@
 """``from_numpyro``: a Target from a NumPyro model, through NumPyro's own machinery.
 
 The unconstrained space is NumPyro's: each latent site's value is mapped to the real line by
-``biject_to(site.support)``, and ``numpyro.infer.util.initialize_model`` gives the potential
-energy (minus the log joint density in unconstrained coordinates, log-Jacobian included) and
-the map back to constrained values. vifit only flattens the sites into one vector z with
+``biject_to(site.support)``. ``numpyro.infer.util.potential_energy`` is the log density
+(negated; the log joint in unconstrained coordinates, log-Jacobians included) and
+``constrain_fn`` the map back to constrained values and deterministic sites, exactly as NumPyro's
+own samplers use them. vifit only flattens the sites into one vector z with
 ``jax.flatten_util.ravel_pytree`` (sites in sorted name order, each site row-major).
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from vifit.adapters.base import ModelTarget, flat_names
@@ -22,10 +24,11 @@ from vifit.errors import TargetError
 Array = jax.Array
 
 
-def _initial_values(model: Callable, args: tuple, kwargs: dict, seed: int,
-                    strategy: Callable) -> dict[str, Array]:
-    """The init strategy's constrained values of the latent sites, from one compiled trace of
-    the model; refuse what vifit cannot fit yet.
+def _initial_point(model: Callable, args: tuple, kwargs: dict, seed: int,
+                   strategy: Callable) -> dict[str, Array]:
+    """The init strategy's values of the latent sites, mapped to the unconstrained space by
+    ``biject_to(support).inv``, from one compiled trace of the model; refuse what vifit
+    cannot fit yet.
 
     At the init strategy's values, not raw prior draws: a heavy-tailed prior draw can put a
     valid model outside its own support (a Cauchy location making a scale overflow). Compiled,
@@ -33,6 +36,7 @@ def _initial_values(model: Callable, args: tuple, kwargs: dict, seed: int,
     machine for a model with an LKJ or Dirichlet prior).
     """
     from numpyro import handlers
+    from numpyro.distributions.transforms import biject_to
 
     sites: dict[str, tuple[str, bool, bool]] = {}
 
@@ -42,7 +46,8 @@ def _initial_values(model: Callable, args: tuple, kwargs: dict, seed: int,
         for name, site in trace.items():
             discrete = site["type"] == "sample" and site["fn"].support.is_discrete
             sites[name] = (site["type"], bool(site.get("is_observed", False)), discrete)
-        return {name: site["value"] for name, site in trace.items()
+        return {name: biject_to(site["fn"].support).inv(site["value"])
+                for name, site in trace.items()
                 if site["type"] == "sample" and not site["is_observed"]
                 and not site["fn"].support.is_discrete}
 
@@ -76,6 +81,23 @@ def _initial_values(model: Callable, args: tuple, kwargs: dict, seed: int,
     return init
 
 
+def _check_start(log_density: Callable, z0: Array, shapes: dict) -> None:
+    value, grad = jax.jit(jax.value_and_grad(log_density))(z0)
+    names = flat_names(shapes)
+    if not bool(jnp.isfinite(value)):
+        raise TargetError(
+            f"the NumPyro model's log density is {float(value)} at the initial point; start "
+            "elsewhere with init_strategy= (e.g. numpyro.infer.init_to_value(values={...})) "
+            "or check the model's data and priors."
+        )
+    bad = [names[i] for i in np.flatnonzero(~np.isfinite(np.asarray(grad)))[:5]]
+    if bad:
+        raise TargetError(
+            f"the gradient of the NumPyro model's log density is not finite at the initial "
+            f"point (in {bad}); start elsewhere with init_strategy=..."
+        )
+
+
 def from_numpyro(model: Callable, *args: Any, init_strategy: Callable | None = None,
                  rng_seed: int = 0, target_name: str | None = None,
                  **kwargs: Any) -> ModelTarget:
@@ -91,40 +113,28 @@ def from_numpyro(model: Callable, *args: Any, init_strategy: Callable | None = N
     returning the dict of constrained latent sites and ``numpyro.deterministic`` values, and
     ``unconstrain(values) -> z`` for a dict of constrained latent site values.
     """
-    from numpyro.infer.initialization import init_to_median, init_to_value
-    from numpyro.infer.util import initialize_model, unconstrain_fn
+    from numpyro.infer.initialization import init_to_median
+    from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 
     if not callable(model):
         raise TargetError(f"from_numpyro needs a model function, got {type(model).__name__}.")
     strategy = init_to_median() if init_strategy is None else init_strategy
-    init_values = _initial_values(model, args, kwargs, rng_seed, strategy)
-    latent = list(init_values)
-    try:
-        # A batch of one key makes NumPyro search for the start inside one compiled program
-        # (lax.map) instead of op by op, which costs a hundred small compilations.
-        keys = jax.random.split(jax.random.PRNGKey(rng_seed), 1)
-        info = initialize_model(keys, model, init_strategy=init_to_value(values=init_values),
-                                model_args=args, model_kwargs=kwargs)
-    except Exception as exc:
-        raise TargetError(
-            f"NumPyro could not initialize the model ({type(exc).__name__}: {exc}). Check "
-            "that the data match the model and that every latent site has a proper prior."
-        ) from exc
-    z0_sites = jax.tree.map(lambda leaf: leaf[0], info.param_info.z)
+    z0_sites = _initial_point(model, args, kwargs, rng_seed, strategy)
+    latent = list(z0_sites)
     z0, unravel = ravel_pytree(z0_sites)
     # ravel_pytree's order is the pytree order of the dict (sorted keys); read it, don't assume.
     paths, _ = jax.tree_util.tree_flatten_with_path(z0_sites)
     shapes = {path[0].key: tuple(jnp.shape(leaf)) for path, leaf in paths}
-    potential_fn, postprocess_fn = info.potential_fn, info.postprocess_fn
 
-    # Jitted, so that Target's checks and eager calls compile one program each.
+    # NumPyro's public functions, jitted so that each compiles as one program (run op by op,
+    # a model compiles every operation separately).
     @jax.jit
     def log_density(z: Array) -> Array:
-        return -potential_fn(unravel(z))
+        return -potential_energy(model, args, kwargs, unravel(z))
 
     @jax.jit
     def constrain(z: Array) -> dict[str, Array]:
-        return postprocess_fn(unravel(z))
+        return constrain_fn(model, args, kwargs, unravel(z), return_deterministic=True)
 
     def unconstrain(values: Mapping[str, Any]) -> Array:
         missing = [k for k in latent if k not in values]
@@ -134,10 +144,10 @@ def from_numpyro(model: Callable, *args: Any, init_strategy: Callable | None = N
         flat, _ = ravel_pytree(unconstrain_fn(model, args, kwargs, sites))
         return flat
 
+    _check_start(log_density, z0, shapes)
     name = target_name or getattr(model, "__name__", "numpyro_model")
-    # NumPyro has checked that the potential and its gradient are finite at z0 (it raises
-    # otherwise), and its models vmap by construction: Target's own checks would only add
-    # three more compilations of the model.
+    # Checked above with one compiled value-and-gradient; NumPyro models vmap by construction,
+    # so Target's own checks would only add three more compilations of the model.
     return ModelTarget(log_density, init=z0, param_names=flat_names(shapes), constrain=constrain,
                        unconstrain=unconstrain, source="numpyro", site_shapes=shapes, name=name,
                        check=False)

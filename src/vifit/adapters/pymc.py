@@ -121,9 +121,12 @@ def from_pymc(model: Any, *, target_name: str | None = None) -> ModelTarget:
         return [part.reshape(shape) for part, shape in
                 zip(jnp.split(z, splits), shapes.values())]
 
+    # Jitted, so that Target's checks and eager calls compile one program each.
+    @jax.jit
     def log_density(z: Array) -> Array:
         return logp_graph(*unflatten(z))[0]
 
+    @jax.jit
     def constrain(z: Array) -> dict[str, Array]:
         return dict(zip(out_names, constrain_graph(*unflatten(z))))
 
