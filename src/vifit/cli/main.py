@@ -29,21 +29,22 @@ def _fail(message: str) -> None:
 
 @app.command("list")
 def list_examples() -> None:
-    """List the built-in example models."""
-    from vifit.examples import describe_examples
+    """List the built-in models (the catalog, with its reference answers)."""
+    from vifit.catalog import describe
 
-    table = Table(title="built-in examples", show_header=True)
+    table = Table(title="built-in models (vifit fit NAME, vifit bench NAME)", show_header=True)
     table.add_column("name")
     table.add_column("description")
-    for name, desc in describe_examples().items():
+    for name, desc in describe().items():
         table.add_row(name, desc)
     out_console.print(table)
 
 
 @app.command("fit")
 def fit_command(
-    model: Annotated[str, typer.Argument(help="A built-in example (see `vifit list`) or a .py file "
-                                              "defining log_density and dim or init.")],
+    model: Annotated[str, typer.Argument(help="A built-in model (see `vifit list`) or a .py file "
+                                              "defining a NumPyro `model`, a PyMC `model`, or "
+                                              "log_density and dim or init.")],
     family: Annotated[str, typer.Option(help="meanfield, fullrank or lowrank.")] = "fullrank",
     estimator: Annotated[Optional[str], typer.Option(
         help="score, reparam or stl (default: stl; score for non-differentiable models).")] = None,
@@ -115,6 +116,11 @@ def print_result(result) -> None:
         out_console.print(f"exact log Z = {result.target.exact['log_z']:.4f}")
     colour = {"good": "green", "usable with care": "yellow"}.get(ev.verdict.label, "red")
     out_console.print(f"k-hat  = {ev.khat:.3f}: [{colour}]{ev.verdict.label}[/] — {ev.verdict.text}")
+
+
+from vifit.cli.bench import bench_command  # noqa: E402
+
+app.command("bench")(bench_command)
 
 
 def main() -> None:
