@@ -38,7 +38,7 @@ RHAT_MAX, ESS_MIN = 1.01, 1000
 # acceptance 0.8) are not enough for the checks above.
 SETTINGS = {
     "horseshoe": {"target_accept": 0.99, "draws": 5000, "warmup": 2000},
-    "stochastic_volatility": {"target_accept": 0.95},
+    "stochastic_volatility": {"target_accept": 0.99},
     "gp_poisson": {"target_accept": 0.95},
     "eight_schools": {"target_accept": 0.95},
 }

@@ -6,6 +6,7 @@
     print(result.summary(), result.log_z, result.evidence.verdict.text)
 """
 
+from vifit import catalog
 from vifit.adapters import from_numpyro, from_pymc
 from vifit.api import fit
 from vifit.errors import ConfigError, ModelFileError, TargetError, VifitError
@@ -21,6 +22,6 @@ __version__ = "0.1.0"
 __all__ = [
     "ELBO", "STL", "ConfigError", "Estimator", "Family", "FitResult", "FullRank", "ISEstimate",
     "LowRank", "MeanField", "ModelFileError", "Objective", "Reparam", "ScoreFunction", "Target",
-    "TargetError", "VifitError", "fit", "from_numpyro", "from_pymc", "get_estimator",
+    "TargetError", "VifitError", "catalog", "fit", "from_numpyro", "from_pymc", "get_estimator",
     "get_family", "get_objective", "importance_log_z", "khat_verdict",
 ]

@@ -39,8 +39,8 @@ def test_bench_quick_runs_with_its_peers(tmp_path):
 
     from vifit.cli.main import app
 
-    result = CliRunner().invoke(app, ["bench", "linear_regression", "--quick", "--out",
-                                      str(tmp_path), "--peer-timeout", "400"])
+    result = CliRunner().invoke(app, ["bench", "linear_regression", "--quick", "--steps", "500",
+                                      "--out", str(tmp_path), "--peer-timeout", "400"])
     assert result.exit_code == 0, result.output
     with open(tmp_path / "bench.csv") as f:
         rows = list(csv.DictReader(f))

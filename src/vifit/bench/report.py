@@ -21,9 +21,9 @@ def label(row: Row) -> str:
     if row.method != "vifit":
         return row.method
     parts = [row.family, row.estimator]
-    if row.optimizer != "adam":
+    if row.optimizer not in ("", "adam"):
         parts.append(row.optimizer)
-    if row.objective != "elbo":
+    if row.objective not in ("", "elbo"):
         parts.append(row.objective)
     return "/".join(parts)
 
@@ -94,9 +94,40 @@ def plot(rows: Sequence[Row], path: Path) -> None:
     plt.close(fig)
 
 
+def ratios(rows: Sequence[Row]) -> list[list[str]]:
+    """Per method, the median over models of its wall time and its mean error divided by those
+    of the baseline, vifit's ``fullrank/stl`` (or the first vifit configuration) on the same
+    model; how many models entered the median."""
+    ok = [r for r in rows if r.status == "ok"]
+    vifit_labels = [label(r) for r in ok if r.method == "vifit"]
+    if not vifit_labels:
+        return []
+    base = "fullrank/stl" if "fullrank/stl" in vifit_labels else vifit_labels[0]
+    by_model = {(r.model, label(r)): r for r in ok}
+    out = []
+    for method in dict.fromkeys(label(r) for r in ok):
+        if method == base:
+            continue
+        t, e = [], []
+        for (model, m), r in by_model.items():
+            b = by_model.get((model, base))
+            if m != method or b is None:
+                continue
+            t.append(r.seconds / b.seconds)
+            if b.mean_err > 0 and np.isfinite(r.mean_err):
+                e.append(r.mean_err / b.mean_err)
+        if t:
+            out.append([method, base, f"{np.median(t):.2g}", f"{np.median(e):.2g}" if e else "-",
+                        str(len(t))])
+    return out
+
+
 def markdown(rows: Sequence[Row], cfg: BenchConfig, seconds: float, command: str) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in table_rows(rows)]
+    ratio_lines = ["| method | baseline | median wall-time ratio | median mean-err ratio | models |",
+                   "|---|---|---|---|---|"]
+    ratio_lines += ["| " + " | ".join(r) + " |" for r in ratios(rows)]
     failed = [r for r in rows if r.status != "ok"]
     failures = "\n".join(f"- {r.model} / {label(r)}: {r.status}" for r in failed) or "- none"
     return f"""# vifit bench
@@ -118,6 +149,11 @@ references only); **k-hat** = Pareto k of the importance weights (< 0.7 usable);
 a shared machine are noisy).
 
 {chr(10).join(lines)}
+
+Ratios to the baseline on the same model (median over models; below 1 means faster or more
+accurate than the baseline):
+
+{chr(10).join(ratio_lines)}
 
 Rows without scores:
 {failures}

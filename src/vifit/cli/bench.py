@@ -104,6 +104,10 @@ def _bench(models, families, estimators, optimizers, objectives, peers, steps, l
     for cells in table_rows(rows):
         table.add_row(*cells)
     console.print(table)
+    from vifit.bench.report import ratios
+
+    for method, base, t, e, n in ratios(rows):
+        console.print(f"{method} vs {base}: wall time x{t}, mean error x{e} (median of {n} models)")
     command = "vifit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     paths = write_outputs(rows, cfg, out, seconds, command)
     console.print(f"{len(rows)} fits in {seconds:.0f} s; wrote " +
