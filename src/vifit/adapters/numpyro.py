@@ -139,7 +139,8 @@ def from_numpyro(model: Callable, *args: Any, init_strategy: Callable | None = N
     def unconstrain(values: Mapping[str, Any]) -> Array:
         missing = [k for k in latent if k not in values]
         if missing:
-            raise TargetError(f"unconstrain needs a value for every latent site; missing {missing}.")
+            raise TargetError(
+                f"unconstrain needs a value for every latent site; missing {missing}.")
         sites = {k: jnp.asarray(values[k]) for k in latent}
         flat, _ = ravel_pytree(unconstrain_fn(model, args, kwargs, sites))
         return flat

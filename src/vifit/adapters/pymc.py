@@ -133,7 +133,8 @@ def from_pymc(model: Any, *, target_name: str | None = None) -> ModelTarget:
     def unconstrain(values: Mapping[str, Any]) -> Array:
         missing = [rv.name for rv in model.free_RVs if rv.name not in values]
         if missing:
-            raise TargetError(f"unconstrain needs a value for every free variable; missing {missing}.")
+            raise TargetError(
+                f"unconstrain needs a value for every free variable; missing {missing}.")
         args = [jnp.asarray(values[rv.name]) for rv in model.free_RVs]
         return jnp.concatenate([jnp.ravel(v) for v in forward_graph(*args)])
 

@@ -125,8 +125,8 @@ def ratios(rows: Sequence[Row]) -> list[list[str]]:
 def markdown(rows: Sequence[Row], cfg: BenchConfig, seconds: float, command: str) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in table_rows(rows)]
-    ratio_lines = ["| method | baseline | median wall-time ratio | median mean-err ratio | models |",
-                   "|---|---|---|---|---|"]
+    ratio_lines = ["| method | baseline | median wall-time ratio | median mean-err ratio "
+                   "| models |", "|---|---|---|---|---|"]
     ratio_lines += ["| " + " | ".join(r) + " |" for r in ratios(rows)]
     failed = [r for r in rows if r.status != "ok"]
     failures = "\n".join(f"- {r.model} / {label(r)}: {r.status}" for r in failed) or "- none"

@@ -1,7 +1,8 @@
 """Sparse regression with the regularized horseshoe prior (Piironen & Vehtari, 2017), non-centred.
 
     tau ~ HalfCauchy(tau0),  lambda_k ~ HalfCauchy(1),  c2 ~ InvGamma(2, 8),  z_k ~ N(0, 1),
-    lambda_tilde_k = sqrt(c2 lambda_k^2 / (c2 + tau^2 lambda_k^2)),  beta_k = tau lambda_tilde_k z_k,
+    lambda_tilde_k = sqrt(c2 lambda_k^2 / (c2 + tau^2 lambda_k^2)),
+    beta_k = tau lambda_tilde_k z_k,
     alpha ~ N(0, 5^2),  sigma ~ HalfNormal(2),  y_i ~ N(alpha + x_i beta, sigma^2),
 
 with tau0 = p0 / (p - p0) / sqrt(n) for p0 = 3 expected non-zero coefficients (slab scale 2,

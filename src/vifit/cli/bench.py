@@ -22,7 +22,8 @@ def _split(text: str) -> list[str]:
 
 def bench_command(
     models: Annotated[Optional[list[str]], typer.Argument(
-        help="Catalog models (see `vifit list`); default: all (two small ones with --quick).")] = None,
+        help="Catalog models (see `vifit list`); default: all (two small ones with --quick)."
+    )] = None,
     families: Annotated[str, typer.Option(help="Comma-separated families.")] = "meanfield,fullrank",
     estimators: Annotated[str, typer.Option(help="Comma-separated estimators.")] = "stl,score",
     optimizers: Annotated[str, typer.Option(help="Comma-separated optimizers.")] = "adam",
@@ -86,9 +87,10 @@ def _bench(models, families, estimators, optimizers, objectives, peers, steps, l
         steps=min(steps, 1000) if quick else steps, lr=lr, seed=seed,
         n_eval=2000 if quick else 4000, peer_timeout=peer_timeout, quick=quick,
     )
-    console.print(f"bench: {len(cfg.resolved_models())} models x "
-                  f"{len(cfg.families) * len(cfg.estimators) * len(cfg.optimizers) * len(cfg.objectives)}"
-                  f" vifit configurations + {len(cfg.peers)} peers")
+    n_configs = (len(cfg.families) * len(cfg.estimators) * len(cfg.optimizers)
+                 * len(cfg.objectives))
+    console.print(f"bench: {len(cfg.resolved_models())} models x {n_configs} vifit "
+                  f"configurations + {len(cfg.peers)} peers")
 
     def show(row) -> None:
         cells = table_rows([row])[0]

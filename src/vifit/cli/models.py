@@ -100,8 +100,9 @@ def _from_model(module, path: Path) -> tuple[Target, str]:
             "called as model(*args, **kwargs)."
         )
     target = from_numpyro(model, *args, target_name=name, **kwargs)
-    called = ", ".join([f"{len(args)} args"] * bool(args) + [f"kwargs {sorted(kwargs)}"] * bool(kwargs))
-    return target, f"detected a NumPyro model in {path}" + (f" (called with {called})" if called else "")
+    called = [f"{len(args)} args"] * bool(args) + [f"kwargs {sorted(kwargs)}"] * bool(kwargs)
+    how = f" (called with {', '.join(called)})" if called else ""
+    return target, f"detected a NumPyro model in {path}{how}"
 
 
 def _import_file(path: Path):
