@@ -51,6 +51,15 @@ HEADER = ["model", "method", "mean err/sd", "|log sd ratio|", "log Z err", "k-ha
           "steps", "stop"]
 
 
+def read_csv(path: str | Path) -> list[Row]:
+    """The rows of a ``bench.csv`` (to redraw a report without refitting)."""
+    ints, strs = {"dim", "steps"}, {"model", "method", "family", "estimator", "optimizer",
+                                    "objective", "status", "stop_reason", "worst"}
+    with open(path, newline="") as f:
+        return [Row(**{k: (v if k in strs else int(v) if k in ints else float(v))
+                       for k, v in rec.items()}) for rec in csv.DictReader(f)]
+
+
 def write_csv(rows: Sequence[Row], path: Path) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -123,7 +132,8 @@ def ratios(rows: Sequence[Row]) -> list[list[str]]:
 
 
 def markdown(rows: Sequence[Row], cfg: BenchConfig, seconds: float, command: str) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines = ["| " + " | ".join(h.replace("|", "\\|") for h in HEADER) + " |",
+             "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in table_rows(rows)]
     ratio_lines = ["| method | baseline | median wall-time ratio | median mean-err ratio "
                    "| models |", "|---|---|---|---|---|"]
