@@ -7,6 +7,8 @@
 """
 
 from vifit import cavi
+from vifit import catalog
+from vifit.adapters import from_numpyro, from_pymc
 from vifit.api import fit
 from vifit.discrete import DiscreteTarget, enumerate_exact
 from vifit.errors import ConfigError, ModelFileError, TargetError, VifitError
@@ -25,11 +27,11 @@ from vifit import ep  # noqa: E402  (expectation propagation: vifit.ep.fit, vifi
 __version__ = "0.1.0"
 
 __all__ = [
-    "CUBO", "ELBO", "IWAE", "SNIS", "STL", "Bernoulli", "Categorical", "ConfigError", "DReG",
-    "DiscreteTarget", "Estimator", "Family", "FitResult", "ForwardKL", "FullRank", "ISEstimate",
-    "LocalExpectation", "LowRank", "MeanField", "ModelFileError", "Objective", "Relaxed",
-    "Renyi", "Reparam", "ScoreFunction", "Target", "TargetError", "VifitError", "enumerate_exact",
-    "ep", "fit", "get_estimator", "get_family", "get_objective", "gradient_variance",
-    "importance_log_z", "khat_verdict",
-    "Mixture", "RealNVP", "SplineFlow", "Stratified", "cavi", "pathfinder",
+    "Bernoulli", "CUBO", "Categorical", "ConfigError", "DReG", "DiscreteTarget", "ELBO",
+    "Estimator", "Family", "FitResult", "ForwardKL", "FullRank", "ISEstimate", "IWAE",
+    "LocalExpectation", "LowRank", "MeanField", "Mixture", "ModelFileError", "Objective",
+    "RealNVP", "Relaxed", "Renyi", "Reparam", "SNIS", "STL", "ScoreFunction", "SplineFlow",
+    "Stratified", "Target", "TargetError", "VifitError", "catalog", "cavi", "enumerate_exact",
+    "ep", "fit", "from_numpyro", "from_pymc", "get_estimator", "get_family", "get_objective",
+    "gradient_variance", "importance_log_z", "khat_verdict", "pathfinder",
 ]

@@ -1,6 +1,6 @@
 """``vifit fit MODEL --method ep``: expectation propagation from the command line.
 
-MODEL is a built-in EP model (``probit_regression``, ``logistic_regression``,
+MODEL is a built-in EP model (``probit_regression``, ``logistic_vaso``,
 ``gp_classification``) or a Python file that defines ``ep_model = vifit.ep.Factorized(...)``.
 Prints the same summary table, ELBO, importance-sampling log Z and k-hat as a VI fit, plus the
 EP log Z and how the iteration went; ``--out DIR`` writes result.json, draws.nc and report.md.

@@ -33,21 +33,22 @@ def _fail(message: str) -> None:
 
 @app.command("list")
 def list_examples() -> None:
-    """List the built-in example models."""
-    from vifit.examples import describe_examples
+    """List the built-in models (the catalog, with its reference answers)."""
+    from vifit.catalog import describe
 
-    table = Table(title="built-in examples", show_header=True)
+    table = Table(title="built-in models (vifit fit NAME, vifit bench NAME)", show_header=True)
     table.add_column("name")
     table.add_column("description")
-    for name, desc in describe_examples().items():
+    for name, desc in describe().items():
         table.add_row(name, desc)
     out_console.print(table)
 
 
 @app.command("fit")
 def fit_command(
-    model: Annotated[str, typer.Argument(help="A built-in example (see `vifit list`) or a .py file "
-                                              "defining log_density and dim or init.")],
+    model: Annotated[str, typer.Argument(help="A built-in model (see `vifit list`) or a .py file "
+                                              "defining a NumPyro `model`, a PyMC `model`, or "
+                                              "log_density and dim or init.")],
     family: Annotated[Optional[str], typer.Option(
         help="meanfield, fullrank, lowrank, mixture, realnvp, spline or auto; bernoulli, "
              "categorical for discrete models (default: fullrank, or the discrete one); "
@@ -176,6 +177,10 @@ app.command("gradvar")(gradvar_command)
 from vifit.cli.cavi import cavi_app  # noqa: E402
 
 app.add_typer(cavi_app, name="cavi")
+
+from vifit.cli.bench import bench_command  # noqa: E402
+
+app.command("bench")(bench_command)
 
 
 def main() -> None:

@@ -1,4 +1,14 @@
-"""Turn the CLI's MODEL argument (a built-in name or a Python file) into a Target."""
+"""Turn the CLI's MODEL argument (a built-in name or a Python file) into a Target.
+
+A model file is detected by what it defines (see docs/models.md):
+
+- a PyMC model: ``model`` is a ``pymc.Model`` (needs ``pip install "vifit[pymc]"``);
+- a NumPyro model: ``model`` is a function; it is called as ``model(*args, **kwargs)`` with
+  the file's ``args`` (a tuple) and ``kwargs`` (a dict; ``data`` is accepted for it), where
+  the observed data go;
+- a plain log density: ``log_density(z)`` with ``dim`` or ``init`` (optionally
+  ``param_names``, ``constrain``, ``differentiable``).
+"""
 
 from __future__ import annotations
 
@@ -7,29 +17,44 @@ import sys
 from pathlib import Path
 
 from vifit.errors import ModelFileError, VifitError
-from vifit.examples import example_names, get_example
 from vifit.target import Target
 
 
 def load_model(spec: str) -> tuple[Target, str]:
-    """A Target and a one-line description of where it came from."""
-    if spec in example_names():
-        return get_example(spec), f"built-in example {spec!r}"
+    """A Target and a one-line description of where it came from and what was detected."""
+    from vifit import catalog
+
+    names = catalog.catalog_names()
+    if spec in names:
+        target = catalog.get_model(spec)
+        kind = {"numpyro": "NumPyro model", "pymc": "PyMC model"}.get(
+            getattr(target, "source", ""), "log density")
+        return target, f"built-in model {spec!r} ({kind})"
     path = Path(spec)
     if path.suffix != ".py" and not path.exists():
         raise ModelFileError(
-            f"{spec!r} is neither a built-in example ({', '.join(example_names())}) nor a file; "
-            "give a Python file that defines log_density."
+            f"{spec!r} is neither a built-in example ({', '.join(names)}) nor a file; "
+            "give a Python file that defines log_density, or a NumPyro or PyMC `model`."
         )
     if not path.is_file():
         raise ModelFileError(f"model file {spec!r} not found.")
     module = _import_file(path)
-    if not hasattr(module, "log_density") and hasattr(module, "ep_model"):  # EP models run VI too
+    has_model, has_density = hasattr(module, "model"), hasattr(module, "log_density")
+    if has_model and has_density:
+        raise ModelFileError(
+            f"{path} defines both `model` and `log_density`; keep one, or rename the other, "
+            "so that vifit knows which to fit."
+        )
+    if has_model:
+        return _from_model(module, path)
+    if not has_density and hasattr(module, "ep_model"):  # EP models run VI too
         return module.ep_model.target(), f"ep_model from {path} (its Target)"
-    if not hasattr(module, "log_density"):
+    if not has_density:
         raise ModelFileError(
             f"{path} defines no `log_density`; add `def log_density(z): ...` returning the "
-            "unnormalized log density of a flat vector z, and `dim = <d>` or `init = [...]`."
+            "unnormalized log density of a flat vector z, and `dim = <d>` or `init = [...]`; "
+            "or define a NumPyro `model` function (with `args`/`kwargs` for its data) or a "
+            "PyMC `model = pm.Model()`."
         )
     dim, init = getattr(module, "dim", None), getattr(module, "init", None)
     if dim is None and init is None:
@@ -43,7 +68,43 @@ def load_model(spec: str) -> tuple[Target, str]:
         differentiable=getattr(module, "differentiable", True),
         name=getattr(module, "name", path.stem),
     )
-    return target, f"log_density from {path}"
+    return target, f"detected a plain log_density in {path}"
+
+
+def _is_pymc_model(obj) -> bool:
+    # Checked by type, so that a NumPyro file never needs PyMC installed.
+    return any(cls.__module__.startswith("pymc.") and cls.__name__ == "Model"
+               for cls in type(obj).__mro__)
+
+
+def _from_model(module, path: Path) -> tuple[Target, str]:
+    from vifit.adapters import from_numpyro, from_pymc
+
+    model = module.model
+    name = getattr(module, "name", path.stem)
+    if _is_pymc_model(model):
+        return from_pymc(model, target_name=name), f"detected a PyMC model in {path}"
+    if not callable(model):
+        raise ModelFileError(
+            f"`model` in {path} is a {type(model).__name__}; it must be a NumPyro model "
+            "function or a pymc.Model."
+        )
+    args = getattr(module, "args", ())
+    kwargs = getattr(module, "kwargs", None)
+    data = getattr(module, "data", None)
+    if kwargs is not None and data is not None:
+        raise ModelFileError(f"{path} defines both `kwargs` and `data`; they mean the same "
+                             "(keyword arguments of model); keep one.")
+    kwargs = kwargs if kwargs is not None else (data if data is not None else {})
+    if not isinstance(args, tuple | list) or not isinstance(kwargs, dict):
+        raise ModelFileError(
+            f"in {path}, `args` must be a tuple and `kwargs` (or `data`) a dict: the model is "
+            "called as model(*args, **kwargs)."
+        )
+    target = from_numpyro(model, *args, target_name=name, **kwargs)
+    called = [f"{len(args)} args"] * bool(args) + [f"kwargs {sorted(kwargs)}"] * bool(kwargs)
+    how = f" (called with {', '.join(called)})" if called else ""
+    return target, f"detected a NumPyro model in {path}{how}"
 
 
 def _import_file(path: Path):

@@ -20,7 +20,7 @@ _EXAMPLES: dict[str, tuple[Callable[[], Target], str]] = {
                                      "out, 10 points; exact log Z by enumeration"),
     "probit_regression": (binary_regression.make_probit,
                           "probit regression, Finney's vasoconstriction data (real, d=3); EP too"),
-    "logistic_regression": (binary_regression.make_logistic,
+    "logistic_vaso": (binary_regression.make_logistic,
                             "logistic regression, vasoconstriction data (real, d=3); EP too"),
     "gp_classification": (gp_classification.make,
                           "GP classification, RBF kernel, probit, seeded 1-D data (d=60); EP too"),
@@ -28,7 +28,7 @@ _EXAMPLES: dict[str, tuple[Callable[[], Target], str]] = {
 
 # Models that declare their factors, for `vifit fit NAME --method ep`.
 EP_MODELS = {"probit_regression": binary_regression.probit_model,
-             "logistic_regression": binary_regression.logistic_model,
+             "logistic_vaso": binary_regression.logistic_model,
              "gp_classification": gp_classification.model}
 
 

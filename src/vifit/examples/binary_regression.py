@@ -41,7 +41,7 @@ def probit_model() -> Factorized:
 def logistic_model() -> Factorized:
     x, y = vaso()
     return Factorized(Logistic(), y, x, prior_sd=PRIOR_SD, param_names=NAMES,
-                      name="logistic_regression")
+                      name="logistic_vaso")
 
 
 def make_probit() -> Target:

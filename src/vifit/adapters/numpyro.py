@@ -1,0 +1,154 @@
+"""``from_numpyro``: a Target from a NumPyro model, through NumPyro's own machinery.
+
+The unconstrained space is NumPyro's: each latent site's value is mapped to the real line by
+``biject_to(site.support)``. ``numpyro.infer.util.potential_energy`` is the log density
+(negated; the log joint in unconstrained coordinates, log-Jacobians included) and
+``constrain_fn`` the map back to constrained values and deterministic sites, exactly as NumPyro's
+own samplers use them. vifit only flattens the sites into one vector z with
+``jax.flatten_util.ravel_pytree`` (sites in sorted name order, each site row-major).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from vifit.adapters.base import ModelTarget, flat_names
+from vifit.errors import TargetError
+
+Array = jax.Array
+
+
+def _initial_point(model: Callable, args: tuple, kwargs: dict, seed: int,
+                   strategy: Callable) -> dict[str, Array]:
+    """The init strategy's values of the latent sites, mapped to the unconstrained space by
+    ``biject_to(support).inv``, from one compiled trace of the model; refuse what vifit
+    cannot fit yet.
+
+    At the init strategy's values, not raw prior draws: a heavy-tailed prior draw can put a
+    valid model outside its own support (a Cauchy location making a scale overflow). Compiled,
+    because running a model op by op compiles every operation separately (minutes on a busy
+    machine for a model with an LKJ or Dirichlet prior).
+    """
+    from numpyro import handlers
+    from numpyro.distributions.transforms import biject_to
+
+    sites: dict[str, tuple[str, bool, bool]] = {}
+
+    def values(key):
+        start = handlers.substitute(handlers.seed(model, rng_seed=key), substitute_fn=strategy)
+        trace = handlers.trace(start).get_trace(*args, **kwargs)
+        for name, site in trace.items():
+            discrete = site["type"] == "sample" and site["fn"].support.is_discrete
+            sites[name] = (site["type"], bool(site.get("is_observed", False)), discrete)
+        return {name: biject_to(site["fn"].support).inv(site["value"])
+                for name, site in trace.items()
+                if site["type"] == "sample" and not site["is_observed"]
+                and not site["fn"].support.is_discrete}
+
+    try:
+        init = jax.jit(values)(jax.random.PRNGKey(seed))
+    except Exception as exc:
+        raise TargetError(
+            f"running the NumPyro model with the given data failed with {type(exc).__name__}: "
+            f"{exc}. Pass the model's arguments as from_numpyro(model, *args, **kwargs); the "
+            "model must be traceable by JAX (no Python branching on sampled values)."
+        ) from exc
+    discrete, params = [], []
+    for name, (kind, observed, is_discrete) in sites.items():
+        if kind == "param":
+            params.append(name)
+        elif kind == "sample" and not observed and is_discrete:
+            discrete.append(name)
+    if discrete:
+        raise TargetError(
+            f"the NumPyro model has discrete latent sites {discrete}; vifit fits continuous "
+            "latent variables only (until discrete support lands). Marginalize them out by "
+            "hand (e.g. a mixture with dist.MixtureSameFamily) or observe them."
+        )
+    if params:
+        raise TargetError(
+            f"the NumPyro model has numpyro.param sites {params}; vifit treats every unknown as "
+            "a latent variable. Give each one a prior with numpyro.sample, or fix its value."
+        )
+    if not init:
+        raise TargetError("the NumPyro model has no latent sample sites: nothing to infer.")
+    return init
+
+
+def _check_start(log_density: Callable, z0: Array, shapes: dict) -> None:
+    value, grad = jax.jit(jax.value_and_grad(log_density))(z0)
+    names = flat_names(shapes)
+    if not bool(jnp.isfinite(value)):
+        raise TargetError(
+            f"the NumPyro model's log density is {float(value)} at the initial point; start "
+            "elsewhere with init_strategy= (e.g. numpyro.infer.init_to_value(values={...})) "
+            "or check the model's data and priors."
+        )
+    bad = [names[i] for i in np.flatnonzero(~np.isfinite(np.asarray(grad)))[:5]]
+    if bad:
+        raise TargetError(
+            f"the gradient of the NumPyro model's log density is not finite at the initial "
+            f"point (in {bad}); start elsewhere with init_strategy=..."
+        )
+
+
+def from_numpyro(model: Callable, *args: Any, init_strategy: Callable | None = None,
+                 rng_seed: int = 0, target_name: str | None = None,
+                 **kwargs: Any) -> ModelTarget:
+    """A Target whose z is the model's latent sites in NumPyro's unconstrained space.
+
+    ``from_numpyro(model, *args, **kwargs)`` calls ``model(*args, **kwargs)``; observed data go
+    in through these arguments. Three keyword names are the adapter's own (so a model cannot
+    take them): ``init_strategy`` (a NumPyro init strategy, default ``init_to_median``),
+    ``rng_seed`` (the seed of the init strategy's prior draws, default 0) and ``target_name``.
+
+    The Target has ``log_density(z) = -potential_energy`` (log-Jacobians included), names
+    ``mu``, ``theta[0]``, ... from the sites (in the unconstrained shapes), ``constrain(z)``
+    returning the dict of constrained latent sites and ``numpyro.deterministic`` values, and
+    ``unconstrain(values) -> z`` for a dict of constrained latent site values.
+    """
+    from numpyro.infer.initialization import init_to_median
+    from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
+
+    if not callable(model):
+        raise TargetError(f"from_numpyro needs a model function, got {type(model).__name__}.")
+    strategy = init_to_median() if init_strategy is None else init_strategy
+    z0_sites = _initial_point(model, args, kwargs, rng_seed, strategy)
+    latent = list(z0_sites)
+    z0, unravel = ravel_pytree(z0_sites)
+    # ravel_pytree's order is the pytree order of the dict (sorted keys); read it, don't assume.
+    paths, _ = jax.tree_util.tree_flatten_with_path(z0_sites)
+    shapes = {path[0].key: tuple(jnp.shape(leaf)) for path, leaf in paths}
+
+    # NumPyro's public functions, jitted so that each compiles as one program (run op by op,
+    # a model compiles every operation separately).
+    @jax.jit
+    def log_density(z: Array) -> Array:
+        return -potential_energy(model, args, kwargs, unravel(z))
+
+    @jax.jit
+    def constrain(z: Array) -> dict[str, Array]:
+        return constrain_fn(model, args, kwargs, unravel(z), return_deterministic=True)
+
+    def unconstrain(values: Mapping[str, Any]) -> Array:
+        missing = [k for k in latent if k not in values]
+        if missing:
+            raise TargetError(
+                f"unconstrain needs a value for every latent site; missing {missing}.")
+        sites = {k: jnp.asarray(values[k]) for k in latent}
+        flat, _ = ravel_pytree(unconstrain_fn(model, args, kwargs, sites))
+        return flat
+
+    _check_start(log_density, z0, shapes)
+    name = target_name or getattr(model, "__name__", "numpyro_model")
+    # Checked above with one compiled value-and-gradient; NumPyro models vmap by construction,
+    # so Target's own checks would only add three more compilations of the model.
+    return ModelTarget(log_density, init=z0, param_names=flat_names(shapes), constrain=constrain,
+                       unconstrain=unconstrain, source="numpyro", site_shapes=shapes, name=name,
+                       check=False)

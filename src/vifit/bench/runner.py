@@ -1,0 +1,154 @@
+"""The bench grid: every catalog model x family x estimator (x optimizer x objective), plus the
+peer methods, each fit scored against the model's reference."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import jax
+import numpy as np
+
+from vifit import catalog
+from vifit.bench import peers
+from vifit.bench.score import score_draws
+from vifit.catalog.reference import Reference
+from vifit.errors import VifitError
+from vifit.evidence.importance import importance_log_z
+from vifit.target import Target
+
+PEERS = ("numpyro.AutoNormal", "numpyro.AutoMultivariateNormal", "blackjax.pathfinder")
+QUICK_MODELS = ("eight_schools", "banana")
+
+
+@dataclass
+class BenchConfig:
+    """What to run. ``quick`` is for CI: two small models, fewer steps, fewer draws."""
+
+    models: Sequence[str] = ()  # default: the whole catalog (QUICK_MODELS when quick)
+    families: Sequence[str] = ("meanfield", "fullrank")
+    estimators: Sequence[str] = ("stl", "score")
+    optimizers: Sequence[str] = ("adam",)
+    objectives: Sequence[str] = ("elbo",)
+    peers: Sequence[str] = PEERS
+    steps: int = 10_000  # most optimizer steps for vifit and for NumPyro SVI
+    lr: float = 1e-2
+    n_eval: int = 4000  # draws of q for the scores and for log Z
+    seed: int = 0
+    peer_timeout: float = 300.0  # seconds before a Pathfinder run counts as hung
+    quick: bool = False
+
+    def resolved_models(self) -> list[str]:
+        if self.models:
+            return list(self.models)
+        return list(QUICK_MODELS) if self.quick else catalog.catalog_names()
+
+
+@dataclass
+class Row:
+    model: str
+    dim: int
+    method: str  # "vifit" or a peer's name
+    family: str = ""
+    estimator: str = ""
+    optimizer: str = ""
+    objective: str = ""
+    status: str = "ok"  # "ok", or why the row has no scores
+    mean_err: float = np.nan
+    log_sd_err: float = np.nan
+    log_z: float = np.nan
+    log_z_err: float = np.nan
+    khat: float = np.nan
+    seconds: float = np.nan
+    steps: int = 0
+    stop_reason: str = ""
+    worst: str = field(default="")  # the scalar with the largest mean error
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _scored(row: Row, target: Target, ref: Reference, z: np.ndarray, logw: np.ndarray) -> Row:
+    names, flat = target.constrained_names()
+    draws = np.asarray(jax.jit(jax.vmap(flat))(z))
+    s = score_draws(names, draws, ref)
+    ev = importance_log_z(logw)
+    row.mean_err, row.log_sd_err, row.worst = s.mean_err, s.log_sd_err, s.worst_mean
+    row.log_z, row.khat = ev.log_z, ev.khat
+    if ref.log_z is not None:
+        row.log_z_err = ev.log_z - ref.log_z
+    return row
+
+
+def _vifit_row(target, ref, model, family, estimator, optimizer, objective, cfg) -> Row:
+    import vifit
+
+    row = Row(model, target.dim, "vifit", family, estimator, optimizer, objective)
+    t0 = time.perf_counter()
+    try:
+        result = vifit.fit(target, family, estimator=estimator, optimizer=optimizer,
+                           objective=objective, lr=cfg.lr, steps=cfg.steps, seed=cfg.seed,
+                           n_eval=cfg.n_eval, progress=False)
+    except VifitError as exc:
+        row.status = f"refused: {exc}"
+        return row
+    except Exception as exc:  # a crash is a result too: report it in the row
+        row.status = f"failed: {type(exc).__name__}: {exc}"
+        return row
+    z = np.asarray(result.sample_unconstrained(jax.random.key(cfg.seed + 1), cfg.n_eval))
+    logq = np.asarray(result.family.batch_log_prob(result.params, z))
+    row.seconds = time.perf_counter() - t0
+    row.steps, row.stop_reason = result.steps, result.stop_reason
+    return _scored(row, target, ref, z, peers.log_weights(target, z, logq))
+
+
+def _peer_row(target, ref, model, peer, cfg) -> Row:
+    family = {"numpyro.AutoNormal": "meanfield", "numpyro.AutoMultivariateNormal": "fullrank",
+              "blackjax.pathfinder": "lbfgs-gaussian"}[peer]
+    estimator = "pathfinder" if peer == "blackjax.pathfinder" else "reparam"
+    row = Row(model, target.dim, peer, family, estimator,
+              "lbfgs" if peer == "blackjax.pathfinder" else "adam", "elbo")
+    try:
+        if peer == "blackjax.pathfinder":
+            fit = peers.blackjax_pathfinder(model, seed=cfg.seed, n=cfg.n_eval,
+                                            timeout=cfg.peer_timeout)
+        else:
+            fit = peers.numpyro_svi(target, peer.split(".")[1], steps=cfg.steps, draws=16,
+                                    lr=cfg.lr, seed=cfg.seed, n=cfg.n_eval)
+    except peers.PeerTimeout as exc:
+        row.status = f"timeout: {exc}"
+        return row
+    except ImportError as exc:
+        row.status = f"skipped: {exc} (pip install 'vifit[bench]')"
+        return row
+    except Exception as exc:
+        row.status = f"failed: {type(exc).__name__}: {exc}"
+        return row
+    row.seconds, row.steps, row.stop_reason = fit.seconds, fit.steps, "fixed steps"
+    return _scored(row, target, ref, fit.z, peers.log_weights(target, fit.z, fit.logq))
+
+
+def run_bench(cfg: BenchConfig, on_row: Callable[[Row], None] | None = None) -> list[Row]:
+    """Run the grid; ``on_row(row)`` is called as each row is done (for live printing)."""
+    rows: list[Row] = []
+
+    def add(row: Row) -> None:
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+
+    for model in cfg.resolved_models():
+        target = catalog.get_model(model)
+        try:
+            ref = catalog.reference(model)
+        except VifitError as exc:
+            add(Row(model, target.dim, "-", status=f"skipped: {exc}"))
+            continue
+        grid = itertools.product(cfg.families, cfg.estimators, cfg.optimizers, cfg.objectives)
+        for family, estimator, optimizer, objective in grid:
+            add(_vifit_row(target, ref, model, family, estimator, optimizer, objective, cfg))
+        for peer in cfg.peers:
+            add(_peer_row(target, ref, model, peer, cfg))
+    return rows

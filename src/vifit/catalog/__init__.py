@@ -1,0 +1,86 @@
+"""The built-in model catalog: targets users know, each with a reference answer.
+
+``vifit list`` shows it, ``vifit fit NAME`` and ``vifit bench`` use it. Every model is one
+module here with ``make() -> Target`` and a ``DESCRIPTION``; its reference answer is
+``references/<name>.json`` (exact where the answer is known, otherwise the mean and sd of each
+constrained parameter from long NUTS runs, written by ``scripts/make_references.py``). The
+examples of ``vifit.examples`` are part of the catalog under their own names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vifit.catalog.reference import Reference, load_reference
+from vifit.errors import ConfigError
+from vifit.target import Target
+
+# name -> module under vifit.catalog (modules are imported only when a model is made).
+_MODULES = {
+    "eight_schools_centered": "eight_schools_centered",
+    "logistic_regression": "logistic_regression",
+    "radon": "radon",
+    "stochastic_volatility": "stochastic_volatility",
+    "horseshoe": "horseshoe",
+    "gp_poisson": "gp_poisson",
+    "funnel": "funnel",
+    "banana": "banana",
+    "gaussian_mixture": "gaussian_mixture",
+    "gaussian_100d": "gaussian_100d",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    description: str
+    make: Callable[[], Target]
+    reference: str  # the stem of the reference file under references/
+
+
+def _entries() -> dict[str, Entry]:
+    from vifit import examples
+
+    entries = {
+        name: Entry(name, desc, lambda name=name: examples.get_example(name), name)
+        for name, desc in examples.describe_examples().items()
+    }
+    for name, module_name in _MODULES.items():
+        module = importlib.import_module(f"vifit.catalog.{module_name}")
+        entries[name] = Entry(name, module.DESCRIPTION, module.make,
+                              getattr(module, "REFERENCE", name))
+    return entries
+
+
+def catalog_names() -> list[str]:
+    """Every model in the catalog, the examples first."""
+    return list(_entries())
+
+
+def describe() -> dict[str, str]:
+    return {name: entry.description for name, entry in _entries().items()}
+
+
+def entry(name: str) -> Entry:
+    entries = _entries()
+    if name not in entries:
+        raise ConfigError(
+            f"unknown model {name!r}; the catalog has {', '.join(entries)} (see `vifit list`)."
+        )
+    return entries[name]
+
+
+def get_model(name: str) -> Target:
+    """The Target of catalog model ``name``."""
+    return entry(name).make()
+
+
+def reference(name: str) -> Reference:
+    """The reference answer of catalog model ``name``."""
+    return load_reference(entry(name).reference)
+
+
+__all__ = ["Entry", "Reference", "catalog_names", "describe", "entry", "get_model",
+           "load_reference", "reference"]

@@ -1,0 +1,69 @@
+"""vifit bench: the scores are right on exact draws, and `vifit bench --quick` runs end to end
+with its peer rows."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from conftest import z_bound
+from vifit import catalog
+from vifit.bench import score_draws
+
+
+def test_scores_of_exact_draws_are_within_monte_carlo_error():
+    ref = catalog.reference("gaussian")  # exact: mean and sd known
+    cov = catalog.get_model("gaussian").exact["cov"]
+    n, m = 4000, len(ref.names)
+    draws = np.random.default_rng(0).multivariate_normal(ref.mean, cov, size=n)
+    s = score_draws(ref.names, draws, ref)
+    k = z_bound(1e-3, m)
+    # (mean_hat - mu) / sd ~ N(0, 1/n); log(sd_hat / sd) ~ N(0, 1/(2n)) for Gaussian draws.
+    assert s.mean_err < k / np.sqrt(n) and s.log_sd_err < k / np.sqrt(2 * n)
+    assert s.n_compared == m
+    # A known error is measured as such: shift one coordinate by half its sd, widen another.
+    bad = draws.copy()
+    bad[:, 3] += 0.5 * ref.sd[3]
+    bad[:, 5] = ref.mean[5] + 2.0 * (bad[:, 5] - ref.mean[5])
+    s = score_draws(ref.names, bad, ref)
+    assert s.worst_mean == ref.names[3] and abs(s.mean_err - 0.5) < k / np.sqrt(n)
+    assert s.worst_sd == ref.names[5] and abs(s.log_sd_err - np.log(2.0)) < k / np.sqrt(2 * n)
+    # Only names both sides know are compared, whatever their order.
+    s = score_draws(ref.names[::-1][:4], draws[:, ::-1][:, :4], ref)
+    assert s.n_compared == 4
+
+
+@pytest.mark.timeout(900)
+def test_bench_quick_runs_with_its_peers(tmp_path):
+    from typer.testing import CliRunner
+
+    from vifit.cli.main import app
+
+    result = CliRunner().invoke(app, ["bench", "linear_regression", "--quick", "--steps", "500",
+                                      "--out", str(tmp_path), "--peer-timeout", "400"])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "bench.csv") as f:
+        rows = list(csv.DictReader(f))
+    methods = [r["method"] if r["method"] != "vifit" else r["family"] for r in rows]
+    assert methods == ["meanfield", "fullrank", "numpyro.AutoNormal",
+                       "numpyro.AutoMultivariateNormal", "blackjax.pathfinder"]
+    # Every row scored: a Pathfinder hang would show here as status "timeout: ...".
+    assert [r["status"] for r in rows] == ["ok"] * 5, [r["status"] for r in rows]
+    for r in rows:
+        assert np.isfinite(float(r["mean_err"])) and np.isfinite(float(r["log_z_err"]))
+    report = (tmp_path / "bench.md").read_text()
+    assert "blackjax.pathfinder" in report and "![scores by model](bench.png)" in report
+    assert (tmp_path / "bench.png").stat().st_size > 0
+    assert "vifit bench" in result.output and "numpyro.AutoNormal" in result.output
+
+
+def test_bench_refuses_unknown_names_before_fitting():
+    from typer.testing import CliRunner
+
+    from vifit.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", "banana", "--families", "gaussianish"])
+    assert result.exit_code == 1 and "unknown family 'gaussianish'" in result.output
+    result = runner.invoke(app, ["bench", "no_such_model"])
+    assert result.exit_code == 1 and "unknown model 'no_such_model'" in result.output
