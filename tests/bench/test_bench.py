@@ -51,6 +51,11 @@ def test_bench_quick_runs_with_its_peers(tmp_path):
     assert [r["status"] for r in rows] == ["ok"] * 5, [r["status"] for r in rows]
     for r in rows:
         assert np.isfinite(float(r["mean_err"])) and np.isfinite(float(r["log_z_err"]))
+    from vifit.bench.report import read_csv
+
+    again = read_csv(tmp_path / "bench.csv")  # a report can be redrawn without refitting
+    assert [r.method for r in again] == [r["method"] for r in rows]
+    assert [r.mean_err for r in again] == [float(r["mean_err"]) for r in rows]
     report = (tmp_path / "bench.md").read_text()
     assert "blackjax.pathfinder" in report and "![scores by model](bench.png)" in report
     assert (tmp_path / "bench.png").stat().st_size > 0
