@@ -43,7 +43,7 @@ class BenchConfig:
     def resolved_models(self) -> list[str]:
         if self.models:
             return list(self.models)
-        return list(QUICK_MODELS) if self.quick else catalog.catalog_names()
+        return list(QUICK_MODELS) if self.quick else catalog.scored_names()
 
 
 @dataclass

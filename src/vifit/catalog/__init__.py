@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vifit.catalog.reference import Reference, load_reference
+from vifit.catalog.reference import Reference, load_reference, reference_names
 from vifit.errors import ConfigError
 from vifit.target import Target
 
@@ -77,10 +77,17 @@ def get_model(name: str) -> Target:
     return entry(name).make()
 
 
+def scored_names() -> list[str]:
+    """The models that have a reference answer (what ``vifit bench`` scores by default);
+    the discrete and EP examples are fitted by name but have none."""
+    stems = set(reference_names())
+    return [name for name, e in _entries().items() if e.reference in stems]
+
+
 def reference(name: str) -> Reference:
     """The reference answer of catalog model ``name``."""
     return load_reference(entry(name).reference)
 
 
 __all__ = ["Entry", "Reference", "catalog_names", "describe", "entry", "get_model",
-           "load_reference", "reference"]
+           "load_reference", "reference", "scored_names"]
