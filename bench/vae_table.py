@@ -35,7 +35,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--objectives", default="elbo,iwae")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-samples", type=int, default=5000)
-    p.add_argument("--eval-limit", type=int, default=None, help="first N test examples only")
+    p.add_argument("--eval-limit", type=int, default=None, help="N test examples, evenly spaced")
     p.add_argument("--out", default="runs/vae-table")
     p.add_argument("--json", default=None)
     return p.parse_args()
@@ -44,12 +44,13 @@ def parse() -> argparse.Namespace:
 def main() -> None:
     args = parse()
     from vifit.amortized import TrainConfig, VAEConfig, evaluate, load_dataset, train
+    from vifit.amortized.data import spread_subset
 
     data = load_dataset(args.data)
     hidden = tuple(int(h) for h in args.hidden.split(","))
     cfg = VAEConfig(data.dim, data.kind, latent_dim=args.latent, hidden=hidden,
                     image_shape=data.image_shape)
-    x_test = data.test[: args.eval_limit] if args.eval_limit else data.test
+    x_test = spread_subset(data.test, args.eval_limit)
     results = {}
     for obj in args.objectives.split(","):
         for k in (int(v) for v in args.ks.split(",")):

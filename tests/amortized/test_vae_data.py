@@ -4,7 +4,7 @@ and errors a user can act on."""
 import numpy as np
 import pytest
 
-from vifit.amortized.data import DataError, fixed_split, load_dataset
+from vifit.amortized.data import DataError, fixed_split, load_dataset, spread_subset
 
 
 def test_digits_are_binarized_with_a_fixed_split():
@@ -20,9 +20,13 @@ def test_digits_are_binarized_with_a_fixed_split():
     np.testing.assert_array_equal((raw.test >= 8).astype(np.uint8), d.test)
 
 
-def test_fixed_split_holds_out_every_fifth():
+def test_fixed_split_holds_out_every_fifth_and_subsets_spread_evenly():
     tr, te = fixed_split(10)
     assert list(te) == [4, 9] and len(tr) == 8
+    x = np.arange(100)[:, None]
+    sub = spread_subset(x, 10)[:, 0]
+    assert len(sub) == 10 and sub[0] == 0 and sub[-1] == 99 and np.all(np.diff(sub) >= 10)
+    assert spread_subset(x, None) is x and spread_subset(x, 500) is x
 
 
 def test_npz_with_train_and_test_keys_and_images(tmp_path):

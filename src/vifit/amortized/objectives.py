@@ -96,6 +96,9 @@ class AmortizedObjective(eqx.Module):
 
 
 class ELBO(AmortizedObjective):
+    """``E_q[log p(x|z)] - KL(q(z|x) || p(z))`` from ``samples`` draws; ``kl``: auto, analytic
+    or mc (see the module docstring). Reparameterization gradient."""
+
     samples: int = eqx.field(default=1, static=True)
     kl: str = eqx.field(default="auto", static=True)
     name: ClassVar[str] = "elbo"
@@ -125,6 +128,9 @@ class ELBO(AmortizedObjective):
 
 
 class IWAE(AmortizedObjective):
+    """``log (1/K) sum_k w_k`` from K = ``samples`` draws; ``estimator``: dreg (default) or
+    reparam (see the module docstring)."""
+
     samples: int = eqx.field(default=5, static=True)
     estimator: str = eqx.field(default="dreg", static=True)
     name: ClassVar[str] = "iwae"

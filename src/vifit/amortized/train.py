@@ -28,7 +28,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from vifit.amortized.checkpoint import load_group, read_meta, save_checkpoint
-from vifit.amortized.data import Dataset
+from vifit.amortized.data import Dataset, spread_subset
 from vifit.amortized.evaluate import bound_per_example
 from vifit.amortized.model import VAE, VAEConfig, build_vae
 from vifit.amortized.objectives import AmortizedObjective, make_objective
@@ -209,9 +209,10 @@ def train(model_config: VAEConfig, config: TrainConfig, data: Dataset, out: str 
     epoch_fn = make_epoch(objective, static, opt_spec, len(data.train), config.batch_size)
     train_x = jnp.asarray(data.train)
     t0 = time.perf_counter()
-    epoch_fn = epoch_fn.lower(state, train_x).compile()  # so throughput excludes compiling
+    if int(state.epoch) < config.epochs:  # compiled here so that throughput excludes it
+        epoch_fn = epoch_fn.lower(state, train_x).compile()
     compile_seconds = time.perf_counter() - t0
-    heldout = data.heldout[: config.eval_max]
+    heldout = spread_subset(data.heldout, config.eval_max)
     steps = len(data.train) // config.batch_size
     seconds, examples = 0.0, 0
     start = int(state.epoch)

@@ -101,7 +101,7 @@ def train_command(
     eval_samples: Annotated[int, typer.Option(help="Importance samples for the final "
                                                    "held-out log p(x).")] = 5000,
     eval_limit: Annotated[Optional[int], typer.Option(
-        help="Evaluate only the first N test examples (large data sets).")] = None,
+        help="Evaluate N test examples spread evenly over the test set (large data).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from a checkpoint in --out.")] = True,
     plots: Annotated[bool, typer.Option(help="Write the figures.")] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -119,6 +119,7 @@ def _train(data, out, latent, hidden, activation, arch, likelihood, gaussian_sca
     import jax
 
     from vifit.amortized import TrainConfig, VAEConfig, evaluate, load_dataset, train
+    from vifit.amortized.data import spread_subset
     from vifit.amortized.plots import write_plots
 
     dataset = load_dataset(data)
@@ -140,7 +141,7 @@ def _train(data, out, latent, hidden, activation, arch, likelihood, gaussian_sca
     console.print(f"trained {len(run.history)} epochs; this call: {run.seconds:.1f} s, "
                   f"{run.examples_per_second:,.0f} examples/s; {int(run.state.rejected)} "
                   "steps rejected")
-    x_test = dataset.test[:eval_limit] if eval_limit else dataset.test
+    x_test = spread_subset(dataset.test, eval_limit)
     metrics = evaluate(run.model, x_test, jax.random.key(seed + 1), samples=eval_samples)
     _print_metrics(f"held-out evaluation ({dataset.name} test)", metrics)
     record = {"test": metrics, "train_bound": last.get("train_bound"),
@@ -171,7 +172,8 @@ def eval_command(
         help="Data to evaluate on (default: the data the run was trained on).")] = None,
     split: Annotated[str, typer.Option(help="test, valid or train.")] = "test",
     samples: Annotated[int, typer.Option(help="Importance samples per example.")] = 5000,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N examples.")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        help="Only N examples, spread evenly over the split.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the evaluation.")] = 1,
 ) -> None:
     """Held-out log p(x) (importance sampling), ELBO, IWAE bounds and active units of a run."""
@@ -179,12 +181,13 @@ def eval_command(
         import jax
 
         from vifit.amortized import evaluate
+        from vifit.amortized.data import spread_subset
 
         model, meta, dataset = _load(out, data)
         x = {"test": dataset.test, "valid": dataset.valid, "train": dataset.train}.get(split)
         if x is None:
             raise VifitError(f"the data {dataset.name!r} have no {split!r} split; use test or train.")
-        x = x[:limit] if limit else x
+        x = spread_subset(x, limit)
         metrics = evaluate(model, x, jax.random.key(seed), samples=samples)
         _print_metrics(f"{dataset.name} {split} · {meta['train']['objective']}-"
                        f"{meta['train']['samples']} · epoch {len(meta.get('history', []))}", metrics)
