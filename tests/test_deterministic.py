@@ -63,6 +63,21 @@ def test_lbfgs_fixed_through_fit_reports_fresh_and_fixed_elbos():
     assert r.stop_reason == "converged" and r.optimizer == "lbfgs-fixed"
     fixed = r.info["lbfgs_fixed"]
     assert fixed["fixed_draws"] == 64 and len(fixed["mean_se"]) == 4
+    assert "warning" not in fixed  # a Gaussian target with 64 > d draws: no overfit to flag
     # result.elbo is the fresh-draw ELBO of the fitted q, so log Z - ELBO is its exact KL.
     kl = gaussian_kl(r.mean(), r.covariance(), MEAN, COV)
     assert abs((log_z - r.elbo) - kl) < z_bound(1e-3) * r.elbo_se
+
+
+@pytest.mark.timeout(600)
+def test_too_few_fixed_draws_on_a_banana_are_flagged():
+    """With 30 draws a Gaussian q can line its draws up along the banana's ridge: the fixed-draw
+    ELBO then far exceeds the fresh-draw one, and the result says so."""
+    from vifit.examples.shapes import banana
+
+    r = vifit.fit(banana(), "fullrank", optimizer="lbfgs-fixed", draws=30, seed=0,
+                  progress=False)
+    fixed = r.info["lbfgs_fixed"]
+    assert "fitted to its 30 draws" in fixed["warning"]
+    assert fixed["fixed_elbo"] - r.elbo > z_bound(1e-3) * np.hypot(fixed["fixed_elbo_se"],
+                                                                   r.elbo_se)

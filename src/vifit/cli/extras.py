@@ -41,6 +41,8 @@ def info_lines(info: dict[str, Any]) -> list[str]:
     if fixed:
         lines.append(f"fixed-draw ELBO ({fixed['fixed_draws']} draws) = {fixed['fixed_elbo']:.4f}"
                      f" ± {fixed['fixed_elbo_se']:.4f}; the ELBO above is on fresh draws")
+        if fixed.get("warning"):
+            lines.append(f"[yellow]warning:[/] {fixed['warning']}")
         if fixed.get("mean_se") is not None:
             worst = max(fixed["mean_se"])
             lines.append(f"sampling error of q's mean from the fixed draws: up to {worst:.4g} "

@@ -61,9 +61,31 @@ def search_lr(objective, estimator, family, log_density, optimizer: str | Any, p
     traces = np.asarray(traces)
     half = traces[:, pilot_steps // 2:]
     scores = np.where(np.asarray(rejected) == 0, np.nanmean(half, axis=1), -np.inf)
-    scores = np.where(np.isfinite(scores), scores, -np.inf)
+    scores = np.where(np.isfinite(scores) & _healthy(family, finals, key), scores, -np.inf)
     best = int(np.argmax(scores))
     chosen = jax.tree.map(lambda x: x[best], finals)
     record = {"grid": list(map(float, grid)), "scores": [float(s) for s in scores],
+              "disqualified": [float(g) for g, sc in zip(grid, scores) if not np.isfinite(sc)],
               "chosen": float(grid[best]), "pilot_steps": pilot_steps * len(grid)}
     return float(grid[best]), chosen, record
+
+
+def _healthy(family, finals, key, n: int = 256) -> np.ndarray:
+    """Which pilots ended at a q whose log density is numerically sound: where the family has a
+    closed-form entropy, -mean(log q) at q's own draws must match it within 6 standard errors.
+
+    Why: too large a rate can drive a full-rank q to a nearly singular Cholesky factor, where
+    float32 ``log_prob`` (a triangular solve) returns log q ~ -1e15 at q's own draws and the
+    ELBO estimate becomes a huge positive number (seen on eight schools at lr = 0.3): such a
+    pilot "wins" on garbage."""
+    def check(params):
+        z = family.sample(params, key, n)
+        neg_logq = -family.batch_log_prob(params, z)
+        se = jnp.std(neg_logq) / jnp.sqrt(n)
+        return jnp.abs(jnp.mean(neg_logq) - family.entropy(params)) <= 6.0 * se + 1e-3
+
+    try:
+        jax.eval_shape(family.entropy, jax.tree.map(lambda x: x[0], finals))
+    except NotImplementedError:
+        return np.ones(jax.tree.leaves(finals)[0].shape[0], bool)
+    return np.asarray(jax.jit(jax.vmap(check))(finals))
