@@ -1,4 +1,5 @@
-"""The ``vifit`` command line: ``vifit fit MODEL``, ``vifit list``."""
+"""The ``vifit`` command line: ``vifit fit MODEL``, ``vifit list``; ``vifit evidence`` and
+``vifit compare`` live in ``vifit.cli.evidence``."""
 
 from __future__ import annotations
 
@@ -115,6 +116,11 @@ def print_result(result) -> None:
         out_console.print(f"exact log Z = {result.target.exact['log_z']:.4f}")
     colour = {"good": "green", "usable with care": "yellow"}.get(ev.verdict.label, "red")
     out_console.print(f"k-hat  = {ev.khat:.3f}: [{colour}]{ev.verdict.label}[/] — {ev.verdict.text}")
+
+
+from vifit.cli.evidence import register as _register_evidence  # noqa: E402
+
+_register_evidence(app)  # vifit evidence, vifit compare
 
 
 def main() -> None:
