@@ -15,7 +15,7 @@ def est(name, value, se, kind="point", **details):
 
 
 def estimates(psis=(0.0, 0.01, 0.2), ais=(0.0, 0.02, 0.1, 0.2), elbo=-0.5, iwae=-0.05,
-              cubo=(0.4, 0.05, 0.2)):
+              cubo=(0.4, 0.05, 0.2), ais_ess=30.0):
     out = {
         "elbo": est("elbo", elbo, 0.01, "lower"),
         "iwae": est("iwae", iwae, 0.01, "lower", k=64),
@@ -24,7 +24,7 @@ def estimates(psis=(0.0, 0.01, 0.2), ais=(0.0, 0.02, 0.1, 0.2), elbo=-0.5, iwae=
     }
     if ais is not None:
         value, se, khat, spread = ais
-        out["ais"] = est("ais", value, se, khat=khat, ess=30.0, replicates=32, spread=spread)
+        out["ais"] = est("ais", value, se, khat=khat, ess=ais_ess, replicates=32, spread=spread)
     return out
 
 
@@ -50,9 +50,15 @@ def test_heavy_tailed_weights_lower_the_label():
 
 
 def test_nothing_trustworthy_is_not_reliable_and_falls_back_to_a_lower_bound():
-    v = judge(estimates(psis=(-0.3, 0.1, 1.1), ais=(0.0, 0.3, 0.9, 2.0)))
+    v = judge(estimates(psis=(-0.3, 0.1, 1.1), ais=(0.0, 0.3, 0.9, 2.0), ais_ess=1.5))
     assert v.label == "not reliable" and v.recommended == "iwae"
-    assert "heavy-tailed" in v.text and "k-hat is 1.10" in v.text
+    assert "carry all the weight" in v.text and "k-hat is 1.10" in v.text
+
+
+def test_a_rough_ais_khat_lowers_the_label_but_keeps_ais():
+    v = judge(estimates(psis=(-0.8, 0.07, 0.9), ais=(0.0, 0.04, 0.8, 0.3)))
+    assert v.recommended == "ais" and v.label == "usable with care"
+    assert "k-hat 0.80" in v.text and "32 replicates" in v.text
 
 
 def test_ais_below_a_lower_bound_is_not_used():

@@ -1,7 +1,8 @@
 """Annealed importance sampling and sequential Monte Carlo (Neal, 2001; Del Moral, Doucet &
 Jasra, 2006) from the fitted q to the target, with BlackJAX's HMC or MALA kernels as moves.
 
-The path is geometric, from a base b (q, widened about its mean by ``widen``) to the target:
+The path is geometric, from a base b (a mixture of Gaussians built from q, see ``run_ais``) to
+the target:
 
     log pi_beta(z) = (1 - beta) log b(z) + beta log p(x, z),   beta: 0 -> 1.
 
@@ -22,12 +23,11 @@ size of the incremental weights (Zhou, Johansen & Aston, 2016) stays at ``cess``
 particle count, spending temperatures where the weights change fast. The pilot also tunes the
 MCMC step size at each temperature from the mean acceptance rate. The final run replays that
 frozen schedule with fresh particles, so that its replicates are i.i.d. and Z_hat is unbiased (a
-single adaptive run would couple every replicate through the schedule it chooses). Pilot and
-final run share one compiled loop.
+single adaptive run would couple every replicate through the schedule it chooses). All runs
+share one compiled loop (a ``lax.while_loop`` over temperatures, particles in a ``vmap``).
 
-Preconditioning: the moves run in whitened coordinates u = L^-1 (z - c), with c and L L^T q's
-mean and covariance, so a target with condition number 1e4 is as easy as a round one once q has
-learnt its shape.
+Preconditioning: the moves run in whitened coordinates u = L^-1 (z - c) of the base, so a target
+with condition number 1e4 is as easy as a round one once q has learnt its shape.
 """
 
 from __future__ import annotations
