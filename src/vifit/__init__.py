@@ -4,6 +4,8 @@
     target = vifit.Target(log_density, dim=3)
     result = vifit.fit(target, family="fullrank")
     print(result.summary(), result.log_z, result.evidence.verdict.text)
+    ev = vifit.evidence(target, result)    # ELBO, IWAE, PSIS, AIS, CUBO and a verdict
+
 """
 
 from vifit import cavi
@@ -24,9 +26,14 @@ from vifit.result import FitResult
 from vifit.target import Target
 from vifit import ep  # noqa: E402  (expectation propagation: vifit.ep.fit, vifit.ep.Factorized)
 
+# After every import above: from here on the name vifit.evidence is this function, not the
+# subpackage (import its modules as `from vifit.evidence.ais import ...`).
+from vifit.evidence.api import AISConfig, EvidenceResult, evidence  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "AISConfig", "EvidenceResult", "evidence",
     "Bernoulli", "CUBO", "Categorical", "ConfigError", "DReG", "DiscreteTarget", "ELBO",
     "Estimator", "Family", "FitResult", "ForwardKL", "FullRank", "ISEstimate", "IWAE",
     "LocalExpectation", "LowRank", "MeanField", "Mixture", "ModelFileError", "Objective",

@@ -1,4 +1,5 @@
-"""The ``vifit`` command line: ``vifit fit MODEL``, ``vifit list``."""
+"""The ``vifit`` command line: ``vifit fit MODEL``, ``vifit list``; ``vifit evidence`` and
+``vifit compare`` live in ``vifit.cli.evidence``."""
 
 from __future__ import annotations
 
@@ -181,6 +182,10 @@ app.add_typer(cavi_app, name="cavi")
 from vifit.cli.bench import bench_command  # noqa: E402
 
 app.command("bench")(bench_command)
+
+from vifit.cli.evidence import register as _register_evidence  # noqa: E402
+
+_register_evidence(app)  # vifit evidence, vifit compare
 
 
 def main() -> None:

@@ -1,0 +1,189 @@
+"""``vifit evidence MODEL`` and ``vifit compare MODEL_A MODEL_B ...``: fit, then estimate log Z
+every way vifit can, with a verdict; or rank models of the same data by their evidence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+_COLOURS = {"good": "green", "usable with care": "yellow", "not reliable": "red"}
+
+Family = Annotated[Optional[str], typer.Option(
+    help="Any family of `vifit fit` (default: fullrank; bernoulli/categorical for discrete "
+         "models).")]
+Estimator = Annotated[Optional[str], typer.Option(
+    help="Gradient estimator of the fit (default: reparam; score for non-differentiable and "
+         "discrete models).")]
+Steps = Annotated[int, typer.Option(help="Most optimizer steps of the fit.")]
+Lr = Annotated[float, typer.Option(help="Learning rate of the fit.")]
+Seed = Annotated[int, typer.Option(help="Random seed; same seed, same numbers.")]
+Rank = Annotated[int, typer.Option(help="Rank of the lowrank family.")]
+Draws = Annotated[int, typer.Option(help="Draws from q for ELBO, IWAE, PSIS and CUBO.")]
+IwaeK = Annotated[int, typer.Option("--iwae-k", help="K of the IWAE-K bound.")]
+Particles = Annotated[Optional[int], typer.Option(
+    help="AIS/SMC particles (default: 4096, fewer above d = 16).")]
+Replicates = Annotated[int, typer.Option(
+    help="Independent AIS/SMC replicates (the standard error comes from them); "
+         "= particles for plain AIS.")]
+Ais = Annotated[bool, typer.Option(help="Run annealed importance sampling / SMC.")]
+Progress = Annotated[bool, typer.Option(help="Show the fit's progress bar.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``evidence`` and ``compare`` commands to the ``vifit`` app."""
+    app.command("evidence")(evidence_command)
+    app.command("compare")(compare_command)
+
+
+def evidence_command(
+    model: Annotated[str, typer.Argument(help="A built-in example (see `vifit list`) or a .py "
+                                              "file defining log_density and dim or init.")],
+    family: Family = None, estimator: Estimator = None, steps: Steps = 10_000,
+    lr: Lr = 1e-2, seed: Seed = 0, rank: Rank = 2, draws: Draws = 16_384, iwae_k: IwaeK = 64,
+    particles: Particles = None, replicates: Replicates = 32, ais: Ais = True,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Write evidence.json and evidence_details.json here.")] = None,
+    progress: Progress = True,
+) -> None:
+    """Fit MODEL, then estimate its log evidence log Z: ELBO and IWAE (lower bounds), PSIS and
+    AIS/SMC (point estimates), CUBO (upper bound), each with its standard error, and a verdict."""
+    from vifit.cli.main import _fail
+    from vifit.errors import VifitError
+
+    try:
+        result = _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k,
+                           particles, replicates, ais, progress)
+        print_evidence(result)
+        if out is not None:
+            write_evidence(result, out)
+    except VifitError as exc:
+        _fail(str(exc))
+
+
+def compare_command(
+    models: Annotated[list[str], typer.Argument(help="Two or more models of the same data: "
+                                                     "built-in examples or .py files.")],
+    family: Family = None, estimator: Estimator = None, steps: Steps = 10_000,
+    lr: Lr = 1e-2, seed: Seed = 0, rank: Rank = 2, draws: Draws = 16_384, iwae_k: IwaeK = 64,
+    particles: Particles = None, replicates: Replicates = 32, ais: Ais = True,
+    out: Annotated[Optional[Path], typer.Option(help="Write compare.json here.")] = None,
+    progress: Progress = True,
+) -> None:
+    """Rank models of the same data by their evidence: log Bayes factors against the best, with
+    standard errors and a plain-language reading (Kass & Raftery)."""
+    from vifit.cli.main import _fail, out_console
+    from vifit.errors import VifitError
+    from vifit.evidence.compare import rank_models
+
+    if len(models) < 2:
+        _fail("compare needs at least two models, e.g. `vifit compare model_a.py model_b.py`.")
+    if len(set(models)) < len(models):
+        _fail("the same model is named twice; name each model once.")
+    try:
+        results = {}
+        for spec in models:
+            res = _evidence(spec, family, estimator, steps, lr, seed, rank, draws, iwae_k,
+                            particles, replicates, ais, progress)
+            print_evidence(res)
+            # Models by their short names (a file's stem), by the argument when those clash.
+            results[res.target_name if res.target_name not in results else spec] = res
+        rows = rank_models(results)
+    except VifitError as exc:
+        _fail(str(exc))
+    table = Table(title="evidence, best first")
+    for col in ("model", "log Z", "± se", "by", "verdict", "log BF vs best", "± se"):
+        table.add_column(col, justify="left" if col in ("model", "by", "verdict") else "right")
+    ordered = sorted(results.items(), key=lambda kv: kv[1].log_z, reverse=True)
+    by_worse = {row.worse: row for row in rows}
+    for name, res in ordered:
+        row = by_worse.get(name)
+        colour = _COLOURS.get(res.verdict.label, "red")
+        table.add_row(name, f"{res.log_z:.3f}", f"{res.log_z_se:.3f}", res.recommended,
+                      f"[{colour}]{res.verdict.label}[/]",
+                      "0 (best)" if row is None else f"{-row.log_bf:.3f}",
+                      "" if row is None else f"{row.se:.3f}")
+    out_console.print(table)
+    for row in rows:
+        out_console.print(row.reading, soft_wrap=True)
+    if out is not None:
+        from vifit.result import _jsonable
+
+        out.mkdir(parents=True, exist_ok=True)
+        record = {"models": {name: res.to_dict() for name, res in results.items()},
+                  "bayes_factors": [row._asdict() for row in rows]}
+        (out / "compare.json").write_text(json.dumps(_jsonable(record), indent=2) + "\n")
+        out_console.print(f"wrote {out / 'compare.json'}")
+
+
+def _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k, particles,
+              replicates, ais, progress):
+    import vifit
+    from vifit.cli.main import out_console
+    from vifit.cli.models import load_model
+    from vifit.estimators import get_estimator
+    from vifit.evidence.api import default_ais_config
+    from vifit.families import LowRank, get_family
+
+    fam = (LowRank(rank=rank) if family == "lowrank"
+           else None if family is None else get_family(family))
+    est = None if estimator is None else get_estimator(estimator)
+    target, origin = load_model(model)
+    out_console.print(f"[bold]{target.name}[/]: {origin}, d = {target.dim}")
+    fit = vifit.fit(target, fam, estimator=est, lr=lr, steps=steps, seed=seed,
+                    progress=progress)
+    config = False
+    if ais and not target.differentiable:
+        out_console.print("AIS skipped: its HMC moves need the gradient of log p, and this "
+                          "model is " + ("discrete." if target.discrete
+                                         else "marked differentiable=False."))
+    elif ais:
+        config = default_ais_config(target.dim)
+        if particles is not None:
+            config = config._replace(particles=particles)
+        config = config._replace(replicates=replicates)
+    return vifit.evidence(target, fit, seed=seed, draws=draws, iwae_k=iwae_k, ais=config)
+
+
+def print_evidence(result) -> None:
+    from vifit.cli.main import out_console
+    from vifit.evidence.api import LABELS
+
+    exact = result.exact_log_z
+    table = Table(title=f"log Z of {result.target_name} (d = {result.dim})")
+    for col in ("estimator", "kind", "log Z", "± se", "seconds"):
+        table.add_column(col, justify="left" if col in ("estimator", "kind") else "right")
+    if exact is not None:
+        table.add_column("error", justify="right")
+    for name, e in result.estimates.items():
+        label = LABELS.get(name, name)
+        if name == "iwae":
+            label = f"IWAE-{e.details.get('k', '?')}"
+        if name == "ais":
+            d = e.details
+            label = (f"{d.get('method', 'ais').upper()} ({d.get('particles')} particles, "
+                     f"{d.get('replicates')} replicates, {d.get('temperatures')} temperatures)")
+        mark = " *" if name == result.recommended else ""
+        row = [label + mark, e.kind, f"{e.estimate:.4f}", f"{e.se:.4f}", f"{e.seconds:.2f}"]
+        if exact is not None:
+            row.append(f"{e.estimate - exact:+.4f}")
+        table.add_row(*row)
+    out_console.print(table)
+    if exact is not None:
+        out_console.print(f"exact log Z = {exact:.4f} (known for this target)")
+    colour = _COLOURS.get(result.verdict.label, "red")
+    out_console.print(f"log Z = {result.log_z:.4f} ± {result.log_z_se:.4f} (* {result.recommended})")
+    out_console.print(f"verdict: [{colour}]{result.verdict.label}[/] — "
+                      f"{' '.join(result.verdict.reasons)}", soft_wrap=True)
+
+
+def write_evidence(result, out: Path) -> None:
+    from vifit.cli.main import out_console
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evidence.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    (out / "evidence_details.json").write_text(json.dumps(result.details(), indent=2) + "\n")
+    out_console.print(f"wrote {out / 'evidence.json'}, {out / 'evidence_details.json'}")

@@ -1,0 +1,226 @@
+"""``vifit.evidence``: every log Z estimate vifit can make from a fitted q, with a verdict.
+
+    result = vifit.fit(target)
+    ev = vifit.evidence(target, result)
+    print(ev.table(), ev.log_z, ev.log_z_se, ev.verdict.text)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from vifit.errors import ConfigError
+from vifit.evidence.ais import AISConfig, AISResult, run_ais
+from vifit.evidence.bounds import cubo_bound, elbo_bound, iwae_bound
+from vifit.evidence.importance import importance_log_z
+from vifit.evidence.verdict import Estimate, EvidenceVerdict, judge
+from vifit.families.base import Family, Params
+from vifit.target import Target
+
+ORDER = ("elbo", "iwae", "psis", "ais", "cubo")
+LABELS = {
+    "elbo": "ELBO",
+    "iwae": "IWAE-K",
+    "psis": "PSIS importance sampling",
+    "ais": "annealed importance sampling",
+    "cubo": "CUBO (chi-square, n = 2)",
+}
+
+
+@dataclass(frozen=True)
+class EvidenceResult:
+    """All estimates of log Z for one target and one q, and the verdict on them.
+
+    Attributes:
+      estimates: name -> Estimate, in the order elbo, iwae, psis, ais, cubo (ais when run).
+      verdict: label ("good", "usable with care", "not reliable"), the recommended estimator,
+        and a text with its reasons (rule in ``vifit.evidence.verdict``).
+      exact_log_z: the target's known log Z, when it has one (shown alongside, never used).
+      ais: the full AIS/SMC result (schedule, replicates, final particles), when run.
+    """
+
+    target_name: str
+    dim: int
+    estimates: dict[str, Estimate]
+    verdict: EvidenceVerdict
+    exact_log_z: float | None
+    ais: AISResult | None
+
+    @property
+    def log_z(self) -> float:
+        """The recommended estimate of log Z, nats."""
+        return self.estimates[self.verdict.recommended].estimate
+
+    @property
+    def log_z_se(self) -> float:
+        return self.estimates[self.verdict.recommended].se
+
+    @property
+    def recommended(self) -> str:
+        return self.verdict.recommended
+
+    def table(self):
+        """A pandas DataFrame: one row per estimator, with estimate, se, kind, seconds (and the
+        error against the exact log Z when the target knows it)."""
+        import pandas as pd
+
+        rows = {name: {"estimate": e.estimate, "se": e.se, "kind": e.kind, "seconds": e.seconds}
+                for name, e in self.estimates.items()}
+        df = pd.DataFrame.from_dict(rows, orient="index")
+        df.index.name = "estimator"
+        if self.exact_log_z is not None:
+            df["error"] = df["estimate"] - self.exact_log_z
+        return df
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable record written to ``evidence.json``: ``estimates`` (per estimator exactly
+        ``estimate``, ``se``, ``kind``, ``seconds``), ``log_z``, ``log_z_se``, ``verdict``."""
+        from vifit.result import _jsonable
+
+        return _jsonable({
+            "estimates": {name: {"estimate": e.estimate, "se": e.se, "kind": e.kind,
+                                 "seconds": e.seconds}
+                          for name, e in self.estimates.items()},
+            "log_z": self.log_z,
+            "log_z_se": self.log_z_se,
+            "verdict": self.verdict.text,
+        })
+
+    def details(self) -> dict[str, Any]:
+        """Everything else, for ``evidence_details.json``: the verdict's label, recommended
+        estimator and reasons, each estimator's diagnostics, the exact log Z when known."""
+        from vifit.result import _jsonable
+
+        record: dict[str, Any] = {
+            "target": self.target_name,
+            "dim": self.dim,
+            "recommended": self.verdict.recommended,
+            "verdict_label": self.verdict.label,
+            "reasons": list(self.verdict.reasons),
+            "diagnostics": {name: e.details for name, e in self.estimates.items()},
+        }
+        if self.exact_log_z is not None:
+            record["exact_log_z"] = self.exact_log_z
+        if self.ais is not None:
+            record["ais_betas"] = self.ais.betas
+            record["ais_log_z_replicates"] = self.ais.log_z_reps
+        return _jsonable(record)
+
+
+def _q_moments(family: Family, params: Params, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """q's mean and covariance: closed form where the family has it, else from draws."""
+    try:
+        return family.mean(params), family.covariance(params)
+    except NotImplementedError:
+        zc = z - z.mean(0)
+        return z.mean(0), zc.T @ zc / (z.shape[0] - 1)
+
+
+# Enumerating 2^20 states takes about a second; beyond that the "exact" column is left out.
+ENUMERATE_MAX_STATES = 1 << 20
+
+
+def default_ais_config(dim: int) -> AISConfig:
+    """The default AIS/SMC effort for a d-dimensional target: 4096 particles up to d = 16, then
+    fewer (down to 1024) so that the cost, which grows with d, stays near that of d = 16."""
+    particles = int(min(4096, max(1024, 2 ** math.floor(math.log2(65536 / max(dim, 1))))))
+    return AISConfig(particles=particles, replicates=32)
+
+
+def evidence(
+    target: Target,
+    fit,
+    *,
+    seed: int = 0,
+    draws: int = 16_384,
+    iwae_k: int = 64,
+    ais: bool | AISConfig = True,
+) -> EvidenceResult:
+    """Estimate log Z of ``target`` from the fitted q of ``fit`` (a ``vifit.FitResult``).
+
+    From ``draws`` fresh draws of q: the ELBO and IWAE-``iwae_k`` (lower bounds), Pareto-smoothed
+    importance sampling (a point estimate, with k-hat) and CUBO (an upper bound, in expectation).
+    Then, unless ``ais=False``, annealed importance sampling / SMC from q to the target with
+    BlackJAX HMC moves (``ais`` may be an ``AISConfig``; the default is
+    ``default_ais_config(dim)``, and is skipped for discrete and ``differentiable=False``
+    targets). For an enumerable discrete target the exact log Z is computed and shown alongside
+    (``exact_log_z``). Every estimate has a Monte Carlo standard error and its wall
+    time. ``verdict`` says which estimate to trust and how far (see
+    ``vifit.evidence.verdict``).
+    """
+    if not isinstance(target, Target):
+        raise ConfigError("evidence() takes a vifit.Target as its first argument.")
+    if getattr(fit, "family", None) is None or getattr(fit, "params", None) is None:
+        raise ConfigError("evidence() takes the result of vifit.fit(target, ...) as `fit`.")
+    if fit.target is not target and fit.target.dim != target.dim:
+        raise ConfigError(f"the fit is for a {fit.target.dim}-dimensional target but this "
+                          f"target has {target.dim} coordinates; pass the target you fitted.")
+    if draws < 2 * iwae_k:
+        raise ConfigError(f"draws ({draws}) must be at least 2 * iwae_k ({2 * iwae_k}).")
+    if ais is True and not target.differentiable:
+        ais = False  # the default skips what cannot run; the verdict says AIS was not run
+    if ais is not False and not target.differentiable:
+        raise ConfigError("AIS moves with HMC or MALA need the gradient of log p, but this "
+                          "target is differentiable=False; run without AIS (ais=False, or "
+                          "--no-ais on the command line).")
+    family, params = fit.family, fit.params
+    k_draws, k_ais = jax.random.split(jax.random.key(seed))
+
+    t0 = time.perf_counter()
+
+    @jax.jit
+    def sample_logw(params, key):
+        z = family.sample(params, key, draws)
+        return z, target.batch_log_density(z) - family.batch_log_prob(params, z)
+
+    z, logw = sample_logw(params, k_draws)
+    logw = np.asarray(logw, dtype=np.float64)
+    t_draws = time.perf_counter() - t0
+
+    estimates: dict[str, Estimate] = {}
+
+    def timed(fn):  # seconds include the shared draws: what the estimate costs alone
+        t = time.perf_counter()
+        out = fn()
+        return out, t_draws + time.perf_counter() - t
+
+    b, s = timed(lambda: elbo_bound(logw))
+    estimates["elbo"] = Estimate("elbo", b.estimate, b.se, "lower", s, b.details)
+    b, s = timed(lambda: iwae_bound(logw, iwae_k))
+    estimates["iwae"] = Estimate("iwae", b.estimate, b.se, "lower", s, b.details)
+    p, s = timed(lambda: importance_log_z(logw))
+    estimates["psis"] = Estimate("psis", p.log_z, p.se, "point", s,
+                                 {"khat": p.khat, "ess": p.ess, "n": p.n})
+    ais_result = None
+    if ais is not False:
+        config = default_ais_config(target.dim) if ais is True else ais
+        mean, cov = _q_moments(family, params, z)
+        ais_result = run_ais(target.log_density, mean, cov, k_ais, config)
+        estimates["ais"] = Estimate(
+            "ais", ais_result.log_z, ais_result.se, "point", ais_result.seconds,
+            {"method": ais_result.method, "khat": ais_result.khat, "ess": ais_result.ess,
+             "spread": ais_result.spread, "replicates": int(ais_result.log_z_reps.size),
+             "particles": int(ais_result.logw.size), "temperatures": ais_result.n_temps,
+             "accept": ais_result.accept, "pilot_log_z": ais_result.pilot_log_z,
+             "explore_log_z": ais_result.explore_log_z,
+             "compile_seconds": ais_result.compile_seconds},
+        )
+    b, s = timed(lambda: cubo_bound(logw))
+    estimates["cubo"] = Estimate("cubo", b.estimate, b.se, "upper", s, b.details)
+
+    exact = target.exact.get("log_z")
+    if exact is None and getattr(target, "discrete", False) \
+            and target.num_states() <= ENUMERATE_MAX_STATES:
+        from vifit.discrete import enumerate_exact
+
+        exact = enumerate_exact(target)["log_z"]  # shown alongside, never used in the verdict
+    return EvidenceResult(
+        target_name=target.name, dim=target.dim, estimates=estimates, verdict=judge(estimates),
+        exact_log_z=float(exact) if exact is not None else None, ais=ais_result,
+    )

@@ -1,0 +1,191 @@
+"""Which log Z estimate to trust, and how far: the rule behind ``EvidenceResult.verdict``.
+
+Two estimates are *in disagreement* when they differ by more than Z_DISAGREE combined standard
+errors (3: a false alarm rate of 0.3% per comparison under normal errors).
+
+Recommended estimate:
+1. AIS/SMC, when it ran and its own checks pass: at least a tenth of its replicates carry
+   weight (the ESS of the replicate estimates Z_r), and it is not below a lower bound. AIS starts
+   from q (and a widened q) and anneals to p, so it sees mass that plain importance sampling
+   from q misses. The Pareto k-hat of the Z_r only lowers the label (0.5 or more: "usable with
+   care"): from a few dozen replicates it is too rough an estimate to reject on.
+   Exceptions: when PSIS passes its own check and is *above* AIS, PSIS is recommended: both
+   are unbiased for Z, so in log space both err low when they miss mass, and the higher of two
+   trustworthy ones is the better. When both pass, PSIS's k-hat is below 0.5 and they agree,
+   the one with the smaller standard error is recommended.
+2. Otherwise PSIS, when its k-hat is below 0.7.
+3. Otherwise IWAE-K, the tightest lower bound: then the verdict is "not reliable".
+
+Label:
+- "good": the recommended estimate's own diagnostics are clean (k-hat < 0.5; for AIS also a
+  replicate spread under 1 nat), it agrees with the other point estimate, no lower bound is above
+  it and it is not above a CUBO that is itself trustworthy.
+- "usable with care": the recommended estimate stands but something is off: AIS and PSIS disagree
+  (typically q misses a mode or a tail), a k-hat of 0.5 or more (PSIS: below 0.7), a wide AIS replicate
+  spread, an estimate above CUBO, or AIS was not run (then nothing could see modes q misses, and
+  PSIS's k-hat cannot either).
+- "not reliable": no point estimate passes its checks.
+
+CUBO is used only when the Pareto k-hat of w is below 0.5 (else E_q[w^2] is infinite and its
+finite estimate is no bound) and when AIS does not find mass beyond PSIS (CUBO is computed from
+the same draws of q, so it is blind to what q misses); a CUBO below a lower bound is reported as
+CUBO failing, since its estimate is biased low when w^2 is heavy-tailed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+Z_DISAGREE = 3.0
+KHAT_GOOD, KHAT_OK = 0.5, 0.7
+MAX_SPREAD = 1.0  # nats: sd of the AIS replicates' log Z_r above which we call them unsettled
+
+
+class Estimate(NamedTuple):
+    """One estimator's answer. ``kind``: "lower" (a lower bound in expectation), "upper" (an
+    upper bound in expectation) or "point" (a consistent estimate of log Z)."""
+
+    name: str
+    estimate: float  # nats
+    se: float  # Monte Carlo standard error, nats
+    kind: str
+    seconds: float  # wall time, including the draws from q it uses
+    details: dict
+
+
+class EvidenceVerdict(NamedTuple):
+    label: str  # "good" | "usable with care" | "not reliable"
+    recommended: str  # name of the estimate vifit trusts most
+    text: str  # the plain-language verdict with its reasons
+    reasons: tuple[str, ...]
+
+
+def _gap(a: Estimate, b: Estimate) -> float:
+    """How many combined standard errors ``a`` is above ``b`` (negative when below)."""
+    se = math.hypot(a.se, b.se)
+    diff = a.estimate - b.estimate
+    if not np.isfinite(diff):
+        return math.copysign(math.inf, diff) if not math.isnan(diff) else 0.0
+    return diff / se if se > 0 else math.copysign(math.inf, diff) if diff else 0.0
+
+
+def _khat(est: Estimate | None) -> float:
+    return float(est.details.get("khat", float("nan"))) if est is not None else float("nan")
+
+
+def _ais_problems(ais: Estimate, lowers: list[Estimate]) -> list[str]:
+    problems = []
+    if not np.isfinite(ais.estimate):
+        problems.append("AIS gave no finite estimate")
+        return problems
+    reps = ais.details.get("replicates", 0)
+    if ais.details.get("ess", reps) < max(2.0, 0.1 * reps):
+        problems.append(f"a few AIS replicates carry all the weight (ESS "
+                        f"{ais.details.get('ess', 0):.1f} of {reps})")
+    for low in lowers:
+        if _gap(low, ais) > Z_DISAGREE:
+            problems.append(f"AIS is below the {low.name} lower bound: its chains lost mass "
+                            "that q has (too few temperatures or moves)")
+    return problems
+
+
+def judge(estimates: dict[str, Estimate]) -> EvidenceVerdict:
+    """The verdict on a set of estimates keyed "elbo", "iwae", "psis", "cubo" and, when run,
+    "ais" (see the module docstring for the rule)."""
+    psis, ais, cubo = estimates.get("psis"), estimates.get("ais"), estimates.get("cubo")
+    lowers = [e for e in estimates.values() if e.kind == "lower" and np.isfinite(e.estimate)]
+    reasons: list[str] = []
+    care = False
+
+    k_psis = _khat(psis)
+    psis_ok = psis is not None and np.isfinite(psis.estimate) and np.isfinite(k_psis) \
+        and k_psis < KHAT_OK
+    ais_problems = _ais_problems(ais, lowers) if ais is not None else []
+    ais_ok = ais is not None and not ais_problems
+
+    if ais_ok and psis_ok and _gap(psis, ais) > Z_DISAGREE:
+        rec = psis
+        care = True
+        reasons.append(f"importance sampling from q ({psis.estimate:.3f}) is above AIS "
+                       f"({ais.estimate:.3f}) beyond their errors: AIS's chains lost mass; "
+                       "PSIS is recommended.")
+    elif ais_ok and psis_ok and k_psis < KHAT_GOOD and abs(_gap(ais, psis)) <= Z_DISAGREE:
+        rec = min((ais, psis), key=lambda e: e.se)  # they agree: the more precise one
+    elif ais_ok:
+        rec = ais
+    elif psis_ok:
+        rec = psis
+    else:
+        rec = max(lowers, key=lambda e: e.estimate, default=psis)
+        reasons.extend(p + "." for p in ais_problems)
+        if psis is not None:
+            reasons.append(f"PSIS k-hat is {k_psis:.2f} (>= 0.7): q misses mass that p has.")
+        reasons.append(f"No point estimate passes its checks; {rec.name}, a lower bound, is "
+                       "reported. Fit a richer family or run AIS longer.")
+        return _verdict("not reliable", rec, reasons)
+
+    if ais is None:
+        care = True
+        reasons.append("AIS was not run: importance sampling from q cannot see modes that q "
+                       "misses, and neither can its k-hat.")
+    elif not ais_ok:
+        care = True
+        reasons.append("AIS is not used: " + "; ".join(ais_problems) + ".")
+
+    if rec is ais:
+        k_ais = _khat(ais)
+        if np.isfinite(k_ais) and k_ais >= KHAT_GOOD:
+            care = True
+            reasons.append(f"AIS's replicate estimates have k-hat {k_ais:.2f} (>= 0.5; a rough "
+                           f"figure from {ais.details.get('replicates', '?')} replicates): its "
+                           "standard error may be optimistic.")
+        spread = ais.details.get("spread", 0.0)
+        if np.isfinite(spread) and spread > MAX_SPREAD:
+            care = True
+            reasons.append(f"AIS replicates spread by {spread:.2f} nats (sd): run more "
+                           "particles, temperatures (cess) or moves.")
+        if psis is not None and np.isfinite(psis.estimate) and _gap(ais, psis) > Z_DISAGREE:
+            care = True
+            seen = (f" although its k-hat ({k_psis:.2f}) looks fine" if psis_ok and
+                    k_psis < KHAT_GOOD else "")
+            reasons.append(f"AIS finds {ais.estimate - psis.estimate:.3f} nats more than "
+                           f"importance sampling from q{seen}: q misses part of the posterior "
+                           "(a mode or a heavy tail). AIS is recommended; mass that neither "
+                           "reaches can still be missing.")
+    if rec is psis and np.isfinite(k_psis) and k_psis >= KHAT_GOOD:
+        care = True
+        reasons.append(f"PSIS k-hat is {k_psis:.2f} (0.5 to 0.7): heavy-tailed weights; the "
+                       "standard error may be optimistic.")
+
+    for low in lowers:
+        if _gap(low, rec) > Z_DISAGREE:
+            care = True
+            reasons.append(f"the {low.name} lower bound is above the recommended estimate "
+                           "beyond their errors.")
+    q_blind = ais_ok and psis is not None and _gap(ais, psis) > Z_DISAGREE
+    if cubo is not None and np.isfinite(cubo.estimate):
+        k_w = _khat(cubo)
+        if q_blind:
+            reasons.append("CUBO comes from the same draws of q and cannot see the mass q "
+                           "misses: it is no bound here.")
+        elif not (np.isfinite(k_w) and k_w < KHAT_GOOD):
+            reasons.append(f"CUBO is not a usable upper bound here: the weights' k-hat is "
+                           f"{k_w:.2f} (>= 0.5), so E_q[w^2] is infinite.")
+        elif any(_gap(low, cubo) > Z_DISAGREE for low in lowers):
+            reasons.append("CUBO's estimate is below a lower bound: it is biased low by the "
+                           "heavy tail of w^2 and is not a bound here.")
+        elif _gap(rec, cubo) > Z_DISAGREE:
+            care = True
+            reasons.append("the recommended estimate is above the CUBO upper bound beyond "
+                           "their errors.")
+    return _verdict("usable with care" if care else "good", rec, reasons)
+
+
+def _verdict(label: str, rec: Estimate, reasons: list[str]) -> EvidenceVerdict:
+    head = f"{label}: log Z = {rec.estimate:.3f} ± {rec.se:.3f} by {rec.name}."
+    if not reasons:
+        reasons = ["The estimators agree within their errors and their diagnostics are clean."]
+    return EvidenceVerdict(label, rec.name, " ".join([head, *reasons]), tuple(reasons))

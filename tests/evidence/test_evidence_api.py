@@ -1,0 +1,44 @@
+"""vifit.evidence end to end on a target with a known answer, with a real fit."""
+
+import json
+
+import pytest
+
+import vifit
+from conftest import z_bound
+from vifit.errors import ConfigError
+from vifit.evidence.testbeds import linear_regression
+
+
+@pytest.mark.slow
+def test_evidence_of_a_conjugate_regression():
+    target = linear_regression()
+    fit = vifit.fit(target, "fullrank", seed=0, progress=False)
+    # Plain AIS (one particle per replicate) with a small budget: the other path of run_ais.
+    config = vifit.AISConfig(particles=512, replicates=512, explore=False)
+    ev = vifit.evidence(target, fit, seed=3, ais=config)
+    truth = target.exact["log_z"]
+    assert list(ev.estimates) == ["elbo", "iwae", "psis", "ais", "cubo"]
+    assert {e.kind for e in ev.estimates.values()} == {"lower", "point", "upper"}
+    z = z_bound(1e-3, n_comparisons=5)
+    for name in ("elbo", "iwae"):
+        assert ev.estimates[name].estimate < truth + z * ev.estimates[name].se
+    assert ev.estimates["cubo"].estimate > truth - z * ev.estimates["cubo"].se
+    for name in ("psis", "ais"):
+        assert abs(ev.estimates[name].estimate - truth) < z * ev.estimates[name].se + 1e-3
+    assert ev.estimates["ais"].details["method"] == "ais"
+    assert ev.verdict.label == "good", ev.verdict.text
+    record = ev.to_dict()
+    assert set(record) == {"estimates", "log_z", "log_z_se", "verdict"}
+    assert all(set(v) == {"estimate", "se", "kind", "seconds"} for v in record["estimates"].values())
+    json.dumps(record), json.dumps(ev.details())
+    assert ev.details()["exact_log_z"] == pytest.approx(truth)
+    assert ev.table().loc["psis", "error"] == pytest.approx(ev.estimates["psis"].estimate - truth)
+
+
+def test_evidence_refuses_what_it_cannot_use():
+    target = linear_regression()
+    with pytest.raises(ConfigError, match="result of vifit.fit"):
+        vifit.evidence(target, object())
+    with pytest.raises(ConfigError, match="Target"):
+        vifit.evidence(lambda z: z, None)

@@ -1,0 +1,106 @@
+"""The verdict rule on synthetic estimates: each branch of vifit.evidence.verdict, and the
+Bayes-factor reading of vifit.evidence.compare."""
+
+import math
+
+import pytest
+
+from vifit.evidence.api import EvidenceResult
+from vifit.evidence.compare import bayes_factor, kass_raftery, rank_models
+from vifit.evidence.verdict import Estimate, judge
+
+
+def est(name, value, se, kind="point", **details):
+    return Estimate(name, value, se, kind, 0.1, details)
+
+
+def estimates(psis=(0.0, 0.01, 0.2), ais=(0.0, 0.02, 0.1, 0.2), elbo=-0.5, iwae=-0.05,
+              cubo=(0.4, 0.05, 0.2), ais_ess=30.0):
+    out = {
+        "elbo": est("elbo", elbo, 0.01, "lower"),
+        "iwae": est("iwae", iwae, 0.01, "lower", k=64),
+        "psis": est("psis", psis[0], psis[1], khat=psis[2]),
+        "cubo": est("cubo", cubo[0], cubo[1], "upper", khat=cubo[2]),
+    }
+    if ais is not None:
+        value, se, khat, spread = ais
+        out["ais"] = est("ais", value, se, khat=khat, ess=ais_ess, replicates=32, spread=spread)
+    return out
+
+
+def test_agreeing_clean_estimates_are_good_and_the_precise_one_is_recommended():
+    v = judge(estimates())
+    assert v.label == "good" and v.recommended == "psis"  # se 0.01 < 0.02
+    v = judge(estimates(psis=(0.0, 0.05, 0.2)))
+    assert v.label == "good" and v.recommended == "ais"
+
+
+def test_q_missing_a_mode_is_caught_by_ais_though_khat_looks_fine():
+    # The well-separated mixture: PSIS sits log(0.3) low with a small k-hat; AIS finds the rest.
+    v = judge(estimates(psis=(-1.2, 0.001, 0.1), elbo=-1.21, iwae=-1.2, cubo=(-1.2, 0.001, 0.1)))
+    assert v.recommended == "ais" and v.label == "usable with care"
+    assert "q misses part of the posterior" in v.text and "looks fine" in v.text
+    assert "CUBO comes from the same draws of q" in v.text
+
+
+def test_heavy_tailed_weights_lower_the_label():
+    v = judge(estimates(ais=None, psis=(0.0, 0.05, 0.6)))
+    assert v.recommended == "psis" and v.label == "usable with care"
+    assert "0.5 to 0.7" in v.text and "AIS was not run" in v.text
+
+
+def test_nothing_trustworthy_is_not_reliable_and_falls_back_to_a_lower_bound():
+    v = judge(estimates(psis=(-0.3, 0.1, 1.1), ais=(0.0, 0.3, 0.9, 2.0), ais_ess=1.5))
+    assert v.label == "not reliable" and v.recommended == "iwae"
+    assert "carry all the weight" in v.text and "k-hat is 1.10" in v.text
+
+
+def test_a_rough_ais_khat_lowers_the_label_but_keeps_ais():
+    v = judge(estimates(psis=(-0.8, 0.07, 0.9), ais=(0.0, 0.04, 0.8, 0.3)))
+    assert v.recommended == "ais" and v.label == "usable with care"
+    assert "k-hat 0.80" in v.text and "32 replicates" in v.text
+
+
+def test_ais_below_a_lower_bound_is_not_used():
+    v = judge(estimates(ais=(-0.5, 0.02, 0.1, 0.2), psis=(0.0, 0.01, 0.3)))
+    assert v.recommended == "psis" and v.label == "usable with care"
+    assert "below the iwae lower bound" in v.text
+
+
+def test_psis_above_ais_is_preferred():
+    v = judge(estimates(ais=(-0.3, 0.02, 0.1, 0.2), psis=(0.0, 0.01, 0.55), iwae=-0.4))
+    assert v.recommended == "psis" and "lost mass" in v.text
+
+
+def test_cubo_checks():
+    v = judge(estimates(cubo=(0.1, 0.05, 0.8)))
+    assert "E_q[w^2] is infinite" in v.text and v.label == "good"
+    v = judge(estimates(cubo=(-1.0, 0.05, 0.3)))  # below the lower bounds: CUBO fails
+    assert "biased low" in v.text
+    v = judge(estimates(cubo=(-0.2, 0.01, 0.3), iwae=-0.3))  # estimate above a sound CUBO
+    assert "above the CUBO upper bound" in v.text and v.label == "usable with care"
+
+
+@pytest.mark.parametrize("log_bf, words", [(0.4, "not worth more than a bare mention"),
+                                            (2.0, "positive"), (4.0, "strong"),
+                                            (6.0, "very strong")])
+def test_kass_raftery_scale(log_bf, words):
+    assert kass_raftery(log_bf) == words
+
+
+def result(log_z, se, label="good"):
+    v = judge({"psis": est("psis", log_z, se, khat=0.1)})._replace(label=label)
+    return EvidenceResult("m", 1, {"psis": est("psis", log_z, se, khat=0.1)}, v, None, None)
+
+
+def test_bayes_factors_orient_rank_and_say_when_unsure():
+    bf = bayes_factor("a", result(-10.0, 0.3), "b", result(-6.5, 0.4))
+    assert (bf.better, bf.worse) == ("b", "a")
+    assert math.isclose(bf.log_bf, 3.5) and math.isclose(bf.se, 0.5)
+    assert bf.strength == "strong" and "cannot order" not in bf.reading
+    close = bayes_factor("a", result(-10.0, 0.3), "b", result(-9.5, 0.4))
+    assert "cannot order the two models" in close.reading
+    bad = bayes_factor("a", result(-10.0, 0.3, "not reliable"), "b", result(-1.0, 0.1))
+    assert "evidence of a is not reliable" in bad.reading
+    rows = rank_models({"x": result(-5.0, 0.1), "y": result(-1.0, 0.1), "z": result(-3.0, 0.1)})
+    assert [(r.better, r.worse) for r in rows] == [("y", "z"), ("y", "x")]
