@@ -15,12 +15,7 @@ N_EVAL = 100_000  # k-hat's sd is about (1 + k) / sqrt(3 sqrt(n)): 0.05 here
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("make", [
-    pytest.param(banana, marks=pytest.mark.xfail(
-        strict=False, reason="known shortfall (issue 6 open): on main, with reparam as the "
-        "Gaussian stage's default, the banana's k-hat gap measured 0.157 against its stated "
-        "2-sd margin 0.159")),
-    funnel], ids=["banana", "funnel"])
+@pytest.mark.parametrize("make", [banana, funnel], ids=["banana", "funnel"])
 def test_a_flow_beats_the_full_rank_gaussian(make):
     """auto fits the full-rank Gaussian (k-hat > 0.5 on both shapes), then RealNVP from it.
     The flow's ELBO must be higher by more than z_bound(1e-3) standard errors of the difference
@@ -30,7 +25,9 @@ def test_a_flow_beats_the_full_rank_gaussian(make):
     gap this large between equal k-hats has probability < 2.3%). On the funnel we only ask for
     a lower point estimate: measured gaps there were 0.10-0.15 against a 2-sd margin of 0.16,
     the flow fits the funnel's bulk (KL from ~0.9 to ~0.05 nats) but not reliably its tails
-    (docs/families.md, "Tails")."""
+    (docs/families.md, "Tails"). The banana's margin holds at this seed since flows default to
+    patience 20; across seeds the flow's k-hat is not reliably lower (seed 2: 0.75 against
+    0.78, docs/families.md "Stopping"): reverse KL does not control the tails."""
     target = make()
     result = fit_auto(target, seed=0, n_eval=N_EVAL, progress=False, verbose=False)
     rows = {row["stage"]: row for row in result.info["auto"]["decisions"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -111,13 +112,14 @@ def fit(
     draws: int | None = None,
     seed: int = 0,
     window: int = 100,
-    patience: int = 3,
+    patience: int | None = None,
     tol: float = 1e-3,
     n_eval: int = 4000,
     init_params: Params | None = None,
     init: str | None = None,
     optimizer_options: dict[str, Any] | None = None,
     progress: bool | None = None,
+    callback: Callable[[int, float], None] | None = None,
 ) -> FitResult:
     """Fit ``q_theta`` to the target's posterior by optimizing ``objective`` (default: ELBO).
 
@@ -148,13 +150,16 @@ def fit(
       seed: everything random derives from it; the same seed gives the same numbers.
       window, patience, tol: the stopping rule (see ``vifit.optim.loop``): stop after
         ``patience`` windows of ``window`` steps whose mean objective beats the best by
-        < ``tol`` (best: largest, or smallest for a minimized objective).
+        < ``tol`` (best: largest, or smallest for a minimized objective). ``patience``
+        defaults to the family's (3; 20 for flows, whose ELBO keeps creeping up).
       n_eval: fresh draws for the final ELBO, the objective and the importance-sampling log Z.
       init_params: start from these family parameters instead of ``family.init``.
       init: ``"pathfinder"``: start the family from Pathfinder's Gaussian.
       optimizer_options: settings of the non-optax optimizers (e.g. ``{"hessian": "stein"}``
         for natgrad, ``{"gtol": 1e-8}`` for lbfgs-fixed).
       progress: show a progress bar (default: when stderr is a terminal).
+      callback: ``callback(steps_done, window_mean_objective)``, called in Python between
+        compiled chunks (every ``window`` steps), e.g. to log a run or time it.
     """
     if not isinstance(target, Target):
         raise ConfigError(
@@ -170,8 +175,10 @@ def fit(
                               "give only steps, draws, seed, tol, n_eval, progress, or pick a "
                               "family.")
         return fit_auto(target, steps=steps, draws=draws, seed=seed, window=window,
-                        patience=patience, tol=tol, n_eval=n_eval, progress=progress)
+                        patience=patience, tol=tol, n_eval=n_eval, progress=progress,
+                        callback=callback)
     fam, obj, est = resolve(target, family, objective, estimator)
+    patience = fam.default_patience if patience is None else patience
     runner = get_runner(optimizer)
     user_draws = draws
     if runner is not None and draws is None:
@@ -211,7 +218,8 @@ def fit(
         label = f"{target.name} · {fam.name} · {opt_name}"
         with single_threaded_blas(), FitProgress(config.max_steps, label=label,
                                                  enabled=progress) as bar:
-            loop, extra = runner[0](args._replace(on_window=bar.update))
+            loop, extra = runner[0](args._replace(on_window=_with_callback(bar.update,
+                                                                           callback)))
             bar.finish(loop.steps)
         info.update(extra)
     else:
@@ -229,11 +237,13 @@ def fit(
             w_draws = resolve_draws(None, w_obj, w_est)
             w_config = config._replace(draws=w_draws, direction=w_obj.direction)
             k_warm, k_loop = jax.random.split(k_loop)
-            warm = _optimize(target, fam, w_obj, w_est, opt, params, k_warm, w_config, progress)
+            warm = _optimize(target, fam, w_obj, w_est, opt, params, k_warm, w_config, progress,
+                             None)
             params = warm.params
             notes.append(f"started from a fit of {w_obj.label()} ({w_est.label()}, "
                          f"{warm.steps} steps, {warm.stop_reason})")
-        loop = _optimize(target, fam, obj, est, opt, params, k_loop, config, progress)
+        loop = _optimize(target, fam, obj, est, opt, params, k_loop, config, progress,
+                         callback)
 
     with single_threaded_blas():
         logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
@@ -254,16 +264,31 @@ def fit(
 
 def _optimize(target: Target, fam: Family, obj: Objective, est: Estimator,
               opt: optax.GradientTransformation, params: Params, key: jax.Array,
-              config: LoopConfig, progress: bool | None):
+              config: LoopConfig, progress: bool | None,
+              callback: Callable[[int, float], None] | None):
     state = State(params=params, opt_state=opt.init(params), key=key,
                   rejected=jnp.zeros((), jnp.int32))
     step = make_step(obj, est, fam, target.log_density, opt, config.draws)
     label = f"{target.name} · {fam.name} · {est.name}"
     with single_threaded_blas(), FitProgress(config.max_steps, label=label, enabled=progress,
                                              metric=obj.name) as bar:
-        loop = run_loop(state, step, config, on_window=bar.update)
+        loop = run_loop(state, step, config, on_window=_with_callback(bar.update, callback))
         bar.finish(loop.steps)
     return loop
+
+
+def _with_callback(update: Callable[[int, float, float], None],
+                   callback: Callable[[int, float], None] | None
+                   ) -> Callable[[int, float, float], None]:
+    """The progress bar's per-window hook, followed by the user's callback when given."""
+    if callback is None:
+        return update
+
+    def on_window(done: int, value: float, rate: float) -> None:
+        update(done, value, rate)
+        callback(int(done), float(value))
+
+    return on_window
 
 
 def _pathfinder_start(target: Target, family: Family, key: jax.Array

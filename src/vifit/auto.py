@@ -53,10 +53,10 @@ def _row(stage: str, res: FitResult | None, decision: str, why: str, seconds: fl
 
 
 def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z: float = 2.0,
-             steps: int = 10_000,
-             draws: int | None = None, seed: int = 0, window: int = 100, patience: int = 3,
+             steps: int = 10_000, draws: int | None = None, seed: int = 0, window: int = 100,
+             patience: int | None = None,
              tol: float = 1e-3, n_eval: int = 4000, progress: bool | None = None,
-             verbose: bool | None = None) -> FitResult:
+             verbose: bool | None = None, callback=None) -> FitResult:
     """Pathfinder, then a full-rank Gaussian, then ``flow`` if the Gaussian is not good enough;
     returns the chosen fit with ``info["auto"]`` holding every decision (see module docstring).
     """
@@ -74,7 +74,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                   file=sys.stderr)
 
     common = dict(steps=steps, draws=draws, seed=seed, window=window, patience=patience,
-                  tol=tol, n_eval=n_eval, progress=progress)
+                  tol=tol, n_eval=n_eval, progress=progress, callback=callback)
     t_all = time.perf_counter()
 
     t0 = time.perf_counter()

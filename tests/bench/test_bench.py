@@ -72,3 +72,22 @@ def test_bench_refuses_unknown_names_before_fitting():
     assert result.exit_code == 1 and "unknown family 'gaussianish'" in result.output
     result = runner.invoke(app, ["bench", "no_such_model"])
     assert result.exit_code == 1 and "unknown model 'no_such_model'" in result.output
+
+
+def test_time_to_accuracy_reads_the_curve_against_the_best_final_elbo():
+    import numpy as np
+
+    from vifit.bench.runner import Row, time_to_accuracy
+
+    fast = Row("m", 2, "vifit", elbo=-1.00, seconds=5.0,
+               curve=((1.0, -3.0), (2.0, -1.2), (3.0, -1.05), (5.0, -1.0)))
+    slow = Row("m", 2, "vifit", elbo=-1.02, seconds=9.0, curve=((4.0, -2.0), (8.0, -1.08)))
+    # A fixed-draw objective can read above the bar in training while fresh draws say no.
+    overfit = Row("m", 2, "vifit", elbo=-1.5, seconds=2.0, curve=((1.0, -0.9),))
+    one_shot = Row("m", 2, "blackjax.pathfinder", elbo=-1.05, seconds=3.0)
+    one_shot.curve = ((3.0, -1.05),)
+    failed = Row("m", 2, "vifit", status="failed: boom")
+    bar = time_to_accuracy([fast, slow, overfit, one_shot, failed], accuracy=0.1)
+    assert bar == -1.1
+    assert fast.tta == 3.0 and slow.tta == 8.0 and one_shot.tta == 3.0
+    assert overfit.tta == np.inf and np.isnan(failed.tta)

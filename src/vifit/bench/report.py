@@ -13,7 +13,7 @@ from vifit.bench.runner import BenchConfig, Row
 
 COLUMNS = ["model", "dim", "method", "family", "estimator", "optimizer", "objective", "status",
            "mean_err", "log_sd_err", "log_z", "log_z_err", "khat", "seconds", "steps",
-           "stop_reason", "worst"]
+           "stop_reason", "worst", "elbo", "elbo_se", "tta"]
 
 
 def label(row: Row) -> str:
@@ -39,16 +39,17 @@ def table_rows(rows: Sequence[Row]) -> list[list[str]]:
     out = []
     for r in rows:
         if r.status != "ok":
-            out.append([r.model, label(r)] + ["-"] * 6 + [r.status.splitlines()[0][:90]])
+            out.append([r.model, label(r)] + ["-"] * 8 + [r.status.splitlines()[0][:90]])
             continue
+        tta = ("never" if r.tta == np.inf else fmt(r.tta, 2) if np.isfinite(r.tta) else "-")
         out.append([r.model, label(r), fmt(r.mean_err, 2), fmt(r.log_sd_err, 2),
-                    fmt(r.log_z_err, 2), fmt(r.khat, 2), f"{r.seconds:.1f}", str(r.steps),
-                    r.stop_reason])
+                    fmt(r.log_z_err, 2), fmt(r.khat, 2), f"{r.elbo:.3f}", tta,
+                    f"{r.seconds:.1f}", str(r.steps), r.stop_reason])
     return out
 
 
-HEADER = ["model", "method", "mean err/sd", "|log sd ratio|", "log Z err", "k-hat", "wall s",
-          "steps", "stop"]
+HEADER = ["model", "method", "mean err/sd", "|log sd ratio|", "log Z err", "k-hat", "ELBO",
+          "s to ELBO bar", "wall s", "steps", "stop"]
 
 
 def read_csv(path: str | Path) -> list[Row]:
@@ -155,7 +156,10 @@ Scores, from {cfg.n_eval} draws of each fitted q, on the model's constrained par
 **mean err/sd** = max over parameters of |mean error| / reference sd; **|log sd ratio|** =
 max |log(sd / reference sd)|; **log Z err** = Pareto-smoothed IS log Z - exact log Z (exact
 references only); **k-hat** = Pareto k of the importance weights (< 0.7 usable);
-**wall s** = wall-clock seconds of the fit and its draws, JIT compilation included (timings on
+**ELBO** from the same draws; **s to ELBO bar** = wall seconds from the start of the fit until
+its training ELBO (mean of a window of steps) first reached the model's bar, the best final
+ELBO of any row on the model minus {cfg.accuracy} nats ("never": the final ELBO stayed below
+it; one-shot methods count their whole time); **wall s** = wall-clock seconds of the fit and its draws, JIT compilation included (timings on
 a shared machine are noisy).
 
 {chr(10).join(lines)}

@@ -17,6 +17,7 @@ from vifit.bench.score import score_draws
 from vifit.catalog.reference import Reference
 from vifit.errors import VifitError
 from vifit.evidence.importance import importance_log_z
+from vifit.optim.runner import get_runner
 from vifit.target import Target
 
 PEERS = ("numpyro.AutoNormal", "numpyro.AutoMultivariateNormal", "blackjax.pathfinder")
@@ -39,6 +40,9 @@ class BenchConfig:
     seed: int = 0
     peer_timeout: float = 300.0  # seconds before a Pathfinder run counts as hung
     quick: bool = False
+    # Time to accuracy: wall seconds until a fit's ELBO is within `accuracy` nats of the best
+    # final ELBO of any row on the model (ELBO = log Z - KL(q||p): KL within that of the best).
+    accuracy: float = 0.1
 
     def resolved_models(self) -> list[str]:
         if self.models:
@@ -65,9 +69,14 @@ class Row:
     steps: int = 0
     stop_reason: str = ""
     worst: str = field(default="")  # the scalar with the largest mean error
+    elbo: float = np.nan  # from the n_eval fresh draws of the fitted q
+    elbo_se: float = np.nan
+    tta: float = np.nan  # seconds to reach the model's ELBO bar (inf: never; see BenchConfig)
+    # (seconds since the fit began, window-mean ELBO) after each window: the training curve.
+    curve: tuple = field(default=(), repr=False)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "curve"}
 
 
 def _scored(row: Row, target: Target, ref: Reference, z: np.ndarray, logw: np.ndarray) -> Row:
@@ -75,6 +84,12 @@ def _scored(row: Row, target: Target, ref: Reference, z: np.ndarray, logw: np.nd
     draws = np.asarray(jax.jit(jax.vmap(flat))(z))
     s = score_draws(names, draws, ref)
     ev = importance_log_z(logw)
+    finite = logw[np.isfinite(logw)]
+    if finite.size > 1:
+        row.elbo, row.elbo_se = float(finite.mean()), float(finite.std(ddof=1) / np.sqrt(
+            finite.size))
+    if not row.curve and np.isfinite(row.seconds):  # one-shot methods: done when they return
+        row.curve = ((row.seconds, row.elbo),)
     row.mean_err, row.log_sd_err, row.worst = s.mean_err, s.log_sd_err, s.worst_mean
     row.log_z, row.khat = ev.log_z, ev.khat
     if ref.log_z is not None:
@@ -86,11 +101,20 @@ def _vifit_row(target, ref, model, family, estimator, optimizer, objective, cfg)
     import vifit
 
     row = Row(model, target.dim, "vifit", family, estimator, optimizer, objective)
+    curve: list[tuple[float, float]] = []
     t0 = time.perf_counter()
+    # Other objectives' training values are not ELBOs; their rows get only the final point.
+    record = ((lambda steps, value: curve.append((time.perf_counter() - t0, value)))
+              if objective == "elbo" else None)
     try:
-        result = vifit.fit(target, family, estimator=estimator, optimizer=optimizer,
-                           objective=objective, lr=cfg.lr, steps=cfg.steps, seed=cfg.seed,
-                           n_eval=cfg.n_eval, progress=False)
+        # auto and the optimizers with their own loops (natgrad, lbfgs-fixed, pathfinder)
+        # choose their own step; the bench's lr is for the optax ones.
+        own_step = family == "auto" or get_runner(optimizer) is not None
+        result = vifit.fit(target, family,
+                           estimator=None if estimator == "default" else estimator,
+                           optimizer=optimizer, objective=objective,
+                           lr=None if own_step else cfg.lr, steps=cfg.steps, seed=cfg.seed,
+                           n_eval=cfg.n_eval, progress=False, callback=record)
     except VifitError as exc:
         row.status = f"refused: {exc}"
         return row
@@ -101,6 +125,7 @@ def _vifit_row(target, ref, model, family, estimator, optimizer, objective, cfg)
     logq = np.asarray(result.family.batch_log_prob(result.params, z))
     row.seconds = time.perf_counter() - t0
     row.steps, row.stop_reason = result.steps, result.stop_reason
+    row.curve = tuple(curve)
     return _scored(row, target, ref, z, peers.log_weights(target, z, logq))
 
 
@@ -127,6 +152,7 @@ def _peer_row(target, ref, model, peer, cfg) -> Row:
         row.status = f"failed: {type(exc).__name__}: {exc}"
         return row
     row.seconds, row.steps, row.stop_reason = fit.seconds, fit.steps, "fixed steps"
+    row.curve = fit.curve
     return _scored(row, target, ref, fit.z, peers.log_weights(target, fit.z, fit.logq))
 
 
@@ -147,8 +173,34 @@ def run_bench(cfg: BenchConfig, on_row: Callable[[Row], None] | None = None) -> 
             add(Row(model, target.dim, "-", status=f"skipped: {exc}"))
             continue
         grid = itertools.product(cfg.families, cfg.estimators, cfg.optimizers, cfg.objectives)
+        model_rows = []
         for family, estimator, optimizer, objective in grid:
-            add(_vifit_row(target, ref, model, family, estimator, optimizer, objective, cfg))
+            model_rows.append(_vifit_row(target, ref, model, family, estimator, optimizer,
+                                         objective, cfg))
         for peer in cfg.peers:
-            add(_peer_row(target, ref, model, peer, cfg))
+            model_rows.append(_peer_row(target, ref, model, peer, cfg))
+        # The bar is known only once every row of the model is in: rows are reported then.
+        time_to_accuracy(model_rows, cfg.accuracy)
+        for row in model_rows:
+            add(row)
     return rows
+
+
+def time_to_accuracy(rows: Sequence[Row], accuracy: float) -> float:
+    """Set each row's ``tta``: the first time on its training curve at which the ELBO reached
+    ``best - accuracy``, where best is the highest final (fresh-draw) ELBO among ``rows``; inf
+    for a row whose final ELBO is below that bar (a training value above it, e.g. a fixed-draw
+    ELBO overfitted to its draws, does not count). Returns the bar."""
+    finals = [r.elbo for r in rows if r.status == "ok" and np.isfinite(r.elbo)]
+    if not finals:
+        return np.nan
+    bar = max(finals) - accuracy
+    for r in rows:
+        if r.status != "ok" or not np.isfinite(r.elbo):
+            continue
+        if r.elbo < bar:
+            r.tta = np.inf
+            continue
+        reached = [t for t, value in r.curve if np.isfinite(value) and value >= bar]
+        r.tta = min(reached[0], r.seconds) if reached else r.seconds
+    return bar

@@ -25,8 +25,11 @@ def bench_command(
         help="Catalog models (see `vifit list`); default: all (two small ones with --quick)."
     )] = None,
     families: Annotated[str, typer.Option(help="Comma-separated families.")] = "meanfield,fullrank",
-    estimators: Annotated[str, typer.Option(help="Comma-separated estimators.")] = "stl,score",
-    optimizers: Annotated[str, typer.Option(help="Comma-separated optimizers.")] = "adam",
+    estimators: Annotated[str, typer.Option(
+        help="Comma-separated estimators; 'default': each family's own.")] = "stl,score",
+    optimizers: Annotated[str, typer.Option(
+        help="Comma-separated optimizers: adam, sgd, ..., natgrad, lbfgs-fixed, pathfinder."
+    )] = "adam",
     objectives: Annotated[str, typer.Option(help="Comma-separated objectives.")] = "elbo",
     peers: Annotated[str, typer.Option(
         help="Comma-separated peers: numpyro.AutoNormal, numpyro.AutoMultivariateNormal, "
@@ -39,6 +42,9 @@ def bench_command(
         help="Seconds before a Pathfinder run is reported as hung.")] = 300.0,
     quick: Annotated[bool, typer.Option(
         help="CI size: eight_schools and banana, stl only, at most 1000 steps.")] = False,
+    accuracy: Annotated[float, typer.Option(
+        help="Nats below a model's best final ELBO that count as reached (time to accuracy)."
+    )] = 0.1,
     out: Annotated[Path, typer.Option(help="Write bench.csv, bench.md, bench.png here.")] =
         Path("bench-out"),
 ) -> None:
@@ -47,14 +53,14 @@ def bench_command(
 
     try:
         _bench(models, families, estimators, optimizers, objectives, peers, steps, lr, seed,
-               peer_timeout, quick, out)
+               peer_timeout, quick, out, accuracy)
     except VifitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
 
 
 def _bench(models, families, estimators, optimizers, objectives, peers, steps, lr, seed,
-           peer_timeout, quick, out) -> None:
+           peer_timeout, quick, out, accuracy=0.1) -> None:
     from vifit.bench import PEERS, BenchConfig, run_bench, write_outputs
     from vifit.bench.report import HEADER, table_rows
     from vifit.catalog import catalog_names
@@ -63,6 +69,7 @@ def _bench(models, families, estimators, optimizers, objectives, peers, steps, l
     from vifit.families import get_family
     from vifit.objectives import get_objective
     from vifit.optim.optimizers import make_optimizer
+    from vifit.optim.runner import get_runner
 
     peer_list = [] if peers.strip().lower() == "none" else _split(peers)
     unknown = [p for p in peer_list if p not in PEERS]
@@ -73,19 +80,23 @@ def _bench(models, families, estimators, optimizers, objectives, peers, steps, l
         raise ConfigError(f"unknown model {bad[0]!r}; see `vifit list` for the catalog.")
     # Unknown names fail here, before the first fit, not as a column of failed rows.
     for name in _split(families):
-        get_family(name)
+        if name != "auto":
+            get_family(name)
     for name in _split(estimators):
-        get_estimator(name)
+        if name != "default":
+            get_estimator(name)
     for name in _split(objectives):
         get_objective(name)
     for name in _split(optimizers):
-        make_optimizer(name, lr=lr, steps=steps)
+        if get_runner(name) is None:  # natgrad, lbfgs-fixed, pathfinder run their own loops
+            make_optimizer(name, lr=lr, steps=steps)
     cfg = BenchConfig(
         models=models or (), families=_split(families),
         estimators=["stl"] if quick and estimators == "stl,score" else _split(estimators),
         optimizers=_split(optimizers), objectives=_split(objectives), peers=peer_list,
         steps=min(steps, 1000) if quick else steps, lr=lr, seed=seed,
         n_eval=2000 if quick else 4000, peer_timeout=peer_timeout, quick=quick,
+        accuracy=accuracy,
     )
     n_configs = (len(cfg.families) * len(cfg.estimators) * len(cfg.optimizers)
                  * len(cfg.objectives))

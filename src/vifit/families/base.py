@@ -57,6 +57,8 @@ class Family(eqx.Module):
     stratified: ClassVar[bool] = False
     default_estimator: ClassVar[str | None] = None
     gaussian_form: ClassVar[str | None] = None
+    # Stale windows before the plateau rule stops a fit when the caller gives no patience.
+    default_patience: ClassVar[int] = 3
 
     @abc.abstractmethod
     def init(self, key: Array, dim: int, loc: Array | None = None) -> Params:
