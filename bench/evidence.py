@@ -50,26 +50,13 @@ def vifit_rows(name, target, seed=0):
 
 
 def numpyro_row(target, steps=20_000):
-    import numpyro
-    import numpyro.distributions as dist
-    from numpyro.infer import SVI, Trace_ELBO
-    from numpyro.infer.autoguide import AutoMultivariateNormal
+    from vifit.bench.peers import log_weights, numpyro_svi
 
-    d = target.dim
-
-    def model():
-        z = numpyro.sample("z", dist.ImproperUniform(dist.constraints.real_vector, (), (d,)))
-        numpyro.factor("log_density", target.log_density(z))
-
-    t0 = time.perf_counter()
-    guide = AutoMultivariateNormal(model, init_loc_fn=numpyro.infer.init_to_value(
-        values={"z": target.init}))
-    svi = SVI(model, guide, numpyro.optim.Adam(0.01), Trace_ELBO())
-    result = svi.run(jax.random.key(0), steps, progress_bar=False)
-    loss = Trace_ELBO(num_particles=16384).loss(jax.random.key(1), result.params, model, guide)
-    elbo = -float(loss)
-    return ("numpyro", "SVI Trace_ELBO (AutoMVN)", "lower", elbo, float("nan"),
-            time.perf_counter() - t0, float("nan"))
+    fit = numpyro_svi(target, "AutoMultivariateNormal", steps=steps, draws=1, lr=0.01, seed=0,
+                      n=16384)
+    logw = log_weights(target, fit.z, fit.logq)
+    return ("numpyro", "SVI Trace_ELBO (AutoMVN)", "lower", float(logw.mean()),
+            float(logw.std(ddof=1) / np.sqrt(logw.size)), fit.seconds, float("nan"))
 
 
 def pathfinder_row(target):
