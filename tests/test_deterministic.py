@@ -81,3 +81,17 @@ def test_too_few_fixed_draws_on_a_banana_are_flagged():
     assert "fitted to its 30 draws" in fixed["warning"]
     assert fixed["fixed_elbo"] - r.elbo > z_bound(1e-3) * np.hypot(fixed["fixed_elbo_se"],
                                                                    r.elbo_se)
+
+
+def test_full_rank_needs_more_fixed_draws_than_dimensions():
+    """Below M = d the fixed-draw objective is unbounded for a full-rank q: refused, and the
+    default M is 10 d (radon, d = 34, went to a fresh ELBO of -2e36 with M = 30)."""
+    log_density, _ = gaussian_log_density(MEAN, COV)
+    target = vifit.Target(log_density, dim=4)
+    with pytest.raises(vifit.ConfigError, match="more fixed draws than dimensions"):
+        vifit.fit(target, "fullrank", optimizer="lbfgs-fixed", draws=4, progress=False)
+    wide = vifit.Target(lambda z: -0.5 * jnp.sum(z**2), dim=5)
+    r = vifit.fit(wide, "fullrank", optimizer="lbfgs-fixed", seed=0, progress=False)
+    assert r.info["lbfgs_fixed"]["fixed_draws"] == 50 and r.draws == 50
+    r = vifit.fit(wide, "meanfield", optimizer="lbfgs-fixed", seed=0, progress=False)
+    assert r.info["lbfgs_fixed"]["fixed_draws"] == 30

@@ -222,6 +222,8 @@ def fit(
                                                                            callback)))
             bar.finish(loop.steps)
         info.update(extra)
+        # A runner may choose its own number of draws (lbfgs-fixed: M from the family and d).
+        draws = extra.get("lbfgs_fixed", {}).get("fixed_draws", draws)
     else:
         if lr == "auto":
             with single_threaded_blas():
