@@ -37,6 +37,12 @@ from vifit.optim.loop import State, StepInfo, _all_finite, _where
 from vifit.optim.runner import RunArgs, register_runner
 
 DEFAULT_RHO = 0.2
+# Trust region on the mean: at most this many of the new q's standard deviations per step.
+# Far from the posterior a wide q's precision is small and the gradient large, so the full
+# Newton-like step can overshoot into regions where log p overflows (the GP-Poisson catalog
+# model went from an ELBO of -876 to non-finite in 100 steps). Near the optimum steps are far
+# shorter than this and the update is unchanged.
+DEFAULT_MAX_STEP = 3.0
 
 
 def _check(family: Family, hessian: str) -> str:
@@ -53,8 +59,13 @@ def _check(family: Family, hessian: str) -> str:
     return hessian
 
 
+def _trust(length: jax.Array, max_step: float) -> jax.Array:
+    """The factor that shortens a mean step of Mahalanobis length ``length`` to ``max_step``."""
+    return jnp.minimum(1.0, max_step / jnp.maximum(length, 1e-30))
+
+
 def make_natgrad_step(family: Family, log_density, draws: int, rho: float,
-                      hessian: str = "auto"):
+                      hessian: str = "auto", max_step: float = DEFAULT_MAX_STEP):
     """One iBLR step on a ``State`` (its ``opt_state`` is unused), with the loop's guard: a step
     whose ELBO or new parameters are not finite is not taken."""
     hessian = _check(family, hessian)
@@ -85,7 +96,8 @@ def make_natgrad_step(family: Family, log_density, draws: int, rho: float,
             new_prec = prec + rho * big_g + 0.5 * rho**2 * big_g @ cov @ big_g
             new_cov = jnp.linalg.inv(new_prec)
             new_cov = 0.5 * (new_cov + new_cov.T)
-            new_m = m + rho * new_cov @ g_mean
+            step_m = rho * new_cov @ g_mean
+            new_m = m + step_m * _trust(jnp.sqrt(step_m @ new_prec @ step_m), max_step)
         else:
             prec = 1.0 / jnp.diag(cov)
             score_q = -r * prec
@@ -96,7 +108,8 @@ def make_natgrad_step(family: Family, log_density, draws: int, rho: float,
                 big_g = -jnp.mean(r * prec * (g - score_q), axis=0)
             new_prec = prec + rho * big_g + 0.5 * rho**2 * big_g**2 / prec
             new_cov = jnp.diag(1.0 / new_prec)
-            new_m = m + rho * g_mean / new_prec
+            step_m = rho * g_mean / new_prec
+            new_m = m + step_m * _trust(jnp.sqrt(jnp.sum(step_m**2 * new_prec)), max_step)
         new_params = family.from_gaussian(new_m, new_cov)
         ok = jnp.isfinite(elbo) & _all_finite(new_params)
         new = State(params=_where(ok, new_params, params), opt_state=state.opt_state, key=key,
@@ -119,14 +132,18 @@ def run_natgrad(args: RunArgs) -> tuple[Any, dict[str, Any]]:
         raise ConfigError(f"natgrad's step size (lr) must be in (0, 1], got {rho}.")
     draws = 16 if args.draws is None else int(args.draws)
     hessian = args.options.get("hessian", "auto")
-    step = make_natgrad_step(args.family, args.target.log_density, draws, rho, hessian)
+    max_step = float(args.options.get("max_step", DEFAULT_MAX_STEP))
+    if not max_step > 0:
+        raise ConfigError(f"natgrad's max_step must be positive, got {max_step}.")
+    step = make_natgrad_step(args.family, args.target.log_density, draws, rho, hessian,
+                             max_step)
     state = State(params=args.params, opt_state=(), key=args.key,
                   rejected=jnp.zeros((), jnp.int32))
     config = LoopConfig(max_steps=args.max_steps, draws=draws, window=args.window,
                         patience=args.patience, tol=args.tol)
     loop = run_loop(state, step, config, on_window=args.on_window)
     return loop, {"natgrad": {"rho": rho, "hessian": _check(args.family, hessian),
-                              "draws": draws}}
+                              "draws": draws, "max_step": max_step}}
 
 
 register_runner("natgrad", run_natgrad, draws_default=16)
