@@ -49,10 +49,9 @@ class Stratified(Estimator):
             )
 
     def surrogate(self, objective, log_density, family, params, key, n):
-        z, weights = family.sample_strata(params, key, n)  # (K, m, d), (K,)
+        z, log_q, weights = family.sample_strata_and_log_prob(params, key, n,
+                                                              path_only=self.stl)
         k, m, d = z.shape
-        q_params = jax.tree.map(jax.lax.stop_gradient, params) if self.stl else params
-        flat = z.reshape(k * m, d)
-        logw = jax.vmap(log_density)(flat) - family.batch_log_prob(q_params, flat)
+        logw = jax.vmap(log_density)(z.reshape(k * m, d)) - log_q.reshape(k * m)
         value = jnp.sum(weights * jnp.mean(logw.reshape(k, m), axis=1))
         return -value, Aux(jax.lax.stop_gradient(value), jax.lax.stop_gradient(logw))

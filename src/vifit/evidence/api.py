@@ -176,8 +176,8 @@ def evidence(
 
     @jax.jit
     def sample_logw(params, key):
-        z = family.sample(params, key, draws)
-        return z, target.batch_log_density(z) - family.batch_log_prob(params, z)
+        z, log_q = family.sample_and_log_prob(params, key, draws)  # no solves where avoidable
+        return z, target.batch_log_density(z) - log_q
 
     z, logw = sample_logw(params, k_draws)
     logw = np.asarray(logw, dtype=np.float64)

@@ -27,7 +27,9 @@ class Family(eqx.Module):
     Traits, read by estimators and optimizers to refuse pairs that do not fit:
       reparameterized: ``sample`` is differentiable in every parameter, so pathwise estimators
         (``reparam``, ``stl``) are unbiased. A mixture's component choice is not.
-      stratified: ``sample_strata(params, key, n) -> (z (K, m, d), weights (K,))`` exists: m
+      stratified: ``sample_strata(params, key, n) -> (z (K, m, d), weights (K,))`` and
+        ``sample_strata_and_log_prob(params, key, n, path_only=) -> (z, log q (K, m), weights)``
+        exist: m
         reparameterized draws from each of K strata and the strata's probabilities.
       default_estimator: the estimator ``fit`` uses when none is named (None: the usual one).
       gaussian_form: ``"dense"`` or ``"diagonal"`` for Gaussian families whose parameters

@@ -76,11 +76,11 @@ def fixed_draw_terms(family: Family, log_density, params0: Params, key: jax.Arra
     For stratified families (mixtures) a term is one draw per component, weighted."""
     if family.stratified:
         def terms(theta):
-            z, w = family.sample_strata(theta, key, draws * getattr(family, "k", 1))
+            z, log_q, w = family.sample_strata_and_log_prob(theta, key,
+                                                            draws * getattr(family, "k", 1))
             k, m, d = z.shape
-            flat = z.reshape(k * m, d)
-            logw = jax.vmap(log_density)(flat) - family.batch_log_prob(theta, flat)
-            return w @ logw.reshape(k, m)
+            logw = jax.vmap(log_density)(z.reshape(k * m, d)).reshape(k, m) - log_q
+            return w @ logw
         return terms
     if not family.reparameterized:
         raise ConfigError(f"optimizer 'lbfgs-fixed' differentiates draws of q; family "
