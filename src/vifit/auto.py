@@ -2,14 +2,16 @@
 
 1. Pathfinder (``vifit.optim.pathfinder``): an L-BFGS path toward the mode and the best Gaussian
    along it, in a few dozen gradient evaluations. It starts the next step.
-2. A full-rank Gaussian fitted from Pathfinder's Gaussian. If its Pareto k-hat is below 0.5
+2. A full-rank Gaussian fitted from Pathfinder's Gaussian, by natural-gradient VI (Adam above
+   ``NATGRAD_MAX_DIM`` coordinates, or if natgrad fails). If its Pareto k-hat is below 0.5
    (importance weights with a finite variance: q covers p), stop: a flow cannot do
    meaningfully better for log Z or posterior expectations.
 3. Otherwise a normalizing flow (``flow``, default the affine-coupling RealNVP, Adam at
    ``flow_lr`` = 3e-3) started exactly at that Gaussian (its couplings begin as the identity),
    so it can only improve on it. Why these defaults: on the 2-d banana and funnel they gave the
    lowest k-hat of the configurations measured (docs/families.md, "Tails"); the spline flow at
-   lr 1e-2 fitted the bulk as well but its k-hat swung with the schedule. The flow is kept when its ELBO is higher by more than ``z`` standard errors
+   lr 1e-2 fitted the bulk as well but its k-hat swung with the schedule. The flow is kept
+   when its ELBO is higher by more than ``z`` standard errors
    of the difference (independent draws, so the variances add) and its k-hat is not worse by
    more than ``z`` asymptotic standard errors of k-hat (the Pareto-shape fit on M tail draws has
    sd about (1 + k) / sqrt(M)); otherwise the Gaussian is kept as the simpler answer.
@@ -33,6 +35,10 @@ from vifit.result import FitResult
 from vifit.target import Target
 
 KHAT_GOOD = 0.5
+# Natural gradient for the Gaussian stage up to this dimension: on the catalog it reached the
+# ELBO bar first on 10 of 13 models, and from Pathfinder's start Adam once ran off to an ELBO
+# of -6585 on stochastic volatility where natgrad reached -64.8 (docs/families.md, "auto").
+NATGRAD_MAX_DIM = 200
 
 
 def _khat_sd(khat: float, n: int) -> float:
@@ -46,7 +52,7 @@ def _row(stage: str, res: FitResult | None, decision: str, why: str, seconds: fl
     row: dict[str, Any] = {"stage": stage, "decision": decision, "why": why,
                            "seconds": round(seconds, 3)}
     if res is not None:
-        row.update(family=res.family.name, elbo=res.elbo, elbo_se=res.elbo_se, khat=res.khat,
+        row.update(family=res.family.name, optimizer=res.optimizer, elbo=res.elbo, elbo_se=res.elbo_se, khat=res.khat,
                    steps=res.steps)
     row.update(extra)
     return row
@@ -91,7 +97,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     fullrank = get_family("fullrank")
     init = fullrank.from_gaussian(jnp.asarray(pf.mean), jnp.asarray(pf.cov)) if pf_ok else None
     t0 = time.perf_counter()
-    gauss = fit(target, fullrank, init_params=init, **common)
+    gauss = _fit_gaussian(fit, target, fullrank, init, common)
     if gauss.khat < KHAT_GOOD:
         say(_row("fullrank", gauss, "keep the full-rank Gaussian",
                  f"k-hat {gauss.khat:.2f} < {KHAT_GOOD}: q covers p, importance weights have "
@@ -122,6 +128,16 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     say(_row(fam.name, flowed, "keep the full-rank Gaussian", why, time.perf_counter() - t0,
              elbo_gain=gain, elbo_gain_se=gain_se))
     return _finish(gauss, decisions, "fullrank", t_all)
+
+
+def _fit_gaussian(fit, target: Target, fullrank, init, common: dict[str, Any]) -> FitResult:
+    """The full-rank Gaussian stage: natural-gradient VI up to ``NATGRAD_MAX_DIM`` coordinates
+    (its exact Hessians cost d gradients per draw), Adam above that or if natgrad fails."""
+    if target.differentiable and target.dim <= NATGRAD_MAX_DIM:
+        res = fit(target, fullrank, init_params=init, optimizer="natgrad", **common)
+        if res.stop_reason != "non-finite" and math.isfinite(res.elbo):
+            return res
+    return fit(target, fullrank, init_params=init, **common)
 
 
 def _finish(result: FitResult, decisions: list[dict[str, Any]], chosen: str,
