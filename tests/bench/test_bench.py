@@ -91,3 +91,14 @@ def test_time_to_accuracy_reads_the_curve_against_the_best_final_elbo():
     assert bar == -1.1
     assert fast.tta == 3.0 and slow.tta == 8.0 and one_shot.tta == 3.0
     assert overfit.tta == np.inf and np.isnan(failed.tta)
+
+
+def test_csv_round_trip_keeps_the_curve(tmp_path):
+    from vifit.bench.report import read_csv, write_csv
+    from vifit.bench.runner import Row
+
+    row = Row("m", 2, "vifit", "fullrank", "reparam", "adam", "elbo", elbo=-1.5, tta=3.0,
+              curve=((1.0, -3.0), (2.5, -1.5)))
+    write_csv([row], tmp_path / "bench.csv")
+    (back,) = read_csv(tmp_path / "bench.csv")
+    assert back.curve == row.curve and back.tta == 3.0 and back.model == "m"

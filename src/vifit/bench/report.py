@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from vifit.bench.runner import BenchConfig, Row
 
 COLUMNS = ["model", "dim", "method", "family", "estimator", "optimizer", "objective", "status",
            "mean_err", "log_sd_err", "log_z", "log_z_err", "khat", "seconds", "steps",
-           "stop_reason", "worst", "elbo", "elbo_se", "tta"]
+           "stop_reason", "worst", "elbo", "elbo_se", "tta", "curve"]
 
 
 def label(row: Row) -> str:
@@ -53,12 +54,17 @@ HEADER = ["model", "method", "mean err/sd", "|log sd ratio|", "log Z err", "k-ha
 
 
 def read_csv(path: str | Path) -> list[Row]:
-    """The rows of a ``bench.csv`` (to redraw a report without refitting)."""
+    """The rows of a ``bench.csv`` (to redraw a report, or to merge runs, without refitting)."""
     ints, strs = {"dim", "steps"}, {"model", "method", "family", "estimator", "optimizer",
                                     "objective", "status", "stop_reason", "worst"}
+
+    def value(k: str, v: str):
+        if k == "curve":
+            return tuple(tuple(p) for p in json.loads(v)) if v else ()
+        return v if k in strs else int(v) if k in ints else float(v)
+
     with open(path, newline="") as f:
-        return [Row(**{k: (v if k in strs else int(v) if k in ints else float(v))
-                       for k, v in rec.items()}) for rec in csv.DictReader(f)]
+        return [Row(**{k: value(k, v) for k, v in rec.items()}) for rec in csv.DictReader(f)]
 
 
 def write_csv(rows: Sequence[Row], path: Path) -> None:
@@ -66,7 +72,11 @@ def write_csv(rows: Sequence[Row], path: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: v for k, v in r.as_dict().items() if k in COLUMNS})
+            rec = {k: v for k, v in r.as_dict().items() if k in COLUMNS}
+            # The training curve (seconds, ELBO) per window: merged runs recompute time to
+            # accuracy against their common bar from it.
+            rec["curve"] = json.dumps([[round(t, 3), v] for t, v in r.curve])
+            writer.writerow(rec)
 
 
 def plot(rows: Sequence[Row], path: Path) -> None:
