@@ -35,9 +35,10 @@ from vifit.result import FitResult
 from vifit.target import Target
 
 KHAT_GOOD = 0.5
-# Natural gradient for the Gaussian stage up to this dimension: on the catalog it reached the
-# ELBO bar first on 10 of 13 models, and from Pathfinder's start Adam once ran off to an ELBO
-# of -6585 on stochastic volatility where natgrad reached -64.8 (docs/families.md, "auto").
+# Natural gradient for the Gaussian stage up to this dimension: among full-rank optimizers on
+# the catalog it was first within 0.1 nats of the best on 10 of 13 models, and from
+# Pathfinder's start Adam ran off to an ELBO of -6585 on stochastic volatility where natgrad
+# reached -64.8 (docs/families.md, "Choosing for you").
 NATGRAD_MAX_DIM = 200
 
 
