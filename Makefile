@@ -22,8 +22,9 @@ $(TSTAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/vifit fit eight_schools --family fullrank --out demo-out
 
+# One worker per core: most of the suite's time is JAX compiling, one thread per program.
 test: $(TSTAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]"
