@@ -112,3 +112,20 @@ def test_a_mixture_fits_two_separated_modes():
     assert np.all(np.abs(w - 0.5) < 0.1)
     k = z_bound(1e-3)
     assert abs(result.log_z - log_z) < k * result.log_z_se + 1e-3
+
+
+def test_log_q_at_own_draws_matches_the_solved_density_and_the_same_draws():
+    """sample_and_log_prob and sample_strata_and_log_prob take each draw's own component's
+    density from its eps (no solve); they must give sample's / sample_strata's draws and the
+    mixture density log_prob computes."""
+    fam = vifit.Mixture(k=3)
+    params = fam.init(jax.random.key(0), 4)
+    z, log_q = fam.sample_and_log_prob(params, jax.random.key(1), 500)
+    np.testing.assert_array_equal(z, fam.sample(params, jax.random.key(1), 500))
+    np.testing.assert_allclose(log_q, fam.batch_log_prob(params, z), rtol=1e-5, atol=1e-4)
+    zs, log_qs, w = fam.sample_strata_and_log_prob(params, jax.random.key(2), 30)
+    zs2, w2 = fam.sample_strata(params, jax.random.key(2), 30)
+    np.testing.assert_array_equal(zs, zs2)
+    np.testing.assert_allclose(w, w2)
+    np.testing.assert_allclose(log_qs.ravel(), fam.batch_log_prob(params, zs.reshape(-1, 4)),
+                               rtol=1e-5, atol=1e-4)
