@@ -44,6 +44,21 @@ def check_monotone(trace: np.ndarray, rtol: float) -> float:
     return worst
 
 
+def finish_trace(pairs, tol: float, max_iters: int, rtol: float
+                 ) -> tuple[np.ndarray, int, bool, float]:
+    """From the ELBOs ``(max_iters, 2)`` recorded after each update of each sweep: the trace up
+    to the first sweep whose gain is below ``tol * (1 + |ELBO|)`` (later sweeps repeat the fixed
+    point), the sweeps run, whether it converged, and the largest decrease (``check_monotone``
+    over every update of every sweep, converged or not)."""
+    trace = np.asarray(pairs, dtype=np.float64).reshape(-1)
+    per_sweep = trace[1::2]
+    gains = np.diff(per_sweep)
+    stalled = np.flatnonzero(np.abs(gains) <= tol * (1.0 + np.abs(per_sweep[1:])))
+    iters = int(stalled[0]) + 2 if stalled.size else max_iters
+    worst = check_monotone(trace, rtol)
+    return trace[: 2 * iters], iters, bool(stalled.size), worst
+
+
 def rounding_rtol(dtype) -> float:
     """Relative tolerance for a decrease that is only rounding: 1000 machine epsilons."""
     return 1000.0 * float(np.finfo(dtype).eps)

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, gammaln, multigammaln
 
-from vifit.cavi.common import CAVIResult, check_monotone, rounding_rtol
+from vifit.cavi.common import CAVIResult, finish_trace, rounding_rtol
 from vifit.errors import ConfigError
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -176,18 +176,12 @@ def fit_gmm(x, k: int, *, prior: GMMPrior | None = None, seed: int = 0, max_iter
         return jax.lax.scan(body, r, None, length=max_iters)
 
     r, (factors, pairs) = run(r0)
-    trace = np.asarray(pairs, dtype=np.float64).reshape(-1)
-    per_sweep = trace[1::2]
-    gains = np.diff(per_sweep)
-    stalled = np.flatnonzero(np.abs(gains) <= tol * (1.0 + np.abs(per_sweep[1:])))
-    iters = int(stalled[0]) + 2 if stalled.size else max_iters
-    worst = check_monotone(trace, rtol)  # every update of every sweep, converged or not
-    trace = trace[: 2 * iters]
+    trace, iters, converged, worst = finish_trace(pairs, tol, max_iters, rtol)
     f = jax.tree.map(lambda a: a[-1], factors)
     params: dict[str, Any] = {name: np.asarray(v) for name, v in f._asdict().items()}
     params["r"] = np.asarray(r)
     params["weights"] = params["alpha"] / params["alpha"].sum()
     params["means"] = params["m"]
     params["covariances"] = np.linalg.inv(params["w"] * params["nu"][:, None, None])
-    return CAVIResult(params, float(trace[-1]), trace, iters, bool(stalled.size), worst,
+    return CAVIResult(params, float(trace[-1]), trace, iters, converged, worst,
                       time.perf_counter() - t0)

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, gammaln
 
-from vifit.cavi.common import CAVIResult, check_monotone, rounding_rtol
+from vifit.cavi.common import CAVIResult, finish_trace, rounding_rtol
 from vifit.errors import ConfigError
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -152,16 +152,8 @@ def fit_linear_regression(x, y, *, m0=None, l0=None, a0: float = 1.0, b0: float 
         return jax.lax.scan(body, start, None, length=max_iters)
 
     (e_beta, b_n), pairs = sweeps(jnp.asarray(a_n / e_tau0, x.dtype))
-    trace = np.asarray(pairs, dtype=np.float64).reshape(-1)
-    # Sweeps after convergence repeat the fixed point; keep the trace up to the first sweep
-    # whose gain is below tol.
-    per_sweep = trace[1::2]
-    gains = np.diff(per_sweep)
-    stalled = np.flatnonzero(np.abs(gains) <= tol * (1.0 + np.abs(per_sweep[1:])))
-    iters = int(stalled[0]) + 2 if stalled.size else max_iters
-    worst = check_monotone(trace, rtol)  # every update of every sweep, converged or not
-    trace = trace[: 2 * iters]
+    trace, iters, converged, worst = finish_trace(pairs, tol, max_iters, rtol)
     params = {"mean_beta": np.asarray(mn), "cov_beta": np.asarray(ln_inv) / float(e_beta),
               "a": float(a_n), "b": float(b_n)}
-    return CAVIResult(params, float(trace[-1]), trace, iters, bool(stalled.size), worst,
+    return CAVIResult(params, float(trace[-1]), trace, iters, converged, worst,
                       time.perf_counter() - t0)

@@ -22,21 +22,15 @@ def check_method(method: str) -> None:
 
 def load_ep_model(spec: str):
     """A vifit.ep.Factorized and a one-line description of where it came from."""
-    from vifit.cli.models import _import_file
+    from vifit.cli.models import import_model_file
     from vifit.ep import Factorized
     from vifit.examples import EP_MODELS
 
     if spec in EP_MODELS:
         return EP_MODELS[spec](), f"built-in EP model {spec!r}"
-    path = Path(spec)
-    if path.suffix != ".py" and not path.exists():
-        raise ModelFileError(
-            f"{spec!r} is neither a built-in EP model ({', '.join(EP_MODELS)}) nor a file; give "
-            "a Python file that defines ep_model = vifit.ep.Factorized(...)."
-        )
-    if not path.is_file():
-        raise ModelFileError(f"model file {spec!r} not found.")
-    module = _import_file(path)
+    path, module = import_model_file(
+        spec, f"a built-in EP model ({', '.join(EP_MODELS)})",
+        "give a Python file that defines ep_model = vifit.ep.Factorized(...).")
     model = getattr(module, "ep_model", None)
     if not isinstance(model, Factorized):
         raise ModelFileError(

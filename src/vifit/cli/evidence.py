@@ -126,10 +126,9 @@ def _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k, pa
     from vifit.cli.models import load_model
     from vifit.estimators import get_estimator
     from vifit.evidence.api import default_ais_config
-    from vifit.families import LowRank, get_family
+    from vifit.cli.extras import cli_family
 
-    fam = (LowRank(rank=rank) if family == "lowrank"
-           else None if family is None else get_family(family))
+    fam = cli_family(family, rank)
     est = None if estimator is None else get_estimator(estimator)
     target, origin = load_model(model)
     out_console.print(f"[bold]{target.name}[/]: {origin}, d = {target.dim}")

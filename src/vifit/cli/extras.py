@@ -57,3 +57,13 @@ def info_lines(info: dict[str, Any]) -> list[str]:
 def print_info(result, console) -> None:
     for line in info_lines(result.info):
         console.print(line)
+
+
+def cli_family(family: str | None, rank: int):
+    """The Family named by ``--family`` (with ``--rank`` for lowrank); None stays None (the
+    fit's default)."""
+    from vifit.families import LowRank, get_family
+
+    if family is None:
+        return None
+    return LowRank(rank=rank) if family == "lowrank" else get_family(family)

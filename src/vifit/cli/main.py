@@ -114,11 +114,10 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
     import vifit
     from vifit.cli.models import load_model
     from vifit.estimators import ScoreFunction, get_estimator
-    from vifit.families import LowRank, get_family
+    from vifit.cli.extras import cli_family
     from vifit.objectives import get_objective
 
-    fam = (LowRank(rank=rank) if family == "lowrank" else
-           family if family in (None, "auto") else get_family(family))
+    fam = family if family == "auto" else cli_family(family, rank)
     obj = get_objective(objective, K=k, alpha=alpha)
     est = None
     if estimator is not None:

@@ -30,15 +30,9 @@ def load_model(spec: str) -> tuple[Target, str]:
         kind = {"numpyro": "NumPyro model", "pymc": "PyMC model"}.get(
             getattr(target, "source", ""), "log density")
         return target, f"built-in model {spec!r} ({kind})"
-    path = Path(spec)
-    if path.suffix != ".py" and not path.exists():
-        raise ModelFileError(
-            f"{spec!r} is neither a built-in example ({', '.join(names)}) nor a file; "
-            "give a Python file that defines log_density, or a NumPyro or PyMC `model`."
-        )
-    if not path.is_file():
-        raise ModelFileError(f"model file {spec!r} not found.")
-    module = _import_file(path)
+    path, module = import_model_file(
+        spec, f"a built-in example ({', '.join(names)})",
+        "give a Python file that defines log_density, or a NumPyro or PyMC `model`.")
     has_model, has_density = hasattr(module, "model"), hasattr(module, "log_density")
     if has_model and has_density:
         raise ModelFileError(
@@ -105,6 +99,18 @@ def _from_model(module, path: Path) -> tuple[Target, str]:
     called = [f"{len(args)} args"] * bool(args) + [f"kwargs {sorted(kwargs)}"] * bool(kwargs)
     how = f" (called with {', '.join(called)})" if called else ""
     return target, f"detected a NumPyro model in {path}{how}"
+
+
+def import_model_file(spec: str, builtins: str, fix: str):
+    """``(path, module)`` for a MODEL argument that is not a built-in name: a ModelFileError
+    naming ``builtins`` (what a built-in is) and ``fix`` (what the file must define) when
+    ``spec`` is neither, or when the file is missing or does not import."""
+    path = Path(spec)
+    if path.suffix != ".py" and not path.exists():
+        raise ModelFileError(f"{spec!r} is neither {builtins} nor a file; {fix}")
+    if not path.is_file():
+        raise ModelFileError(f"model file {spec!r} not found.")
+    return path, _import_file(path)
 
 
 def _import_file(path: Path):
