@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 import vifit
-from vifit.api import _eval_logw
+from vifit.engine import _eval_logw
 from vifit.evidence import importance_log_z
 from vifit.examples import get_example
 from vifit.examples.shapes import banana, funnel

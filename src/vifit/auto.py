@@ -35,6 +35,7 @@ from vifit.result import FitResult
 from vifit.target import Target
 
 KHAT_GOOD = 0.5
+KHAT_UNRELIABLE = 0.7
 # Natural gradient for the Gaussian stage up to this dimension: among full-rank optimizers on
 # the catalog it was first within 0.1 nats of the best on 10 of 13 models, and from
 # Pathfinder's start Adam ran off to an ELBO of -6585 on stochastic volatility where natgrad
@@ -63,11 +64,11 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
              steps: int = 10_000, draws: int | None = None, seed: int = 0, window: int = 100,
              patience: int | None = None,
              tol: float = 1e-3, n_eval: int = 4000, progress: bool | None = None,
-             verbose: bool | None = None, callback=None) -> FitResult:
+             verbose: bool | None = None, callback=None, checkpoint=None) -> FitResult:
     """Pathfinder, then a full-rank Gaussian, then ``flow`` if the Gaussian is not good enough;
     returns the chosen fit with ``info["auto"]`` holding every decision (see module docstring).
     """
-    from vifit.api import fit
+    from vifit.engine import fit_one as fit
 
     verbose = (progress is not False) if verbose is None else verbose
     decisions: list[dict[str, Any]] = []
@@ -82,6 +83,9 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
 
     common = dict(steps=steps, draws=draws, seed=seed, window=window, patience=patience,
                   tol=tol, n_eval=n_eval, progress=progress, callback=callback)
+
+    def stage(name: str) -> dict[str, Any]:  # each stage resumes from its own file
+        return dict(common, checkpoint=None if checkpoint is None else checkpoint.child(name))
     t_all = time.perf_counter()
 
     t0 = time.perf_counter()
@@ -98,7 +102,14 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     fullrank = get_family("fullrank")
     init = fullrank.from_gaussian(jnp.asarray(pf.mean), jnp.asarray(pf.cov)) if pf_ok else None
     t0 = time.perf_counter()
-    gauss = _fit_gaussian(fit, target, fullrank, init, common)
+    gauss = _fit_gaussian(fit, target, fullrank, init, stage)
+    if gauss.stop_reason in ("diverged", "interrupted") or not math.isfinite(gauss.elbo):
+        why = (gauss.notes[-1] if gauss.stop_reason == "diverged" and gauss.notes else
+               "interrupted by the user" if gauss.stop_reason == "interrupted" else
+               "its ELBO is not finite")
+        say(_row("fullrank", gauss, "stop: report the full-rank Gaussian as it is", why,
+                 time.perf_counter() - t0))
+        return _finish(gauss, decisions, "fullrank", t_all)
     if gauss.khat < KHAT_GOOD:
         say(_row("fullrank", gauss, "keep the full-rank Gaussian",
                  f"k-hat {gauss.khat:.2f} < {KHAT_GOOD}: q covers p, importance weights have "
@@ -111,7 +122,28 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     fam = get_family(flow)
     start = fam.from_gaussian(jnp.asarray(gauss.mean()), jnp.asarray(gauss.covariance()))
     t0 = time.perf_counter()
-    flowed = fit(target, fam, init_params=start, lr=flow_lr, **common)
+    flowed = fit(target, fam, init_params=start, lr=flow_lr, **stage(fam.name))
+    if flowed.stop_reason in ("diverged", "non-finite") or not math.isfinite(flowed.elbo):
+        # Never prefer a stage for an ELBO that is huge or not finite. A flow that runs off
+        # from a Gaussian that fits is itself evidence that the density may be improper.
+        why = (flowed.notes[-1] if flowed.stop_reason == "diverged" and flowed.notes else
+               f"the flow stopped {flowed.stop_reason} (ELBO {flowed.elbo:.4g})")
+        say(_row(fam.name, flowed, "keep the full-rank Gaussian; the flow failed", why,
+                 time.perf_counter() - t0))
+        result = _finish(gauss, decisions, "fullrank", t_all)
+        result.info["auto"]["failed_stage"] = {"stage": fam.name, "why": why}
+        if flowed.stop_reason == "diverged" and not gauss.khat <= KHAT_UNRELIABLE:
+            # The Gaussian's weights are wildly heavy-tailed and a flow started from it ran
+            # off: on a normalizable density the flow could gain at most KL(q || p) nats.
+            from dataclasses import replace
+
+            result = replace(result, stop_reason="diverged", notes=result.notes + (
+                f"{why} (from the full-rank Gaussian, whose k-hat is {gauss.khat:.2f})",))
+        return result
+    if flowed.stop_reason == "interrupted":
+        say(_row(fam.name, flowed, "stop: interrupted; keep the full-rank Gaussian",
+                 "interrupted by the user", time.perf_counter() - t0))
+        return _finish(gauss, decisions, "fullrank", t_all)
     gain = flowed.elbo - gauss.elbo
     gain_se = math.hypot(flowed.elbo_se, gauss.elbo_se)
     k_margin = z * math.hypot(_khat_sd(flowed.khat, n_eval), _khat_sd(gauss.khat, n_eval))
@@ -131,14 +163,18 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     return _finish(gauss, decisions, "fullrank", t_all)
 
 
-def _fit_gaussian(fit, target: Target, fullrank, init, common: dict[str, Any]) -> FitResult:
+def _fit_gaussian(fit, target: Target, fullrank, init, stage) -> FitResult:
     """The full-rank Gaussian stage: natural-gradient VI up to ``NATGRAD_MAX_DIM`` coordinates
-    (its exact Hessians cost d gradients per draw), Adam above that or if natgrad fails."""
+    (its exact Hessians cost d gradients per draw), Adam above that or if natgrad fails
+    (non-finite, or diverged: on heavy tails its precision can shrink without limit where
+    Adam's steps stay bounded)."""
     if target.differentiable and target.dim <= NATGRAD_MAX_DIM:
-        res = fit(target, fullrank, init_params=init, optimizer="natgrad", **common)
-        if res.stop_reason != "non-finite" and math.isfinite(res.elbo):
+        res = fit(target, fullrank, init_params=init, optimizer="natgrad",
+                  **stage("fullrank-natgrad"))
+        if (res.stop_reason not in ("non-finite", "diverged") and math.isfinite(res.elbo)) \
+                or res.stop_reason == "interrupted":
             return res
-    return fit(target, fullrank, init_params=init, **common)
+    return fit(target, fullrank, init_params=init, **stage("fullrank-adam"))
 
 
 def _finish(result: FitResult, decisions: list[dict[str, Any]], chosen: str,

@@ -9,7 +9,7 @@ import pytest
 from conftest import z_bound
 from vifit.amortized import (ELBO, CheckpointError, TrainConfig, VAEConfig, bound_per_example,
                              build_vae, load_dataset, load_model, train)
-from vifit.amortized.checkpoint import save_checkpoint
+from vifit.checkpoint import save_checkpoint
 from vifit.errors import ConfigError
 
 
@@ -88,7 +88,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         save_checkpoint(path, {"params": {"w": np.arange(3.0) + 1}}, {"epoch": 2})
     monkeypatch.undo()
-    from vifit.amortized.checkpoint import load_group, read_meta
+    from vifit.checkpoint import load_group, read_meta
 
     assert read_meta(path) == {"epoch": 1}
     np.testing.assert_array_equal(load_group(path, "params", {"w": np.zeros(3)})["w"], np.arange(3.0))

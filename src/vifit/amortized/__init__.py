@@ -11,7 +11,7 @@ q(z | x) a Gaussian from an encoder network (optionally with a coupling flow on 
 with the ELBO (analytic or Monte Carlo KL) or the IWAE-K bound (DReG gradient).
 """
 
-from vifit.amortized.checkpoint import CheckpointError
+from vifit.checkpoint import CheckpointError
 from vifit.amortized.data import Dataset, DataError, load_dataset
 from vifit.amortized.evaluate import (LogLikelihood, active_units, bound_per_example, evaluate,
                                       log_likelihood)

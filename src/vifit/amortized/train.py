@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from vifit.amortized.checkpoint import load_group, read_meta, save_checkpoint
+from vifit.checkpoint import load_group, read_meta, save_checkpoint
 from vifit.amortized.data import Dataset, spread_subset
 from vifit.amortized.evaluate import bound_per_example
 from vifit.amortized.model import VAE, VAEConfig, build_vae

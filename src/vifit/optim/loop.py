@@ -5,9 +5,27 @@ Stopping rule (documented for users in the README): the trace is cut into window
 window is compared with the best window mean so far ("best" is the largest for a maximized
 objective, the smallest for a minimized one such as CUBO: ``direction``); a window that does not
 beat the best by more than ``tol`` nats is "stale". The fit has converged after ``patience`` stale windows in a
-row. It also stops at ``max_steps``, or when every step of a window was rejected as non-finite.
+row, unless the last ``TREND_WINDOWS`` window means still rise significantly (``still_improving``:
+a least-squares slope above ``tol`` per window and ``TREND_Z`` standard errors), in which case
+it goes on. It also stops at ``max_steps``, or when every step of a window was rejected as
+non-finite.
 On convergence the returned parameters are the average of the last window's iterates
 (Polyak-Ruppert averaging), which removes most of the optimizer's jitter at no cost.
+
+Divergence: after each window a probe of 32 draws from q (inside the compiled chunk, from a key
+folded off the loop's, so it changes nothing else) measures q's extent, ``max |z|`` per
+coordinate. The fit stops with ``stop_reason="diverged"`` when that extent exceeds
+``DIVERGED_SPREAD`` times (one plus) its size at the start, when a whole window is rejected as
+non-finite after q had already grown ``OVERFLOW_SPREAD`` times, or when the window mean
+objective improves on the first step's by more than ``OBJECTIVE_JUMP`` times (one plus) its
+magnitude: a normalizable
+density does not let q run off like that, an improper one (or one badly scaled for float32)
+does, and its ELBO then grows without bound or drowns in noise, so that the plateau rule alone
+would call it "converged".
+
+Ctrl-C between or inside chunks stops the loop with ``stop_reason="interrupted"`` and the last
+good state. With a checkpoint (``vifit.optim.resume``) the state is saved between chunks and the
+loop resumes from it.
 """
 
 from __future__ import annotations
@@ -52,8 +70,35 @@ class LoopResult(NamedTuple):
     trace: np.ndarray  # (steps,) objective per step; nan where the step was rejected
     steps: int
     rejected: int
-    stop_reason: str  # "converged" | "max_steps" | "non-finite"
+    stop_reason: str  # "converged" | "max_steps" | "non-finite" | "diverged" | "interrupted"
     seconds: float
+    message: str = ""  # why it stopped, when that needs saying (divergence)
+    spread: np.ndarray | None = None  # (dim,) max |z| of the last probe's draws, per coordinate
+
+
+# A normalizable density keeps q within its own scale; growing 1e8 times past the extent q had
+# at the start is beyond any posterior a float32 fit can represent faithfully (7
+# significant digits), and is what an improper density does within a few thousand steps.
+DIVERGED_SPREAD = 1e8
+# A window of only non-finite steps after q grew this much is overflow, not a bad region.
+OVERFLOW_SPREAD = 1e4
+# An objective that improves on its starting value by this many times (1 + |start|) nats: the
+# ELBO of an improper density (a flow's log q can fall without limit), or a log density whose
+# scale float32 cannot resolve.
+OBJECTIVE_JUMP = 1e8
+PROBE_DRAWS = 32
+_PROBE_SALT = 0x5EED
+
+
+def make_probe(family: Family) -> Callable[[Params, Array], Array]:
+    """``(params, key) -> (dim,)``: the largest |z| per coordinate among ``PROBE_DRAWS`` draws
+    of q (inf where a draw is not finite)."""
+
+    def probe(params: Params, key: Array) -> Array:
+        z = family.sample(params, key, PROBE_DRAWS)
+        return jnp.max(jnp.where(jnp.isfinite(z), jnp.abs(z), jnp.inf), axis=0)
+
+    return probe
 
 
 def _all_finite(tree) -> Array:
@@ -88,8 +133,11 @@ def make_step(objective: Objective, estimator: Estimator, family: Family,
     return step
 
 
-def make_chunk(step: Callable[[State], tuple[State, StepInfo]], length: int):
-    """``(state, n_active) -> (state, mean params over the active steps, infos)``, jitted.
+def make_chunk(step: Callable[[State], tuple[State, StepInfo]], length: int,
+               probe: Callable[[Params, Array], Array] | None = None):
+    """``(state, n_active) -> (state, mean params over the active steps, infos, spread)``,
+    jitted; ``spread`` is ``(2, dim)``: ``probe(params, key)`` at the chunk's start and end
+    (NaN without a probe).
 
     The chunk always has ``length`` steps so it compiles once; steps past ``n_active`` are
     skipped with ``lax.cond`` (only the last chunk of a fit has any).
@@ -107,53 +155,174 @@ def make_chunk(step: Callable[[State], tuple[State, StepInfo]], length: int):
             psum = jax.tree.map(lambda a, p: a + jnp.where(active, p, 0), psum, st.params)
             return (st, psum), info
 
+        start = state
         info_dtype = jax.tree.leaves(state.params)[0].dtype
         zeros = jax.tree.map(jnp.zeros_like, state.params)
         (state, psum), infos = jax.lax.scan(body, (state, zeros), jnp.arange(length))
         mean_params = jax.tree.map(lambda s: s / jnp.maximum(n_active, 1), psum)
-        return state, mean_params, infos
+        if probe is None:
+            spread = jnp.full((2, 1), jnp.nan)
+        else:  # q's extent where the chunk started and where it ended
+            pkey = jax.random.fold_in(start.key, _PROBE_SALT)
+            spread = jnp.stack([probe(start.params, pkey), probe(state.params, pkey)])
+        return state, mean_params, infos, spread
 
     return jax.jit(chunk)
 
 
 def run_loop(state: State, step, config: LoopConfig,
-             on_window: Callable[[int, float, float], None] | None = None) -> LoopResult:
+             on_window: Callable[[int, float, float], None] | None = None, *,
+             probe: Callable[[Params, Array], Array] | None = None,
+             checkpoint=None) -> LoopResult:
     """Run ``step`` until the stopping rule fires. ``on_window(steps_done, window_mean,
-    steps_per_second)`` is called between chunks (for progress bars)."""
-    chunk = make_chunk(step, config.window)
+    steps_per_second)`` is called between chunks (for progress bars). ``probe`` (see
+    ``make_probe``) enables divergence detection; ``checkpoint`` (a
+    ``vifit.optim.resume.FitCheckpoint``) saves the state between chunks and resumes from it."""
+    chunk = make_chunk(step, config.window, probe)
     t0 = time.perf_counter()
     trace: list[np.ndarray] = []
-    done, stale, best = 0, 0, -np.inf
-    stop_reason = "max_steps"
+    done, stale, best, spread0, prior_seconds = 0, 0, -np.inf, None, 0.0
+    stop_reason, message = "max_steps", ""
     mean_params = state.params
-    while done < config.max_steps:
-        n_active = min(config.window, config.max_steps - done)
-        t_chunk = time.perf_counter()
-        state, mean_params, infos = chunk(state, jnp.asarray(n_active))
-        values = np.asarray(infos.objective)[:n_active]
-        rate = n_active / max(time.perf_counter() - t_chunk, 1e-9)
-        trace.append(values)
-        done += n_active
-        finite = values[np.isfinite(values)]
-        if finite.size == 0:
-            stop_reason = "non-finite"
-            break
-        window_mean = float(finite.mean())
-        if on_window is not None:
-            on_window(done, window_mean, rate)
-        if config.direction * window_mean > best + config.tol:
-            best, stale = config.direction * window_mean, 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                stop_reason = "converged"
+    spread = None
+    means: list[float] = []  # window means, signed so that larger is better
+    first = None  # the objective at the first finite step: where the fit started
+    if checkpoint is not None:
+        saved = checkpoint.load(state)
+        if saved is not None:
+            meta = saved.meta
+            if meta.get("finished"):
+                return LoopResult(params=saved.params, trace=saved.trace, steps=meta["done"],
+                                  rejected=meta["rejected"], stop_reason=meta["stop_reason"],
+                                  seconds=meta["seconds"], message=meta.get("message", ""),
+                                  spread=_maybe_array(meta.get("spread")))
+            state, mean_params = saved.state, saved.params
+            trace = [saved.trace]
+            done, stale, best = meta["done"], meta["stale"], meta["best"]
+            means = list(meta.get("means", []))
+            spread0, prior_seconds = meta.get("spread0"), meta["seconds"]
+            first = meta.get("first")
+            spread0 = None if spread0 is None else float(spread0)
+    last_save = time.perf_counter()
+
+    def save(finished: bool, params) -> None:
+        if checkpoint is None:
+            return
+        meta = {"done": done, "stale": stale, "best": best, "spread0": spread0, "means": means,
+                "first": first,
+                "seconds": prior_seconds + time.perf_counter() - t0, "finished": finished,
+                "stop_reason": stop_reason, "rejected": int(state.rejected),
+                "message": message,
+                "spread": None if spread is None else [float(v) for v in spread]}
+        checkpoint.save(state, params, np.concatenate(trace) if trace else np.zeros(0), meta)
+
+    try:
+        while done < config.max_steps:
+            n_active = min(config.window, config.max_steps - done)
+            t_chunk = time.perf_counter()
+            new_state, new_mean, infos, new_spread = chunk(state, jnp.asarray(n_active))
+            values = np.asarray(infos.objective)[:n_active]
+            # Only now, with the chunk's results in hand, does the loop move on: an interrupt
+            # inside the chunk leaves the previous state.
+            state, mean_params = new_state, new_mean
+            rate = n_active / max(time.perf_counter() - t_chunk, 1e-9)
+            trace.append(values)
+            done += n_active
+            finite = values[np.isfinite(values)]
+            extent = None
+            if probe is not None:
+                spread = np.asarray(new_spread[1], dtype=np.float64)
+                extent = float(np.max(spread))
+                if spread0 is None:  # q's extent at the very start of the fit
+                    spread0 = float(np.max(np.asarray(new_spread[0])))
+            if first is None and finite.size:
+                first = float(finite[0])
+            if finite.size == 0:
+                grown = (extent is not None and spread0 is not None
+                         and not extent < OVERFLOW_SPREAD * (1.0 + spread0))
+                stop_reason = "diverged" if grown else "non-finite"
+                if grown:
+                    message = _diverged_message(done, extent, spread0, overflow=True)
                 break
+            window_mean = float(finite.mean())
+            if on_window is not None:
+                on_window(done, window_mean, rate)
+            if (extent is not None and spread0 is not None
+                    and not extent < DIVERGED_SPREAD * (1.0 + spread0)):
+                stop_reason = "diverged"
+                message = _diverged_message(done, extent, spread0, overflow=False)
+                break
+            gain = config.direction * (window_mean - first)
+            if not gain < OBJECTIVE_JUMP * (1.0 + abs(first)):
+                stop_reason = "diverged"
+                message = _diverged_message(done, extent, spread0, overflow=False,
+                                            gain=(first, window_mean))
+                break
+            means.append(config.direction * window_mean)
+            if config.direction * window_mean > best + config.tol:
+                best, stale = config.direction * window_mean, 0
+            else:
+                stale += 1
+                if stale >= config.patience and not still_improving(means, config.tol):
+                    stop_reason = "converged"
+                    break
+            if checkpoint is not None and time.perf_counter() - last_save >= checkpoint.every:
+                save(False, mean_params)
+                last_save = time.perf_counter()
+    except KeyboardInterrupt:
+        stop_reason = "interrupted"
+        message = f"interrupted by the user after {done} steps; the last good state is kept"
     params = mean_params if stop_reason == "converged" else state.params
+    if stop_reason == "interrupted":
+        save(False, mean_params)  # a rerun resumes from here
+    else:
+        save(True, params)
     return LoopResult(
         params=params,
         trace=np.concatenate(trace) if trace else np.zeros(0),
         steps=done,
         rejected=int(state.rejected),
         stop_reason=stop_reason,
-        seconds=time.perf_counter() - t0,
+        seconds=prior_seconds + time.perf_counter() - t0,
+        message=message,
+        spread=spread,
     )
+
+
+TREND_WINDOWS = 6  # window means in the trend test
+TREND_Z = 2.0  # one-sided t-statistic above which the slope counts as real
+
+
+def still_improving(means: list[float], tol: float, n: int = TREND_WINDOWS) -> bool:
+    """Whether the last ``n`` window means (larger is better) still rise: a least-squares slope
+    over them that is both significant (t > ``TREND_Z``, from the scatter about the line) and
+    worth more than ``tol`` per window. Noisy window means can fail to set a new best for
+    several windows while the objective is still climbing (hard geometry, or a density whose
+    ELBO grows without bound); the plateau rule alone would call that converged."""
+    if len(means) < n:
+        return False
+    y = np.asarray(means[-n:], dtype=np.float64)
+    x = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    slope = float(x @ (y - y.mean()) / (x @ x))
+    resid = y - y.mean() - slope * x
+    se = float(np.sqrt(resid @ resid / (n - 2) / (x @ x)))
+    return slope > tol and slope > TREND_Z * se
+
+
+def _maybe_array(x) -> np.ndarray | None:
+    return None if x is None else np.asarray(x, dtype=np.float64)
+
+
+def _diverged_message(done: int, extent: float | None, spread0: float | None, overflow: bool,
+                      gain: tuple[float, float] | None = None) -> str:
+    if gain is not None:
+        what = f"the objective went from {gain[0]:.4g} to {gain[1]:.4g} nats"
+    elif overflow:
+        what = (f"q's draws overflowed (every step non-finite) after growing to "
+                f"|z| = {extent:.3g} from {spread0:.3g} at the start")
+    else:
+        what = f"q's draws reached |z| = {extent:.3g}, from {spread0:.3g} at the start"
+    return (f"the fit diverged: {what} in {done} steps. The density looks improper (not normalizable: it does not fall off in "
+            "some direction) or badly scaled. Check for a missing prior on a parameter, a "
+            "missing log-Jacobian of a transform, a sign error (log p must decrease away from "
+            "the posterior), or rescale the parameters to order 1.")

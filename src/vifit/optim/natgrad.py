@@ -122,7 +122,7 @@ def make_natgrad_step(family: Family, log_density, draws: int, rho: float,
 def run_natgrad(args: RunArgs) -> tuple[Any, dict[str, Any]]:
     """Runner for ``fit(..., optimizer="natgrad")``: the compiled loop over iBLR steps.
     ``lr`` is the step size rho (default 0.2); ``draws`` default 16."""
-    from vifit.optim.loop import LoopConfig, run_loop
+    from vifit.optim.loop import LoopConfig, make_probe, run_loop
 
     if not args.target.differentiable:
         raise ConfigError("optimizer 'natgrad' needs gradients of log p; this target is "
@@ -141,7 +141,8 @@ def run_natgrad(args: RunArgs) -> tuple[Any, dict[str, Any]]:
                   rejected=jnp.zeros((), jnp.int32))
     config = LoopConfig(max_steps=args.max_steps, draws=draws, window=args.window,
                         patience=args.patience, tol=args.tol)
-    loop = run_loop(state, step, config, on_window=args.on_window)
+    loop = run_loop(state, step, config, on_window=args.on_window,
+                    probe=make_probe(args.family), checkpoint=args.checkpoint)
     return loop, {"natgrad": {"rho": rho, "hessian": _check(args.family, hessian),
                               "draws": draws, "max_step": max_step}}
 

@@ -1,9 +1,11 @@
-"""Optimizers that are not an optax transform on a stochastic gradient (natural gradient,
-L-BFGS on fixed draws, Pathfinder) plug into ``vifit.fit`` as *runners*, by name.
+"""One protocol for every way of optimizing: a *runner* takes the whole problem (``RunArgs``)
+and returns the loop's ``LoopResult`` and a dict of what else it measured (it lands in
+``FitResult.info``). ``vifit.fit`` reads resolve -> ``runner_for(optimizer)`` -> run ->
+evaluate -> result, whatever the optimizer.
 
-A runner takes the whole problem (``RunArgs``) and returns the loop's ``LoopResult`` and a dict
-of what else it measured (it lands in ``FitResult.info``). The first-order optax optimizers
-keep using ``vifit.optim.loop`` directly; nothing about them changes.
+The first-order optax optimizers (``adam``, ``sgd``, ... or an optax transform) share one runner
+(``vifit.optim.optax_runner``); natural gradient, L-BFGS on fixed draws and Pathfinder register
+their own by name.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class RunArgs(NamedTuple):
     tol: float
     on_window: Callable[[int, float, float], None] | None
     options: dict[str, Any]  # runner-specific settings, from fit(..., optimizer_options=...)
+    optimizer: Any = None  # the optax runner's optimizer: a name or an optax transform
+    schedule: Any = None  # the optax runner's learning-rate schedule
+    checkpoint: Any = None  # a vifit.optim.resume.FitCheckpoint for this stage, or None
+    warm_start: bool = True  # whether the objective's warm start may run (no init_params)
+    init_key: Any = None  # the key the start was drawn with (the optax lr pilot reuses it)
 
 
 Runner = Callable[[RunArgs], tuple[Any, dict[str, Any]]]
@@ -52,6 +59,18 @@ def get_runner(name: Any) -> tuple[Runner, int] | None:
         _load_builtin()
         return _RUNNERS.get(name)
     return None
+
+
+def runner_for(optimizer: Any) -> tuple[Runner, int | None]:
+    """The runner for ``optimizer`` and its default draws (None: the estimator's own): a
+    registered name, else the shared optax runner (a name of ``optimizer_names()`` or an optax
+    transform)."""
+    own = get_runner(optimizer)
+    if own is not None:
+        return own
+    from vifit.optim.optax_runner import run_optax
+
+    return run_optax, None
 
 
 def runner_names() -> list[str]:

@@ -62,10 +62,12 @@ def save_checkpoint(path: str | Path, groups: dict[str, Any], meta: dict[str, An
     return path
 
 
-def read_meta(path: str | Path) -> dict[str, Any]:
+def read_meta(path: str | Path, hint: str = "train first (vifit vae train)") -> dict[str, Any]:
+    """The JSON metadata of the checkpoint at ``path``; CheckpointError (ending in ``hint``)
+    when there is none or it cannot be read."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {str(path)!r}; train first (vifit vae train).")
+        raise CheckpointError(f"no checkpoint at {str(path)!r}; {hint}.")
     try:
         with np.load(path, allow_pickle=False) as f:
             return json.loads(f["meta"].tobytes().decode())
@@ -100,3 +102,9 @@ def load_group(path: str | Path, name: str, template: Any) -> Any:
             else:
                 out.append(jax.numpy.asarray(arr))
     return jax.tree.unflatten(treedef, out)
+
+
+def load_array(path: str | Path, name: str) -> np.ndarray:
+    """The single array stored as group ``name`` (a one-leaf pytree), whatever its shape."""
+    with np.load(path, allow_pickle=False) as f:
+        return np.array(f[f"{name}_0"])

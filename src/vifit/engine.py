@@ -1,0 +1,176 @@
+"""One fit of one family: resolve -> run -> evaluate -> result.
+
+``fit_one`` is what ``vifit.fit`` does for a named family; strategies that combine fits
+(``vifit.auto``) call it too. Every optimizer goes through the same runner protocol
+(``vifit.optim.runner``), so nothing here depends on which one it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from vifit.errors import ConfigError, TargetError
+from vifit.estimators import Estimator
+from vifit.evidence.importance import importance_log_z
+from vifit.families import Family
+from vifit.families.base import Params
+from vifit.objectives import Objective
+from vifit.optim.runner import RunArgs, get_runner, runner_for
+from vifit.progress import FitProgress
+from vifit.resolve import resolve, resolve_draws
+from vifit.result import FitResult
+from vifit.target import Target
+from vifit.threads import single_threaded_blas
+
+
+def fit_one(
+    target: Target,
+    family: str | Family | None = None,
+    *,
+    objective: str | Objective = "elbo",
+    estimator: str | Estimator | None = None,
+    optimizer: str | optax.GradientTransformation = "adam",
+    lr: float | str | None = None,
+    schedule: str | optax.Schedule | None = None,
+    steps: int = 10_000,
+    draws: int | None = None,
+    seed: int = 0,
+    window: int = 100,
+    patience: int | None = None,
+    tol: float = 1e-3,
+    n_eval: int = 4000,
+    init_params: Params | None = None,
+    init: str | None = None,
+    optimizer_options: dict[str, Any] | None = None,
+    progress: bool | None = None,
+    callback: Callable[[int, float], None] | None = None,
+    checkpoint=None,
+) -> FitResult:
+    """``vifit.fit`` for one family (not ``"auto"``); arguments as there. ``checkpoint``: a
+    ``vifit.optim.resume.FitCheckpoint`` for this fit's stages, or None."""
+    fam, obj, est = resolve(target, family, objective, estimator)
+    patience = fam.default_patience if patience is None else patience
+    own = get_runner(optimizer)
+    runner, runner_draws = runner_for(optimizer)
+    user_draws = draws
+    draws = runner_draws if own is not None and draws is None else resolve_draws(draws, obj, est)
+    if steps < 1 or window < 1 or patience < 1:
+        raise ConfigError("steps, window and patience must be positive integers.")
+    if isinstance(lr, str) and lr != "auto":
+        raise ConfigError(f"lr must be a positive number or 'auto', got {lr!r}.")
+    if own is not None and lr == "auto":
+        raise ConfigError(f"lr='auto' is for the stochastic optax optimizers; "
+                          f"{optimizer!r} sets its own step (leave lr out).")
+    opt_name = optimizer if isinstance(optimizer, str) else type(optimizer).__name__
+    info: dict[str, Any] = {}
+
+    key = jax.random.key(seed)
+    k_init, k_check, k_loop, k_eval = jax.random.split(key, 4)
+    if init_params is not None:
+        params = init_params
+    elif init == "pathfinder":
+        params, info["init"] = _pathfinder_start(target, fam, k_init)
+    elif init is None:
+        params = fam.init(k_init, target.dim, loc=target.init)
+    else:
+        raise ConfigError(f"unknown init {init!r}; use init='pathfinder' or give init_params.")
+    _check_start(target, fam, params, k_check, max(draws, 16))
+
+    args = RunArgs(target=target, family=fam, objective=obj, estimator=est, params=params,
+                   key=k_loop, max_steps=int(steps),
+                   draws=user_draws if own is not None else draws, lr=lr, window=int(window),
+                   patience=int(patience), tol=float(tol), on_window=None,
+                   options=dict(optimizer_options or {}), optimizer=optimizer,
+                   schedule=schedule, checkpoint=checkpoint, warm_start=init_params is None,
+                   init_key=k_init)
+    label = f"{target.name} · {fam.name} · {opt_name if own is not None else est.name}"
+    metric = "ELBO" if own is not None else obj.name
+    with single_threaded_blas(), FitProgress(int(steps), label=label, enabled=progress,
+                                             metric=metric) as bar:
+        loop, extra = runner(args._replace(on_window=_with_callback(bar.update, callback)))
+        bar.finish(loop.steps)
+    notes = list(extra.pop("notes", []))
+    info.update(extra)
+    # A runner may choose its own number of draws (lbfgs-fixed: M from the family and d).
+    draws = extra.get("lbfgs_fixed", {}).get("fixed_draws", draws)
+    if loop.stop_reason == "diverged":
+        notes.append(_diverged_note(loop, target))
+
+    with single_threaded_blas():
+        logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
+    finite = logw[np.isfinite(logw)]
+    elbo = float(finite.mean()) if finite.size else -np.inf
+    elbo_se = float(finite.std(ddof=1) / np.sqrt(finite.size)) if finite.size > 1 else np.inf
+    obj_value, obj_se = obj.estimate(logw)
+    return FitResult(
+        target=target, family=fam, params=loop.params, objective=obj.label(),
+        estimator=est.label() if own is None else opt_name,
+        optimizer=opt_name, trace=loop.trace, steps=loop.steps, rejected=loop.rejected,
+        stop_reason=loop.stop_reason, seconds=loop.seconds, elbo=elbo, elbo_se=elbo_se,
+        evidence=importance_log_z(logw), seed=seed, draws=draws,
+        objective_value=obj_value, objective_se=obj_se, direction=obj.direction,
+        notes=tuple(notes), info=info,
+    )
+
+
+def _diverged_note(loop, target: Target) -> str:
+    """The loop's divergence message, with the coordinates that ran off named."""
+    text = loop.message or "the fit diverged."
+    if loop.spread is not None and np.size(loop.spread) == target.dim:
+        spread = np.nan_to_num(np.asarray(loop.spread), nan=np.inf)
+        worst = np.argsort(-spread)[:3]
+        names = ", ".join(f"{target.param_names[i]} (|z| {spread[i]:.3g})" for i in worst)
+        text += f" Largest: {names}."
+    return text
+
+
+def _check_start(target: Target, family: Family, params: Params, key: jax.Array, n: int) -> None:
+    z = family.sample(params, key, n)
+    logp = np.asarray(target.batch_log_density(z))
+    if not np.isfinite(logp).any():
+        raise TargetError(
+            f"log_density is not finite at any of {n} draws from the initial q around init; "
+            "start closer to the posterior (init=...) or with a smaller initial scale "
+            "(e.g. FullRank(init_scale=0.01))."
+        )
+
+
+def _with_callback(update: Callable[[int, float, float], None],
+                   callback: Callable[[int, float], None] | None
+                   ) -> Callable[[int, float, float], None]:
+    """The progress bar's per-window hook, followed by the user's callback when given."""
+    if callback is None:
+        return update
+
+    def on_window(done: int, value: float, rate: float) -> None:
+        update(done, value, rate)
+        callback(int(done), float(value))
+
+    return on_window
+
+
+def _pathfinder_start(target: Target, family: Family, key: jax.Array
+                      ) -> tuple[Params, dict[str, Any]]:
+    from vifit.optim.pathfinder import pathfinder
+
+    res = pathfinder(target, seed=key)
+    params = family.from_gaussian(jnp.asarray(res.mean), jnp.asarray(res.cov))
+    return params, {"pathfinder": {"elbo": res.elbo, "best_iter": res.best_iter,
+                                   "iters": res.iters, "stop_reason": res.stop_reason,
+                                   "seconds": res.seconds}}
+
+
+def _eval_logw(target: Target, family: Family, params: Params, key: jax.Array,
+               n: int) -> np.ndarray:
+    @jax.jit
+    def logw(params, key):
+        z, log_q = family.sample_and_log_prob(params, key, n)
+        return target.batch_log_density(z) - log_q
+
+    return np.asarray(logw(params, key), dtype=np.float64)

@@ -1,0 +1,68 @@
+"""The runner of the first-order optax optimizers (``adam``, ``sgd``, ``adagrad``, ``rmsprop``
+or any optax transform) on a stochastic gradient: an optional learning-rate pilot
+(``lr="auto"``), the objective's warm start where it has one, then the compiled loop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from vifit.objectives import get_objective
+from vifit.optim.loop import LoopConfig, LoopResult, State, make_probe, make_step, run_loop
+from vifit.optim.lr_search import search_lr
+from vifit.optim.optimizers import make_optimizer
+from vifit.optim.runner import RunArgs
+from vifit.resolve import resolve_draws, resolve_estimator
+from vifit.threads import single_threaded_blas
+
+DEFAULT_LR = 1e-2
+
+
+def run_optax(args: RunArgs) -> tuple[LoopResult, dict[str, Any]]:
+    """Runner for the optax optimizers. ``args.draws`` must be set (resolved by ``fit``);
+    ``args.lr``: a rate, ``"auto"`` for the pilot, or None for ``DEFAULT_LR``."""
+    info: dict[str, Any] = {}
+    params, lr = args.params, args.lr
+    target, fam, obj, est = args.target, args.family, args.objective, args.estimator
+    if lr == "auto":
+        with single_threaded_blas():
+            lr, params, info["lr_search"] = search_lr(obj, est, fam, target.log_density,
+                                                      args.optimizer, params, args.init_key,
+                                                      args.draws)
+    opt = make_optimizer(args.optimizer, lr=DEFAULT_LR if lr is None else lr,
+                         schedule=args.schedule, steps=args.max_steps)
+    config = LoopConfig(max_steps=args.max_steps, draws=args.draws, window=args.window,
+                        patience=args.patience, tol=args.tol, direction=obj.direction)
+    key = args.key
+    notes: list[str] = []
+    if obj.warm_start is not None and args.warm_start:
+        # The objective's K-draw estimate only means something once q covers p (see its
+        # docstring): start from a fit of the warm-start objective, recorded in the notes.
+        w_obj = get_objective(obj.warm_start)
+        w_est = resolve_estimator(None, target, w_obj, fam)
+        w_config = config._replace(draws=resolve_draws(None, w_obj, w_est),
+                                   direction=w_obj.direction)
+        k_warm, key = jax.random.split(key)
+        warm = _loop(args, w_obj, w_est, opt, params, k_warm, w_config, None,
+                     None if args.checkpoint is None else args.checkpoint.child("warm"))
+        params = warm.params
+        notes.append(f"started from a fit of {w_obj.label()} ({w_est.label()}, "
+                     f"{warm.steps} steps, {warm.stop_reason})")
+        if warm.stop_reason in ("diverged", "interrupted"):
+            return warm, {**info, "notes": notes}
+    loop = _loop(args, obj, est, opt, params, key, config, args.on_window, args.checkpoint)
+    if notes:
+        info["notes"] = notes
+    return loop, info
+
+
+def _loop(args: RunArgs, obj, est, opt, params, key, config: LoopConfig, on_window,
+          checkpoint) -> LoopResult:
+    state = State(params=params, opt_state=opt.init(params), key=key,
+                  rejected=jnp.zeros((), jnp.int32))
+    step = make_step(obj, est, args.family, args.target.log_density, opt, config.draws)
+    with single_threaded_blas():
+        return run_loop(state, step, config, on_window=on_window,
+                        probe=make_probe(args.family), checkpoint=checkpoint)
