@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from vifit.jsonio import dumps
 from vifit.result import FitResult
 
 
@@ -25,29 +25,33 @@ def plot_trace(result: FitResult, path: Path) -> None:
             label=f"{result.objective} per step")
     window = min(100, max(trace.size // 10, 1))
     finite = np.where(np.isfinite(trace), trace, np.nan)
-    if trace.size >= window:
+    if not np.isfinite(finite).any():
+        finite = np.zeros(0)
+    if finite.size >= window:
         kernel = np.ones(window) / window
         smooth = np.convolve(np.nan_to_num(finite, nan=np.nanmean(finite)), kernel, mode="valid")
         ax.plot(steps[window - 1:], smooth, color="tab:blue", lw=1.8,
                 label=f"running mean ({window} steps)")
     is_elbo = result.objective == "elbo"
     final = result.elbo if is_elbo else result.objective_value
-    ax.axhline(final, color="black", ls=":", lw=1,
-               label=f"final {'ELBO' if is_elbo else result.objective} {final:.3f}")
+    if np.isfinite(final):
+        ax.axhline(final, color="black", ls=":", lw=1,
+                   label=f"final {'ELBO' if is_elbo else result.objective} {final:.3f}")
     # A KL(p || q) estimate is not on the log Z scale; every bound is.
     on_log_z_scale = not result.objective.startswith("forward_kl")
     if np.isfinite(result.log_z) and on_log_z_scale:
         ax.axhline(result.log_z, color="tab:red", ls="--", lw=1,
                    label=f"IS log Z {result.log_z:.3f} (k-hat {result.khat:.2f})")
     # The first steps are far below the rest; show the part where the fit is decided.
-    tail = finite[trace.size // 5:]
+    tail = finite[finite.size // 5:]
     if np.isfinite(tail).any():
         lo = min(np.nanpercentile(tail, 1), result.log_z if on_log_z_scale
                  and np.isfinite(result.log_z) else np.inf)
         hi = max(np.nanmax(tail), result.log_z if on_log_z_scale
                  and np.isfinite(result.log_z) else -np.inf)
         pad = 0.1 * (hi - lo + 1e-9)
-        ax.set_ylim(lo - pad, hi + pad)
+        if np.isfinite(lo - pad) and np.isfinite(hi + pad) and hi + pad > lo - pad:
+            ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("step")
     ax.set_ylabel("nats")
     ax.set_title(f"{result.target.name}: {result.family.name} / {result.estimator} "
@@ -69,25 +73,31 @@ def write_report(result: FitResult, out: str | Path, n_draws: int = 4000) -> dic
         "report": out / "report.md",
     }
     record = result.to_dict(result.seed, n_draws)
-    paths["result"].write_text(json.dumps(record, indent=2) + "\n")
+    paths["result"].write_text(dumps(record))
     result.to_arviz(result.seed, n_draws).to_netcdf(str(paths["draws"]))
     plot_trace(result, paths["trace"])
     paths["report"].write_text(_markdown(result, record))
     return paths
 
 
+def _num(x, spec: str = ".4g") -> str:
+    """A number for the report: JSON's null (an infinite or NaN value) reads as n/a."""
+    return "n/a" if x is None else format(x, spec)
+
+
 def _markdown(result: FitResult, record: dict) -> str:
     rows = "\n".join(
-        f"| {name} | {v['mean']:.4g} | {v['sd']:.4g} | {v['q5']:.4g} | {v['q50']:.4g} | "
-        f"{v['q95']:.4g} |"
+        f"| {name} | " + " | ".join(_num(v[c]) for c in ("mean", "sd", "q5", "q50", "q95"))
+        + " |"
         for name, v in record["params"].items()
     )
     objective_row = ("" if result.objective == "elbo" else
                      f"| objective {result.objective}, "
                      f"{'maximized' if result.direction > 0 else 'minimized'} | "
                      f"{result.objective_value:.4f} | {result.objective_se:.4f} |\n")
-    exact = (f"\nExact log Z (known for this target): {record['exact_log_z']:.4f}\n"
+    exact = (f"\nExact log Z (known for this target): {_num(record['exact_log_z'], '.4f')}\n"
              if "exact_log_z" in record else "")
+    verdict = result.verdict
     return f"""# vifit fit: {result.target.name}
 
 Family `{result.family.name}`, objective `{result.objective}`, estimator `{result.estimator}`,
@@ -100,7 +110,7 @@ non-finite) in {result.seconds:.2f} s.
 | ELBO (lower bound on log Z) | {result.elbo:.4f} | {result.elbo_se:.4f} |
 | log Z (Pareto-smoothed importance sampling) | {result.log_z:.4f} | {result.log_z_se:.4f} |
 {objective_row}
-Pareto k-hat = {result.khat:.3f}: **{result.evidence.verdict.label}**. {result.evidence.verdict.text}
+Verdict: **{verdict.label}**. {verdict.text} (Pareto k-hat = {result.khat:.3f}.)
 {exact}
 ## Posterior summary (draws from q)
 

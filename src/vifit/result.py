@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vifit.evidence.importance import ISEstimate
+from vifit.evidence.importance import ISEstimate, Verdict
+from vifit.jsonio import jsonable as _jsonable
 from vifit.families.base import Family, Params
 from vifit.target import Target
 
@@ -60,6 +61,14 @@ class FitResult:
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def verdict(self) -> Verdict:
+        """Whether to trust this fit: the k-hat reading (``evidence.verdict``), overruled by
+        how the fit ended. A fit that diverged, met only non-finite values or has no finite
+        ELBO is ``"failed"``; one that hit the step limit or was interrupted is at best
+        ``"usable with care"``."""
+        return fit_verdict(self)
+
+    @property
     def log_z(self) -> float:
         return self.evidence.log_z
 
@@ -80,7 +89,7 @@ class FitResult:
         if isinstance(key, int):
             key = jax.random.key(key)
         z = self.sample_unconstrained(key, n)
-        values = jax.vmap(self.target.constrain)(z)
+        values = self.target.in_model_order(jax.vmap(self.target.constrain)(z))
         return {k: np.asarray(v) for k, v in values.items()}
 
     def flat_draws(self, key: jax.Array | int = 0, n: int = 4000) -> tuple[list[str], np.ndarray]:
@@ -142,7 +151,8 @@ class FitResult:
             "log_z_se": ev.se,
             "khat": ev.khat,
             "khat_verdict": ev.verdict.label,
-            "verdict": ev.verdict.text,
+            "verdict": self.verdict.text,
+            "verdict_label": self.verdict.label,
             "is_ess": ev.ess,
             "is_draws": ev.n,
             "steps": self.steps,
@@ -162,16 +172,33 @@ class FitResult:
         return _jsonable(record)
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, float | np.floating):
-        x = float(x)
-        return x if np.isfinite(x) else str(x)  # JSON has no inf/nan; keep them readable
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, jnp.ndarray | np.ndarray):
-        return _jsonable(np.asarray(x).tolist())
-    if isinstance(x, list):
-        return [_jsonable(v) for v in x]
-    return x
+def fit_verdict(result: FitResult) -> Verdict:
+    """See ``FitResult.verdict``."""
+    khat = result.evidence.verdict
+    stop = result.stop_reason
+    if stop == "diverged":
+        note = next((n for n in reversed(result.notes) if n.startswith("the fit diverged")), "")
+        return Verdict("failed", note or "the fit diverged: the density looks improper or "
+                       "badly scaled; nothing it reports can be trusted.")
+    if stop == "non-finite":
+        return Verdict("failed", "every step of a window met non-finite values (log p or its "
+                       "gradient); the fit kept its last good state, which cannot be trusted. "
+                       "Check the model for NaN or overflow, or start closer to the posterior.")
+    if not np.isfinite(result.elbo) or not np.isfinite(result.log_z):
+        return Verdict("failed", "the final ELBO or log Z is not finite: q puts its draws "
+                       "where log p is not finite, or the density is not normalizable.")
+    failed = result.info.get("auto", {}).get("failed_stage")
+    if failed:
+        label = "not reliable" if khat.label == "not reliable" else "usable with care"
+        return Verdict(label, f"auto's {failed['stage']} stage failed ({failed['why']}); the "
+                       f"full-rank Gaussian is reported. {khat.text}")
+    if stop in ("max_steps", "interrupted") and khat.label == "good":
+        why = (f"the fit used all {result.steps} steps without converging"
+               if stop == "max_steps" else f"the fit was interrupted after {result.steps} steps")
+        return Verdict("usable with care",
+                       f"{why}; k-hat is {result.khat:.2f}, but q may still be moving: run "
+                       "longer (steps=...) or check the ELBO trace.")
+    if stop in ("max_steps", "interrupted"):
+        why = "did not converge" if stop == "max_steps" else "was interrupted"
+        return Verdict(khat.label, f"the fit {why} after {result.steps} steps. {khat.text}")
+    return khat

@@ -19,7 +19,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from vifit.adapters.base import ModelTarget, flat_names
-from vifit.errors import TargetError
+from vifit.errors import TargetError, describe
 
 Array = jax.Array
 
@@ -55,9 +55,9 @@ def _initial_point(model: Callable, args: tuple, kwargs: dict, seed: int,
         init = jax.jit(values)(jax.random.PRNGKey(seed))
     except Exception as exc:
         raise TargetError(
-            f"running the NumPyro model with the given data failed with {type(exc).__name__}: "
-            f"{exc}. Pass the model's arguments as from_numpyro(model, *args, **kwargs); the "
-            "model must be traceable by JAX (no Python branching on sampled values)."
+            f"running the NumPyro model with the given data failed with {describe(exc)}. "
+            "Pass the model's arguments as from_numpyro(model, *args, **kwargs); the model "
+            "must be traceable by JAX (no Python branching on sampled values)."
         ) from exc
     discrete, params = [], []
     for name, (kind, observed, is_discrete) in sites.items():
@@ -82,7 +82,15 @@ def _initial_point(model: Callable, args: tuple, kwargs: dict, seed: int,
 
 
 def _check_start(log_density: Callable, z0: Array, shapes: dict) -> None:
-    value, grad = jax.jit(jax.value_and_grad(log_density))(z0)
+    try:
+        value, grad = jax.jit(jax.value_and_grad(log_density))(z0)
+    except Exception as exc:
+        raise TargetError(
+            f"the NumPyro model's log density, or its gradient, failed at the initial point with "
+            f"{describe(exc)}. vifit differentiates it: check the data passed in args/kwargs "
+            "(arrays of numbers) and that everything in the model is a differentiable JAX "
+            "operation (a jax.pure_callback needs a jax.custom_jvp)."
+        ) from exc
     names = flat_names(shapes)
     if not bool(jnp.isfinite(value)):
         raise TargetError(

@@ -8,7 +8,7 @@ EP log Z and how the iteration went; ``--out DIR`` writes result.json, draws.nc 
 
 from __future__ import annotations
 
-import json
+from vifit.jsonio import dumps
 import warnings
 from pathlib import Path
 
@@ -79,7 +79,7 @@ def write_ep_report(res, fit, out: Path) -> list[Path]:
         "site_change": [float(x) for x in res.history], "tol": res.tol,
     }
     paths = [out / "result.json", out / "draws.nc", out / "report.md"]
-    paths[0].write_text(json.dumps(record, indent=2) + "\n")
+    paths[0].write_text(dumps(record))
     fit.to_arviz(fit.seed).to_netcdf(str(paths[1]))
     rows = "\n".join(f"| {k} | {v['mean']:.4g} | {v['sd']:.4g} | {v['q5']:.4g} | {v['q50']:.4g} "
                      f"| {v['q95']:.4g} |" for k, v in record["params"].items())

@@ -3,7 +3,7 @@ every way vifit can, with a verdict; or rank models of the same data by their ev
 
 from __future__ import annotations
 
-import json
+from vifit.jsonio import dumps
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -110,12 +110,10 @@ def compare_command(
     for row in rows:
         out_console.print(row.reading, soft_wrap=True)
     if out is not None:
-        from vifit.result import _jsonable
-
         out.mkdir(parents=True, exist_ok=True)
         record = {"models": {name: res.to_dict() for name, res in results.items()},
                   "bayes_factors": [row._asdict() for row in rows]}
-        (out / "compare.json").write_text(json.dumps(_jsonable(record), indent=2) + "\n")
+        (out / "compare.json").write_text(dumps(record))
         out_console.print(f"wrote {out / 'compare.json'}")
 
 
@@ -183,6 +181,6 @@ def write_evidence(result, out: Path) -> None:
     from vifit.cli.main import out_console
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "evidence.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    (out / "evidence_details.json").write_text(json.dumps(result.details(), indent=2) + "\n")
+    (out / "evidence.json").write_text(dumps(result.to_dict()))
+    (out / "evidence_details.json").write_text(dumps(result.details()))
     out_console.print(f"wrote {out / 'evidence.json'}, {out / 'evidence_details.json'}")

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vifit.errors import VifitError
+from vifit.errors import ConfigError, VifitError
 
 app = typer.Typer(
     add_completion=False,
@@ -92,9 +92,17 @@ def fit_command(
         "--auto", help="Choose the family: Pathfinder, full-rank, then a flow if needed.")] = False,
     init: Annotated[Optional[str], typer.Option(help="'pathfinder': start from its Gaussian.")
                     ] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(
+        help="Save the fit's state in this folder as it runs; rerunning the same command "
+             "resumes from it (same numbers as an uninterrupted run).")] = None,
+    checkpoint_every: Annotated[float, typer.Option(
+        help="Seconds between checkpoint saves (and once at the end of each stage).")] = 10.0,
 ) -> None:
     """Fit a variational approximation to MODEL and print the summary and log Z."""
     try:
+        if out is not None and out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file; give a directory for result.json and the "
+                              "other outputs (it is created if missing).")
         if method != "vi":
             from vifit.cli.ep import check_method, fit_ep
 
@@ -104,13 +112,33 @@ def fit_command(
 
         family = "auto" if auto else family
         _fit(model, family, estimator, optimizer, parse_lr(lr), schedule, steps, draws, seed, tol,
-             rank, baseline, cv, out, progress, objective, k, alpha, init)
+             rank, baseline, cv, out, progress, objective, k, alpha, init, checkpoint,
+             checkpoint_every)
     except VifitError as exc:
         _fail(str(exc))
+    except (typer.Exit, typer.Abort):
+        raise
+    except OSError as exc:
+        where = None if exc.filename is None else Path(exc.filename)
+        if out is None or where is None or not (where == out or out in where.parents
+                                                or where in out.parents):
+            raise
+        _fail(f"could not write the results to --out {out}: {exc.strerror or exc} "
+              f"({exc.filename}); give a directory you can write to.")
+    except Exception as exc:
+        # The user's own code (log_density, constrain, a host callback) raising at some z
+        # during the fit: one line naming it. Anything else is vifit's bug: keep the traceback.
+        from vifit.cli.models import user_code_error
+
+        message = user_code_error(exc, model)
+        if message is None:
+            raise
+        _fail(message)
 
 
 def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, tol, rank,
-         baseline, cv, out, progress, objective="elbo", k=None, alpha=None, init=None) -> None:
+         baseline, cv, out, progress, objective="elbo", k=None, alpha=None, init=None,
+         checkpoint=None, checkpoint_every=10.0) -> None:
     import vifit
     from vifit.cli.models import load_model
     from vifit.estimators import ScoreFunction, get_estimator
@@ -132,13 +160,23 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
         # when nothing else is asked for; naming any method settings keeps the full-rank one.
         family = "auto"
         out_console.print("family: auto (the default; --family fullrank for one Gaussian)")
-    if family == "auto":
-        result = vifit.fit(target, "auto", steps=steps, draws=draws, seed=seed, tol=tol,
-                           progress=progress)
-    else:
-        result = vifit.fit(target, fam, objective=obj, estimator=est, optimizer=optimizer, lr=lr,
-                           schedule=schedule, steps=steps, draws=draws, seed=seed, tol=tol,
-                           progress=progress, init=init)
+    resume = dict(checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+    if checkpoint is not None and any(Path(checkpoint).glob("*.npz")):
+        out_console.print(f"resuming from the checkpoint in {checkpoint}")
+    try:
+        if family == "auto":
+            result = vifit.fit(target, "auto", steps=steps, draws=draws, seed=seed, tol=tol,
+                               progress=progress, **resume)
+        else:
+            result = vifit.fit(target, fam, objective=obj, estimator=est, optimizer=optimizer,
+                               lr=lr, schedule=schedule, steps=steps, draws=draws, seed=seed,
+                               tol=tol, progress=progress, init=init, **resume)
+    except KeyboardInterrupt:
+        # Outside the compiled loop (Pathfinder, the final evaluation): nothing finished.
+        print("interrupted before a fit finished; nothing was written"
+              + (f" (the checkpoint in {checkpoint} is kept)" if checkpoint else "") + ".",
+              file=sys.stderr)
+        raise typer.Exit(130) from None
     print_result(result)
     from vifit.cli.extras import print_info
 
@@ -148,6 +186,13 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
 
         paths = write_report(result, out)
         out_console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    if result.stop_reason in ("diverged", "non-finite"):
+        _fail(result.verdict.text)
+    if result.stop_reason == "interrupted":
+        print("interrupted: the outputs hold the last good state"
+              + (f"; rerun the same command to resume from {checkpoint}" if checkpoint else "")
+              + ".", file=sys.stderr)
+        raise typer.Exit(130)
 
 
 def print_result(result) -> None:
@@ -174,8 +219,10 @@ def print_result(result) -> None:
                       f"(Pareto-smoothed importance sampling, {ev.n} draws)")
     if "log_z" in result.target.exact:
         out_console.print(f"exact log Z = {result.target.exact['log_z']:.4f}")
-    colour = {"good": "green", "usable with care": "yellow"}.get(ev.verdict.label, "red")
-    out_console.print(f"k-hat  = {ev.khat:.3f}: [{colour}]{ev.verdict.label}[/] — {ev.verdict.text}")
+    out_console.print(f"k-hat  = {ev.khat:.3f} ({ev.verdict.label})")
+    verdict = result.verdict
+    colour = {"good": "green", "usable with care": "yellow"}.get(verdict.label, "red")
+    out_console.print(f"verdict: [{colour}]{verdict.label}[/] — {verdict.text}", soft_wrap=True)
 
 
 from vifit.cli.gradvar import gradvar_command  # noqa: E402

@@ -13,10 +13,12 @@ A model file is detected by what it defines (see docs/models.md):
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
+import traceback
 from pathlib import Path
 
-from vifit.errors import ModelFileError, VifitError
+from vifit.errors import ModelFileError, VifitError, describe
 from vifit.target import Target
 
 
@@ -42,6 +44,12 @@ def load_model(spec: str) -> tuple[Target, str]:
     if has_model:
         return _from_model(module, path)
     if not has_density and hasattr(module, "ep_model"):  # EP models run VI too
+        if not callable(getattr(module.ep_model, "target", None)):
+            raise ModelFileError(
+                f"`ep_model` in {path} is a {type(module.ep_model).__name__}, not an EP model; "
+                "define it as vifit.ep.Factorized(term, data, design, prior_sd=...) (see "
+                "docs/ep.md), or define log_density or a NumPyro/PyMC `model` instead."
+            )
         return module.ep_model.target(), f"ep_model from {path} (its Target)"
     if not has_density:
         raise ModelFileError(
@@ -60,7 +68,7 @@ def load_model(spec: str) -> tuple[Target, str]:
         param_names=getattr(module, "param_names", None),
         constrain=getattr(module, "constrain", None),
         differentiable=getattr(module, "differentiable", True),
-        name=getattr(module, "name", path.stem),
+        name=str(getattr(module, "name", path.stem)),
     )
     return target, f"detected a plain log_density in {path}"
 
@@ -105,25 +113,74 @@ def import_model_file(spec: str, builtins: str, fix: str):
     """``(path, module)`` for a MODEL argument that is not a built-in name: a ModelFileError
     naming ``builtins`` (what a built-in is) and ``fix`` (what the file must define) when
     ``spec`` is neither, or when the file is missing or does not import."""
+    if not spec.strip():
+        raise ModelFileError(f"MODEL is empty; give {builtins}, or {fix}")
     path = Path(spec)
     if path.suffix != ".py" and not path.exists():
         raise ModelFileError(f"{spec!r} is neither {builtins} nor a file; {fix}")
+    if path.is_dir():
+        raise ModelFileError(f"{spec!r} is a directory, not a model file; {fix}")
     if not path.is_file():
-        raise ModelFileError(f"model file {spec!r} not found.")
+        raise ModelFileError(f"model file {spec!r} not found; check the path, or {fix}")
     return path, _import_file(path)
 
 
 def _import_file(path: Path):
     name = f"vifit_model_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
+    # Source only: importlib would also load bytecode (.pyc) and extension modules (.so).
+    spec = (importlib.util.spec_from_file_location(name, path) if path.suffix == ".py"
+            else None)
     if spec is None or spec.loader is None:
-        raise ModelFileError(f"{path} is not an importable Python file.")
+        raise ModelFileError(f"{path} is not an importable Python file: a model file is "
+                             "Python source ending in .py.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except VifitError:
         raise
+    except SystemExit as exc:  # a script's sys.exit() must not end vifit with its status
+        raise ModelFileError(
+            f"importing {path} called sys.exit({exc.code!r}); a model file is imported, not "
+            "run: define the model at top level and move script code under "
+            "`if __name__ == \"__main__\":`."
+        ) from None
     except Exception as exc:
-        raise ModelFileError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        raise ModelFileError(f"importing {path} failed: {describe(exc)}; fix the file so that "
+                             f"`python {path}` runs.") from exc
     return module
+
+
+def user_code_error(exc: BaseException, spec: str) -> str | None:
+    """A one-line message for an exception that the model file ``spec`` raised (in its own
+    code, or in a host callback it gave JAX) during a fit; None when the exception did not
+    come from that file (then it is vifit's own bug and keeps its traceback)."""
+    path = Path(spec)
+    if not path.is_file():
+        return None
+    here = str(path.resolve())
+    frames = [(f.filename, f.lineno, f.name) for f in traceback.extract_tb(exc.__traceback__)
+              if _same_file(f.filename, here)]
+    cause = describe(exc)
+    if not frames:
+        # A Python callback's failure reaches us as a JAX runtime error whose message carries
+        # the callback's traceback as text: its last frame in the file and the final line.
+        text = str(exc)
+        found = [(f, int(n), fn) for f, n, fn in
+                 re.findall(r'File "([^"]+)", line (\d+), in (\S+)', text) if _same_file(f, here)]
+        if not found:
+            return None
+        frames = found
+        last = [line.strip() for line in text.splitlines() if line.strip()][-1]
+        cause = last.rstrip(".")
+    _, line, func = frames[-1]
+    return (f"{func}() in {path} (line {line}) raised {cause} during the fit, after it had "
+            "run at the initial point: it fails at some values of z; fix it, or make it return "
+            "-inf there instead of raising.")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return str(Path(a).resolve()) == b
+    except (OSError, ValueError):
+        return False

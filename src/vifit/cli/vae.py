@@ -5,7 +5,7 @@ Heavy imports (JAX, the model code) happen inside the commands, so ``vifit --hel
 
 from __future__ import annotations
 
-import json
+from vifit.jsonio import dumps
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -53,7 +53,7 @@ def _data_spec(spec: str) -> str:
 
 def _write_json(path: Path, record: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
+    tmp.write_text(dumps(record))
     tmp.replace(path)
 
 

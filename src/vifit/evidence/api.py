@@ -81,7 +81,7 @@ class EvidenceResult:
     def to_dict(self) -> dict[str, Any]:
         """The stable record written to ``evidence.json``: ``estimates`` (per estimator exactly
         ``estimate``, ``se``, ``kind``, ``seconds``), ``log_z``, ``log_z_se``, ``verdict``."""
-        from vifit.result import _jsonable
+        from vifit.jsonio import jsonable as _jsonable
 
         return _jsonable({
             "estimates": {name: {"estimate": e.estimate, "se": e.se, "kind": e.kind,
@@ -95,7 +95,7 @@ class EvidenceResult:
     def details(self) -> dict[str, Any]:
         """Everything else, for ``evidence_details.json``: the verdict's label, recommended
         estimator and reasons, each estimator's diagnostics, the exact log Z when known."""
-        from vifit.result import _jsonable
+        from vifit.jsonio import jsonable as _jsonable
 
         record: dict[str, Any] = {
             "target": self.target_name,
