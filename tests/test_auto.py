@@ -48,8 +48,9 @@ def test_auto_keeps_the_gaussian_on_a_gaussian_target(capsys):
     result = vifit.fit(vifit.Target(log_density, dim=4), "auto", seed=0, progress=False)
     auto = result.info["auto"]
     assert auto["chosen"] == "fullrank" and [r["stage"] for r in auto["decisions"]] == [
-        "pathfinder", "fullrank"]
-    assert "k-hat" in auto["decisions"][1]["why"] and result.khat < 0.5
+        "pathfinder", "mode search", "fullrank"]
+    assert result.info["modes"]["found"] == 1 and result.info["modes"]["covered_by_q"] == 1
+    assert "k-hat" in auto["decisions"][2]["why"] and result.khat < 0.5
     assert abs(result.log_z - log_z) < z_bound(1e-3) * result.log_z_se + 1e-4
     with pytest.raises(vifit.ConfigError, match="chooses the estimator"):
         vifit.fit(vifit.Target(log_density, dim=4), "auto", optimizer="sgd")

@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
 from vifit.families import get_family
 from vifit.optim.pathfinder import pathfinder
@@ -109,12 +110,33 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                "its ELBO is not finite")
         say(_row("fullrank", gauss, "stop: report the full-rank Gaussian as it is", why,
                  time.perf_counter() - t0))
-        return _finish(gauss, decisions, "fullrank", t_all)
+        return _finish(gauss, decisions, "fullrank", t_all, None)
+    t0 = time.perf_counter()
+    search = _search(target, gauss, seed)
+    if search is not None:
+        summary = search.summary()
+        say(_row("mode search", None, "try a mixture of the modes" if len(search.modes) > 1
+                 else "no other mode", _modes_why(search), time.perf_counter() - t0,
+                 modes=summary))
+    if search is not None and len(search.modes) > 1:
+        mixed = _fit_mixture(fit, target, search, stage)
+        gain = mixed.elbo - gauss.elbo
+        gain_se = math.hypot(mixed.elbo_se, gauss.elbo_se)
+        if (mixed.stop_reason not in ("diverged", "non-finite") and math.isfinite(mixed.elbo)
+                and gain > z * gain_se):
+            say(_row(mixed.family.name, mixed, f"keep the mixture of {len(search.modes)} modes",
+                     f"ELBO higher by {gain:.4f} ± {gain_se:.4f} (> {z:g} se)",
+                     time.perf_counter() - t0, elbo_gain=gain, elbo_gain_se=gain_se))
+            return _finish(mixed, decisions, "mixture", t_all, search)
+        say(_row(mixed.family.name, mixed, "keep the full-rank Gaussian",
+                 f"the mixture's ELBO gain {gain:.4f} ± {gain_se:.4f} is not > {z:g} se"
+                 if math.isfinite(gain) else f"the mixture stopped {mixed.stop_reason}",
+                 time.perf_counter() - t0, elbo_gain=gain, elbo_gain_se=gain_se))
     if gauss.khat < KHAT_GOOD:
         say(_row("fullrank", gauss, "keep the full-rank Gaussian",
                  f"k-hat {gauss.khat:.2f} < {KHAT_GOOD}: q covers p, importance weights have "
                  "finite variance; a flow is not needed", time.perf_counter() - t0))
-        return _finish(gauss, decisions, "fullrank", t_all)
+        return _finish(gauss, decisions, "fullrank", t_all, search)
     say(_row("fullrank", gauss, f"try a flow ({flow})",
              f"k-hat {gauss.khat:.2f} >= {KHAT_GOOD}: the Gaussian misses part of p",
              time.perf_counter() - t0))
@@ -130,7 +152,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                f"the flow stopped {flowed.stop_reason} (ELBO {flowed.elbo:.4g})")
         say(_row(fam.name, flowed, "keep the full-rank Gaussian; the flow failed", why,
                  time.perf_counter() - t0))
-        result = _finish(gauss, decisions, "fullrank", t_all)
+        result = _finish(gauss, decisions, "fullrank", t_all, search)
         result.info["auto"]["failed_stage"] = {"stage": fam.name, "why": why}
         if flowed.stop_reason == "diverged" and not gauss.khat <= KHAT_UNRELIABLE:
             # The Gaussian's weights are wildly heavy-tailed and a flow started from it ran
@@ -143,7 +165,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     if flowed.stop_reason == "interrupted":
         say(_row(fam.name, flowed, "stop: interrupted; keep the full-rank Gaussian",
                  "interrupted by the user", time.perf_counter() - t0))
-        return _finish(gauss, decisions, "fullrank", t_all)
+        return _finish(gauss, decisions, "fullrank", t_all, search)
     gain = flowed.elbo - gauss.elbo
     gain_se = math.hypot(flowed.elbo_se, gauss.elbo_se)
     k_margin = z * math.hypot(_khat_sd(flowed.khat, n_eval), _khat_sd(gauss.khat, n_eval))
@@ -154,13 +176,13 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                  f"ELBO higher by {gain:.4f} ± {gain_se:.4f} (> {z:g} se) and k-hat "
                  f"{flowed.khat:.2f} vs {gauss.khat:.2f}", time.perf_counter() - t0,
                  elbo_gain=gain, elbo_gain_se=gain_se))
-        return _finish(flowed, decisions, fam.name, t_all)
+        return _finish(flowed, decisions, fam.name, t_all, search)
     why = (f"ELBO gain {gain:.4f} ± {gain_se:.4f} is not > {z:g} se" if not better_elbo else
            f"k-hat {flowed.khat:.2f} is worse than the Gaussian's {gauss.khat:.2f} by more "
            f"than {k_margin:.2f}")
     say(_row(fam.name, flowed, "keep the full-rank Gaussian", why, time.perf_counter() - t0,
              elbo_gain=gain, elbo_gain_se=gain_se))
-    return _finish(gauss, decisions, "fullrank", t_all)
+    return _finish(gauss, decisions, "fullrank", t_all, search)
 
 
 def _fit_gaussian(fit, target: Target, fullrank, init, stage) -> FitResult:
@@ -177,11 +199,84 @@ def _fit_gaussian(fit, target: Target, fullrank, init, stage) -> FitResult:
     return fit(target, fullrank, init_params=init, **stage("fullrank-adam"))
 
 
+def _search(target: Target, gauss: FitResult, seed: int):
+    """The mode search around the Gaussian stage's q (None where it does not apply)."""
+    import jax
+
+    from vifit.modes import search_modes
+
+    return search_modes(target, jnp.asarray(gauss.mean()), jnp.asarray(gauss.covariance()),
+                        key=jax.random.fold_in(jax.random.key(seed), 0x0DE5))
+
+
+def _modes_why(search) -> str:
+    n, cov = len(search.modes), len(search.covered)
+    text = (f"{search.starts} over-dispersed climbs found {n} separated mode"
+            f"{'s' if n != 1 else ''}; the Gaussian covers {cov}")
+    if n > cov:
+        text += (f", and misses about {100 * search.missed_fraction:.0f}% of the mass "
+                 "(Laplace estimate)")
+    if search.unconverged:
+        text += f"; {search.unconverged} climbs had not converged"
+    return text
+
+
+def _fit_mixture(fit, target: Target, search, stage) -> FitResult:
+    """A full-rank Gaussian mixture started at the modes: one component per mode, with its
+    Laplace covariance and a weight by its Laplace mass."""
+    from vifit.families.mixture import Mixture
+
+    fam = Mixture(k=len(search.modes), component="fullrank")
+    comps = [fam.base.from_gaussian(jnp.asarray(m.location, dtype=target.init.dtype),
+                                    jnp.asarray(m.cov, dtype=target.init.dtype))
+             for m in search.modes]
+    import jax
+
+    start = {"logits": jnp.asarray([m.log_mass for m in search.modes], dtype=target.init.dtype),
+             "components": jax.tree.map(lambda *xs: jnp.stack(xs), *comps)}
+    start["logits"] = start["logits"] - jnp.max(start["logits"])
+    return fit(target, fam, init_params=start, **stage("mixture"))
+
+
 def _finish(result: FitResult, decisions: list[dict[str, Any]], chosen: str,
-            t_all: float) -> FitResult:
+            t_all: float, search=None) -> FitResult:
     info = dict(result.info)
     info["auto"] = {"chosen": chosen, "decisions": decisions,
                     "total_seconds": time.perf_counter() - t_all}
+    if search is not None:
+        info["modes"] = coverage(result, search)
     from dataclasses import replace
 
     return replace(result, info=info)
+
+
+def coverage(result: FitResult, search) -> dict[str, Any]:
+    """The mode search's record, with each mode marked covered or not by the *chosen* q: a mode
+    is covered when q's log density there is above the 0.1% quantile of log q at q's own
+    draws (it lies in q's typical region), or, for the Gaussian the search started from, when
+    a climb from q's own draws ended there."""
+    import jax
+
+    record = search.summary()
+    z = result.sample_unconstrained(jax.random.key(result.seed), 4000)
+    log_q = np.asarray(result.family.batch_log_prob(result.params, z))
+    floor = float(np.quantile(log_q[np.isfinite(log_q)], 0.001))
+    locs = jnp.asarray(np.stack([m.location for m in search.modes]) if search.modes
+                       else np.zeros((0, result.target.dim)), dtype=z.dtype)
+    at_modes = np.asarray(result.family.batch_log_prob(result.params, locs))
+    same_q = result.family.name == "fullrank"
+    masses = np.array([m.log_mass for m in search.modes])
+    missed = []
+    for row, mode, lq in zip(record["modes"], search.modes, at_modes):
+        row["covered_by_q"] = bool(lq >= floor or (same_q and mode.covered))
+        if not row["covered_by_q"]:
+            missed.append(mode.log_mass)
+    record["covered_by_q"] = sum(r["covered_by_q"] for r in record["modes"])
+    record["missed_mass_fraction"] = (float(np.exp(_lse(np.array(missed)) - _lse(masses)))
+                                      if missed else 0.0)
+    return record
+
+
+def _lse(x: np.ndarray) -> float:
+    m = float(np.max(x))
+    return m + float(np.log(np.sum(np.exp(x - m))))

@@ -28,6 +28,14 @@ def info_lines(info: dict[str, Any]) -> list[str]:
             nums = (f" ELBO {row['elbo']:.4f} ± {row['elbo_se']:.4f}, k-hat {row['khat']:.2f},"
                     if "khat" in row else "")
             lines.append(f"  {row['stage']}:{nums} {row['decision']} — {row['why']}")
+    modes = info.get("modes")
+    if modes:
+        line = (f"mode search: {modes['found']} separated mode(s) from {modes['starts']} climbs, "
+                f"{modes['covered_by_q']} covered by q")
+        if modes["missed_mass_fraction"] >= 0.01:
+            line += (f"; [red]q misses about {100 * modes['missed_mass_fraction']:.0f}% of the "
+                     "mass[/] (Laplace)")
+        lines.append(line)
     start = info.get("init", {}).get("pathfinder")
     if start:
         lines.append(f"started from Pathfinder's Gaussian: iterate {start['best_iter']} of "

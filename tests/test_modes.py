@@ -1,0 +1,79 @@
+"""Mode search and auto's mixture stage on targets with exactly known answers: separated modes
+are found and weighed, a Gaussian that covers one of them is not called good, and auto fits
+all of them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import vifit
+from vifit.auto import coverage
+from vifit.modes import search_modes
+
+CENTRES = jnp.array([[-8.0, 0.0], [8.0, 0.0]])
+WEIGHTS = np.array([0.3, 0.7])
+LOG_Z = math.log(2 * math.pi) + 2.0  # each component integrates to 2 pi; offset +2
+
+
+def two_modes(z):
+    quad = -0.5 * jnp.sum((z[None, :] - CENTRES) ** 2, axis=1)
+    return 2.0 + jax.scipy.special.logsumexp(jnp.log(jnp.asarray(WEIGHTS)) + quad)
+
+
+TARGET = vifit.Target(two_modes, dim=2, name="two_modes", exact={"log_z": LOG_Z})
+
+
+@pytest.fixture(scope="module")
+def one_mode_fit():
+    # natgrad from the default start converges to the heavier mode at +8
+    return vifit.fit(TARGET, "fullrank", optimizer="natgrad", init_params=vifit.FullRank()
+                     .from_gaussian(jnp.array([7.0, 0.0]), jnp.eye(2)), progress=False)
+
+
+def test_search_finds_both_modes_and_their_masses(one_mode_fit):
+    res = search_modes(TARGET, one_mode_fit.mean(), one_mode_fit.covariance(),
+                       key=jax.random.key(0))
+    assert len(res.modes) == 2
+    locs = sorted(m.location[0] for m in res.modes)
+    np.testing.assert_allclose(locs, [-8.0, 8.0], atol=0.05)
+    # Laplace is exact for Gaussian components (their overlap is e^-32)
+    fractions = np.exp([m.log_mass for m in res.modes])
+    np.testing.assert_allclose(sorted(fractions / fractions.sum()), [0.3, 0.7], atol=0.01)
+    assert len(res.covered) == 1 and res.missed_fraction == pytest.approx(0.3, abs=0.01)
+
+
+def test_a_gaussian_on_one_mode_is_not_called_good(one_mode_fit):
+    assert abs(one_mode_fit.log_z - LOG_Z) > 0.3  # it misses log(0.7) of the evidence
+    res = search_modes(TARGET, one_mode_fit.mean(), one_mode_fit.covariance(),
+                       key=jax.random.key(0))
+    judged = replace(one_mode_fit, info={"modes": coverage(one_mode_fit, res)})
+    assert judged.verdict.label == "not reliable"
+    assert "misses about 30%" in judged.verdict.text
+
+
+@pytest.mark.slow
+def test_auto_fits_every_mode():
+    res = vifit.fit(TARGET, "auto", progress=False)
+    assert res.family.name == "mixture"
+    assert res.info["modes"]["found"] == 2
+    assert res.info["modes"]["missed_mass_fraction"] < 0.01
+    # the mixture is exact here, so PSIS is within its error of the truth
+    assert abs(res.log_z - LOG_Z) < 4 * res.log_z_se + 0.01
+    assert res.verdict.label == "good"
+    w = np.asarray(jax.nn.softmax(res.params["logits"]))
+    np.testing.assert_allclose(np.sort(w), [0.3, 0.7], atol=0.03)
+
+
+def test_unimodal_banana_has_one_mode():
+    from vifit.catalog import get_model
+
+    target = get_model("banana")
+    fit = vifit.fit(target, "fullrank", optimizer="natgrad", progress=False)
+    res = search_modes(target, fit.mean(), fit.covariance(), key=jax.random.key(0))
+    assert len(res.modes) == 1 and res.missed_fraction == 0.0
