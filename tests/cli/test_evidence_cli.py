@@ -25,7 +25,7 @@ def test_evidence_prints_the_table_and_writes_stable_json(tmp_path):
     for words in ("ELBO", "IWAE-64", "PSIS", "SMC", "CUBO", "exact log Z", "verdict:"):
         assert words in proc.stdout, words
     record = json.loads((out / "evidence.json").read_text())
-    assert set(record) == {"estimates", "log_z", "log_z_se", "verdict"}
+    assert set(record) == {"estimates", "bracket", "log_z", "log_z_se", "verdict"}
     assert set(record["estimates"]) == {"elbo", "iwae", "psis", "ais", "cubo"}
     kinds = {name: v["kind"] for name, v in record["estimates"].items()}
     assert kinds == {"elbo": "lower", "iwae": "lower", "psis": "point", "ais": "point",
@@ -36,6 +36,14 @@ def test_evidence_prints_the_table_and_writes_stable_json(tmp_path):
     truth = details["exact_log_z"]
     assert abs(record["log_z"] - truth) < z_bound(1e-3) * record["log_z_se"] + 1e-3
     assert record["verdict"].startswith("good")
+    # q is exact for this conjugate model: both bounds stand, and they bracket the truth, up to
+    # float32 rounding of log p (~1e-7 relative of |log Z| ~ 160: <= 1e-4 nats)
+    est = record["estimates"]
+    z = z_bound(1e-3, 2)
+    assert record["bracket"]["lower"] == max(est["elbo"]["estimate"], est["iwae"]["estimate"])
+    assert record["bracket"]["lower"] < truth + z * est["iwae"]["se"] + 1e-4
+    assert record["bracket"]["upper"] == est["cubo"]["estimate"]
+    assert record["bracket"]["upper"] > truth - z * est["cubo"]["se"] - 1e-4
 
 
 MODEL = """

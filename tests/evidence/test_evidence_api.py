@@ -29,7 +29,7 @@ def test_evidence_of_a_conjugate_regression():
     assert ev.estimates["ais"].details["method"] == "ais"
     assert ev.verdict.label == "good", ev.verdict.text
     record = ev.to_dict()
-    assert set(record) == {"estimates", "log_z", "log_z_se", "verdict"}
+    assert set(record) == {"estimates", "bracket", "log_z", "log_z_se", "verdict"}
     assert all(set(v) == {"estimate", "se", "kind", "seconds"} for v in record["estimates"].values())
     json.dumps(record), json.dumps(ev.details())
     assert ev.details()["exact_log_z"] == pytest.approx(truth)

@@ -3,12 +3,14 @@ every way vifit can, with a verdict; or rank models of the same data by their ev
 
 from __future__ import annotations
 
-from vifit.jsonio import dumps
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+
+from vifit.errors import VifitError
+from vifit.jsonio import dumps
 
 _COLOURS = {"good": "green", "usable with care": "yellow", "not reliable": "red"}
 
@@ -19,7 +21,8 @@ Estimator = Annotated[Optional[str], typer.Option(
     help="Gradient estimator of the fit (default: reparam; score for non-differentiable and "
          "discrete models).")]
 Steps = Annotated[int, typer.Option(help="Most optimizer steps of the fit.")]
-Lr = Annotated[float, typer.Option(help="Learning rate of the fit.")]
+Lr = Annotated[Optional[float], typer.Option(
+    help="Learning rate of the fit (default 1e-2; giving it fits the full-rank Gaussian).")]
 Seed = Annotated[int, typer.Option(help="Random seed; same seed, same numbers.")]
 Rank = Annotated[int, typer.Option(help="Rank of the lowrank family.")]
 Draws = Annotated[int, typer.Option(help="Draws from q for ELBO, IWAE, PSIS and CUBO.")]
@@ -43,7 +46,7 @@ def evidence_command(
     model: Annotated[str, typer.Argument(help="A built-in example (see `vifit list`) or a .py "
                                               "file defining log_density and dim or init.")],
     family: Family = None, estimator: Estimator = None, steps: Steps = 10_000,
-    lr: Lr = 1e-2, seed: Seed = 0, rank: Rank = 2, draws: Draws = 16_384, iwae_k: IwaeK = 64,
+    lr: Lr = None, seed: Seed = 0, rank: Rank = 2, draws: Draws = 16_384, iwae_k: IwaeK = 64,
     particles: Particles = None, replicates: Replicates = 32, ais: Ais = True,
     out: Annotated[Optional[Path], typer.Option(
         help="Write evidence.json and evidence_details.json here.")] = None,
@@ -68,7 +71,7 @@ def compare_command(
     models: Annotated[list[str], typer.Argument(help="Two or more models of the same data: "
                                                      "built-in examples or .py files.")],
     family: Family = None, estimator: Estimator = None, steps: Steps = 10_000,
-    lr: Lr = 1e-2, seed: Seed = 0, rank: Rank = 2, draws: Draws = 16_384, iwae_k: IwaeK = 64,
+    lr: Lr = None, seed: Seed = 0, rank: Rank = 2, draws: Draws = 16_384, iwae_k: IwaeK = 64,
     particles: Particles = None, replicates: Replicates = 32, ais: Ais = True,
     out: Annotated[Optional[Path], typer.Option(help="Write compare.json here.")] = None,
     progress: Progress = True,
@@ -130,8 +133,19 @@ def _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k, pa
     est = None if estimator is None else get_estimator(estimator)
     target, origin = load_model(model)
     out_console.print(f"[bold]{target.name}[/]: {origin}, d = {target.dim}")
-    fit = vifit.fit(target, fam, estimator=est, lr=lr, steps=steps, seed=seed,
-                    progress=progress)
+    if (family, estimator, lr) == (None, None, None) and not target.discrete \
+            and target.differentiable:
+        # The same default as `vifit fit`: auto, whose Gaussian stage is natural-gradient VI,
+        # so that on a Gaussian target the ELBO reaches log Z to its error.
+        fam = "auto"
+        out_console.print("family: auto (the default, as for vifit fit)")
+    if fam == "auto":
+        fit = vifit.fit(target, "auto", steps=steps, seed=seed, progress=progress)
+    else:
+        fit = vifit.fit(target, fam, estimator=est, lr=lr, steps=steps, seed=seed,
+                        progress=progress)
+    if fit.stop_reason in ("diverged", "non-finite"):
+        raise FitFailed(fit.verdict.text)
     config = False
     if ais and not target.differentiable:
         out_console.print("AIS skipped: its HMC moves need the gradient of log p, and this "
@@ -143,6 +157,10 @@ def _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k, pa
             config = config._replace(particles=particles)
         config = config._replace(replicates=replicates)
     return vifit.evidence(target, fit, seed=seed, draws=draws, iwae_k=iwae_k, ais=config)
+
+
+class FitFailed(VifitError):
+    """The fit that evidence would start from failed (diverged or non-finite)."""
 
 
 def print_evidence(result) -> None:
@@ -164,7 +182,8 @@ def print_evidence(result) -> None:
             label = (f"{d.get('method', 'ais').upper()} ({d.get('particles')} particles, "
                      f"{d.get('replicates')} replicates, {d.get('temperatures')} temperatures)")
         mark = " *" if name == result.recommended else ""
-        row = [label + mark, e.kind, f"{e.estimate:.4f}", f"{e.se:.4f}", f"{e.seconds:.2f}"]
+        row = [label + mark, result.kind(name), f"{e.estimate:.4f}", f"{e.se:.4f}",
+               f"{e.seconds:.2f}"]
         if exact is not None:
             row.append(f"{e.estimate - exact:+.4f}")
         table.add_row(*row)
@@ -173,6 +192,12 @@ def print_evidence(result) -> None:
         out_console.print(f"exact log Z = {exact:.4f} (known for this target)")
     colour = _COLOURS.get(result.verdict.label, "red")
     out_console.print(f"log Z = {result.log_z:.4f} ± {result.log_z_se:.4f} (* {result.recommended})")
+    br = result.bracket
+    fmt = lambda x: "none" if x is None else f"{x:.4f}"  # noqa: E731
+    out_console.print(f"bracket: lower {fmt(br['lower'])}, upper {fmt(br['upper'])} "
+                      "(bounds vifit stands behind)")
+    for name, why in result.verdict.unverified.items():
+        out_console.print(f"unverified {name}: {why}", soft_wrap=True)
     out_console.print(f"verdict: [{colour}]{result.verdict.label}[/] — "
                       f"{' '.join(result.verdict.reasons)}", soft_wrap=True)
 

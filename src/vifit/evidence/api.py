@@ -19,7 +19,7 @@ from vifit.errors import ConfigError
 from vifit.evidence.ais import AISConfig, AISResult, run_ais
 from vifit.evidence.bounds import cubo_bound, elbo_bound, iwae_bound
 from vifit.evidence.importance import importance_log_z
-from vifit.evidence.verdict import Estimate, EvidenceVerdict, judge
+from vifit.evidence.verdict import Estimate, EvidenceVerdict, bracket, judge_all
 from vifit.families.base import Family, Params
 from vifit.target import Target
 
@@ -70,7 +70,8 @@ class EvidenceResult:
         error against the exact log Z when the target knows it)."""
         import pandas as pd
 
-        rows = {name: {"estimate": e.estimate, "se": e.se, "kind": e.kind, "seconds": e.seconds}
+        rows = {name: {"estimate": e.estimate, "se": e.se, "kind": self.kind(name),
+                       "seconds": e.seconds}
                 for name, e in self.estimates.items()}
         df = pd.DataFrame.from_dict(rows, orient="index")
         df.index.name = "estimator"
@@ -78,15 +79,35 @@ class EvidenceResult:
             df["error"] = df["estimate"] - self.exact_log_z
         return df
 
+    def kind(self, name: str) -> str:
+        """The estimate's kind as vifit stands behind it: "lower", "upper", "point", or
+        "unverified" for a bound that failed vifit's checks (``verdict.unverified`` says why)."""
+        return "unverified" if name in self.verdict.unverified else self.estimates[name].kind
+
+    @property
+    def bracket(self) -> dict[str, float | None]:
+        """``{"lower": x, "upper": y}``: the tightest lower and upper bounds on log Z that vifit
+        stands behind (None where there is none)."""
+        return bracket(self.estimates, self.verdict.unverified)
+
     def to_dict(self) -> dict[str, Any]:
-        """The stable record written to ``evidence.json``: ``estimates`` (per estimator exactly
-        ``estimate``, ``se``, ``kind``, ``seconds``), ``log_z``, ``log_z_se``, ``verdict``."""
+        """The stable record written to ``evidence.json``: ``estimates`` (per estimator
+        ``estimate``, ``se``, ``kind``, ``seconds``; a bound that failed vifit's checks has
+        kind ``"unverified"``, the kind it claims as ``claimed`` and a ``reason``),
+        ``bracket`` (``lower``, ``upper``: null where none), ``log_z``, ``log_z_se``,
+        ``verdict``."""
         from vifit.jsonio import jsonable as _jsonable
 
+        estimates = {}
+        for name, e in self.estimates.items():
+            row = {"estimate": e.estimate, "se": e.se, "kind": self.kind(name),
+                   "seconds": e.seconds}
+            if name in self.verdict.unverified:
+                row.update(claimed=e.kind, reason=self.verdict.unverified[name])
+            estimates[name] = row
         return _jsonable({
-            "estimates": {name: {"estimate": e.estimate, "se": e.se, "kind": e.kind,
-                                 "seconds": e.seconds}
-                          for name, e in self.estimates.items()},
+            "estimates": estimates,
+            "bracket": self.bracket,
             "log_z": self.log_z,
             "log_z_se": self.log_z_se,
             "verdict": self.verdict.text,
@@ -221,6 +242,6 @@ def evidence(
 
         exact = enumerate_exact(target)["log_z"]  # shown alongside, never used in the verdict
     return EvidenceResult(
-        target_name=target.name, dim=target.dim, estimates=estimates, verdict=judge(estimates),
+        target_name=target.name, dim=target.dim, estimates=estimates, verdict=judge_all(estimates),
         exact_log_z=float(exact) if exact is not None else None, ais=ais_result,
     )

@@ -57,27 +57,55 @@ def _logsumexp(x: np.ndarray) -> float:
     return float(m + np.log(np.sum(np.exp(x - m))))
 
 
+# Log-weights whose range is below this many nats are constant to rounding (q equals p up to
+# float32 precision); the Pareto fit on a handful of distinct values is then meaningless.
+CONSTANT_SPREAD = 1e-3
+
+
+def _smooth(lw: np.ndarray) -> tuple[np.ndarray, float]:
+    """Pareto-smoothed log-weights (float64; -inf stays -inf) and the k-hat of the tail."""
+    import arviz as az  # imported here: arviz is slow to import and only needed at the end
+
+    finite = np.isfinite(lw)
+    smoothed = lw.copy()
+    if np.ptp(lw[finite]) < CONSTANT_SPREAD:
+        return smoothed, 0.0  # constant weights: no tail at all
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # arviz warns on k-hat > 0.7; we report it ourselves
+        s_fin, khat = az.psislw(lw[finite], reff=1.0, normalize=False)
+    smoothed[finite] = s_fin
+    return smoothed, float(khat)
+
+
+def psis_weights(logw: np.ndarray) -> tuple[np.ndarray, float]:
+    """Normalized Pareto-smoothed importance weights ``(n,)`` of draws from q toward p (zero
+    where log p is -inf or NaN), and their k-hat; all-zero weights when none is finite."""
+    lw = np.asarray(logw, dtype=np.float64).copy()
+    lw[~np.isfinite(lw)] = -np.inf
+    if not np.isfinite(lw).any():
+        return np.zeros_like(lw), np.inf
+    smoothed, khat = _smooth(lw)
+    w = np.exp(smoothed - np.max(smoothed))
+    return w / w.sum(), khat
+
+
 def importance_log_z(logw: np.ndarray) -> ISEstimate:
     """PSIS estimate of log Z from log-weights ``logw (n,)`` of draws from q (float64 inside).
 
     Draws where log p is NaN or -inf get weight zero (they lie outside the target's support).
     """
-    import arviz as az  # imported here: arviz is slow to import and only needed at the end
-
     lw = np.asarray(logw, dtype=np.float64).copy()
     n = lw.shape[0]
     lw[~np.isfinite(lw) & ~(lw > 0)] = -np.inf  # nan and -inf: zero weight
     if np.any(lw == np.inf):
-        raise ValueError("a log-weight is +inf: log p(x, z) is +inf at a draw of q.")
+        return ISEstimate(np.inf, np.inf, np.inf, 0.0, n, Verdict(
+            "not reliable",
+            "log p(x, z) is +inf at a draw of q: the density has a pole there and is not "
+            "normalizable as written (or overflows in float32); check the model."))
     finite = np.isfinite(lw)
     if not finite.any():
         return ISEstimate(-np.inf, np.inf, np.inf, 0.0, n, khat_verdict(np.inf))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # arviz warns on k-hat > 0.7; we report it ourselves
-        smoothed = lw.copy()
-        s_fin, khat = az.psislw(lw[finite], reff=1.0, normalize=False)
-        smoothed[finite] = s_fin
-    khat = float(khat)
+    smoothed, khat = _smooth(lw)
     log_z = _logsumexp(smoothed) - np.log(n)
     w = np.exp(smoothed - np.max(smoothed))
     mean_w = w.mean()

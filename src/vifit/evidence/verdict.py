@@ -61,6 +61,78 @@ class EvidenceVerdict(NamedTuple):
     recommended: str  # name of the estimate vifit trusts most
     text: str  # the plain-language verdict with its reasons
     reasons: tuple[str, ...]
+    # bounds vifit does not stand behind, name -> why (see ``unverified_bounds``)
+    unverified: dict = {}
+
+
+KHAT_W2 = 0.25  # k-hat of w below which E_q[w^4] is finite, so CUBO's standard error exists
+
+
+def unverified_bounds(estimates: dict[str, Estimate], verdict: EvidenceVerdict
+                      ) -> dict[str, str]:
+    """The estimates of kind "lower" or "upper" that vifit does not stand behind, with why.
+
+    A lower bound (ELBO, IWAE) is a bound in expectation by Jensen's inequality whatever q is;
+    it is rejected only when it is not finite or lies above the recommended estimate beyond
+    ``Z_DISAGREE`` standard errors (then something is numerically wrong with it or with the
+    point estimate). An upper bound (CUBO) is a bound only when E_q[w^2] is finite *and* its
+    estimate from q's draws sees all of p; vifit stands behind it only when the k-hat of w is
+    below ``KHAT_W2`` (E_q[w^4] finite: the estimate and its error bar mean something), AIS ran,
+    passed its checks and finds no mass beyond importance sampling from q, the verdict is not
+    "not reliable", and it is not below a lower bound or the recommended estimate. Mass that
+    neither q nor AIS reaches (a mode nobody found) can still make it too low.
+    """
+    rec = estimates.get(verdict.recommended)
+    lowers = [e for e in estimates.values() if e.kind == "lower" and np.isfinite(e.estimate)]
+    out: dict[str, str] = {}
+    for name, est in estimates.items():
+        if est.kind == "lower":
+            if not np.isfinite(est.estimate):
+                out[name] = "not finite"
+            elif rec is not None and rec.kind != "lower" and _gap(est, rec) > Z_DISAGREE:
+                out[name] = (f"above the recommended {rec.name} estimate by "
+                             f"{est.estimate - rec.estimate:.3g} nats, beyond their errors")
+        elif est.kind == "upper":
+            why = _upper_problem(est, estimates, verdict, lowers, rec)
+            if why:
+                out[name] = why
+    return out
+
+
+def _upper_problem(est: Estimate, estimates: dict[str, Estimate], verdict: EvidenceVerdict,
+                   lowers: list[Estimate], rec: Estimate | None) -> str:
+    if not np.isfinite(est.estimate):
+        return "not finite"
+    k_w = _khat(est)
+    if not (np.isfinite(k_w) and k_w < KHAT_W2):
+        return (f"the k-hat of the weights is {k_w:.2f} (>= {KHAT_W2}): E_q[w^4] is infinite, "
+                "so the estimate of E_q[w^2] is unreliable and biased low")
+    if verdict.label == "not reliable":
+        return "no estimate of log Z passes its checks"
+    ais, psis = estimates.get("ais"), estimates.get("psis")
+    if ais is None:
+        return ("AIS was not run: nothing checked that q's draws see all of p (a missed mode "
+                "makes this estimate too low)")
+    if not np.isfinite(ais.estimate) or _ais_problems(ais, lowers):
+        return "AIS failed its checks: nothing confirmed that q's draws see all of p"
+    if psis is not None and _gap(ais, psis) > Z_DISAGREE:
+        return "AIS finds mass that q misses: this estimate from q's draws cannot see it"
+    low = max(lowers, key=lambda e: _gap(e, est), default=None)
+    if low is not None and _gap(low, est) > Z_DISAGREE:
+        return f"below the {low.name} lower bound beyond their errors"
+    if rec is not None and rec is not est and _gap(rec, est) > Z_DISAGREE:
+        return f"below the recommended {rec.name} estimate beyond their errors"
+    return ""
+
+
+def bracket(estimates: dict[str, Estimate], unverified: dict[str, str]
+            ) -> dict[str, float | None]:
+    """The tightest bounds vifit stands behind: the largest verified lower and the smallest
+    verified upper estimate (None where there is none)."""
+    ok = [e for n, e in estimates.items() if n not in unverified and np.isfinite(e.estimate)]
+    lows = [e.estimate for e in ok if e.kind == "lower"]
+    ups = [e.estimate for e in ok if e.kind == "upper"]
+    return {"lower": max(lows) if lows else None, "upper": min(ups) if ups else None}
 
 
 def _gap(a: Estimate, b: Estimate) -> float:
@@ -189,3 +261,9 @@ def _verdict(label: str, rec: Estimate, reasons: list[str]) -> EvidenceVerdict:
     if not reasons:
         reasons = ["The estimators agree within their errors and their diagnostics are clean."]
     return EvidenceVerdict(label, rec.name, " ".join([head, *reasons]), tuple(reasons))
+
+
+def judge_all(estimates: dict[str, Estimate]) -> EvidenceVerdict:
+    """``judge``, with ``unverified`` filled in (``unverified_bounds``)."""
+    verdict = judge(estimates)
+    return verdict._replace(unverified=unverified_bounds(estimates, verdict))

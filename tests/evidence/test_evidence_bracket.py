@@ -1,0 +1,67 @@
+"""Bounds vifit stands behind: a bound that fails vifit's own checks is written as
+"unverified" with a reason, and the bracket holds only the ones that pass."""
+
+from __future__ import annotations
+
+import math
+
+from vifit.evidence.verdict import Estimate, bracket, judge_all
+
+
+def est(name, value, se, kind="point", **details):
+    return Estimate(name, value, se, kind, 0.1, details)
+
+
+def estimates(cubo=(1.0, 0.01, 0.1), ais=(0.0, 0.01), psis=(0.0, 0.01, 0.1)):
+    out = {
+        "elbo": est("elbo", -0.3, 0.01, "lower"),
+        "iwae": est("iwae", -0.1, 0.01, "lower"),
+        "psis": est("psis", psis[0], psis[1], khat=psis[2]),
+        "cubo": est("cubo", cubo[0], cubo[1], "upper", khat=cubo[2]),
+    }
+    if ais is not None:
+        out["ais"] = est("ais", ais[0], ais[1], replicates=32, ess=30.0, spread=0.1, khat=0.1)
+    return out
+
+
+def test_clean_estimates_keep_their_bounds():
+    e = estimates()
+    v = judge_all(e)
+    assert v.unverified == {}
+    assert bracket(e, v.unverified) == {"lower": -0.1, "upper": 1.0}
+
+
+def test_cubo_with_heavy_weights_is_unverified():
+    e = estimates(cubo=(0.5, 0.01, 0.3))  # k-hat of w 0.3 >= 0.25: E_q[w^4] infinite
+    v = judge_all(e)
+    assert "E_q[w^4]" in v.unverified["cubo"]
+    assert bracket(e, v.unverified)["upper"] is None
+
+
+def test_cubo_without_ais_is_unverified():
+    e = estimates(ais=None)
+    v = judge_all(e)
+    assert "AIS was not run" in v.unverified["cubo"]
+
+
+def test_cubo_blind_to_mass_that_ais_finds_is_unverified():
+    # AIS 2 nats above PSIS: q misses a mode, and CUBO comes from the same draws of q
+    e = estimates(cubo=(0.3, 0.01, 0.1), ais=(2.0, 0.01))
+    v = judge_all(e)
+    assert "AIS finds mass" in v.unverified["cubo"]
+
+
+def test_cubo_below_a_lower_bound_is_unverified():
+    e = estimates(cubo=(-0.5, 0.01, 0.1))
+    v = judge_all(e)
+    assert "below" in v.unverified["cubo"]
+
+
+def test_a_lower_bound_above_the_point_estimate_is_unverified():
+    e = estimates()
+    e["elbo"] = est("elbo", 0.5, 0.01, "lower")
+    v = judge_all(e)
+    assert "above the recommended" in v.unverified["elbo"]
+    assert bracket(e, v.unverified)["lower"] == -0.1
+    e["elbo"] = est("elbo", -math.inf, math.inf, "lower")
+    assert judge_all(e).unverified["elbo"] == "not finite"
