@@ -100,6 +100,9 @@ def fit(
             "fit() takes a vifit.Target; wrap your function: "
             "vifit.Target(log_density, dim=<d>) or vifit.Target(log_density, init=<z0>)."
         )
+    _check_args(steps=steps, window=window, patience=patience, draws=draws, seed=seed, tol=tol,
+                n_eval=n_eval, lr=lr, optimizer_options=optimizer_options, callback=callback,
+                checkpoint_every=checkpoint_every)
     is_auto = isinstance(family, str) and family == "auto"
     ckpt = None
     if checkpoint is not None:
@@ -126,6 +129,44 @@ def fit(
                    seed=seed, window=window, patience=patience, tol=tol, n_eval=n_eval,
                    init_params=init_params, init=init, optimizer_options=optimizer_options,
                    progress=progress, callback=callback, checkpoint=ckpt)
+
+
+def _check_args(*, steps, window, patience, draws, seed, tol, n_eval, lr, optimizer_options,
+                callback, checkpoint_every) -> None:
+    """ConfigError, naming the argument, for a value of the wrong type or out of range (rather
+    than a TypeError from deep inside JAX, or a silently rounded value)."""
+    import math
+
+    def count(name, value, low, optional=False):
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}"
+                              + (" or None" if optional else "") + f", got {value!r}.")
+
+    count("steps", steps, 1)
+    count("window", window, 1)
+    count("patience", patience, 1, optional=True)
+    count("draws", draws, 1, optional=True)
+    count("n_eval", n_eval, 2)
+    count("seed", seed, 0)
+    if seed >= 2**63:
+        raise ConfigError(f"seed must be below 2**63, got {seed}.")
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 <= tol < math.inf:
+        raise ConfigError(f"tol must be a finite number >= 0 (nats), got {tol!r}.")
+    if lr is not None and lr != "auto" and (isinstance(lr, bool) or not isinstance(
+            lr, int | float) or not 0 < lr < math.inf):
+        raise ConfigError(f"lr must be a positive finite number or 'auto', got {lr!r}.")
+    if optimizer_options is not None and not isinstance(optimizer_options, dict):
+        raise ConfigError(f"optimizer_options must be a dict of settings, got "
+                          f"{type(optimizer_options).__name__}.")
+    if callback is not None and not callable(callback):
+        raise ConfigError(f"callback must be a function (steps_done, window_mean), got "
+                          f"{callback!r}.")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int | float) \
+            or not 0 <= checkpoint_every < math.inf:
+        raise ConfigError(f"checkpoint_every must be a number of seconds >= 0, got "
+                          f"{checkpoint_every!r}.")
 
 
 def _fingerprint(target: Target, *settings: Any) -> dict[str, Any]:

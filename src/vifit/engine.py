@@ -73,7 +73,7 @@ def fit_one(
     key = jax.random.key(seed)
     k_init, k_check, k_loop, k_eval = jax.random.split(key, 4)
     if init_params is not None:
-        params = init_params
+        params = _checked_init_params(fam, init_params, target, k_init)
     elif init == "pathfinder":
         params, info["init"] = _pathfinder_start(target, fam, k_init)
     elif init is None:
@@ -105,8 +105,16 @@ def fit_one(
     with single_threaded_blas():
         logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
     finite = logw[np.isfinite(logw)]
-    elbo = float(finite.mean()) if finite.size else -np.inf
+    # Draws outside the support (log p = -inf, or NaN) have zero weight. Jensen's inequality on
+    # the rest gives log Z >= E_q[log w | finite] + log P_q(finite): still a lower bound.
+    elbo = float(finite.mean() + np.log(finite.size / logw.size)) if finite.size else -np.inf
     elbo_se = float(finite.std(ddof=1) / np.sqrt(finite.size)) if finite.size > 1 else np.inf
+    if 0 < finite.size < logw.size:
+        bad = logw.size - finite.size
+        notes.append(f"{bad} of {logw.size} evaluation draws of q have log p = -inf, +inf or "
+                     "NaN (outside the support, or a region where the model is not finite); "
+                     "they carry zero importance weight, and the ELBO is taken over the rest "
+                     f"plus log({finite.size}/{logw.size}), still a lower bound.")
     obj_value, obj_se = obj.estimate(logw)
     return FitResult(
         target=target, family=fam, params=loop.params, objective=obj.label(),
@@ -117,6 +125,24 @@ def fit_one(
         objective_value=obj_value, objective_se=obj_se, direction=obj.direction,
         notes=tuple(notes), info=info,
     )
+
+
+def _checked_init_params(fam: Family, init_params: Params, target: Target, key) -> Params:
+    """``init_params`` if it has the structure, shapes and dtypes of ``fam.init``'s, else a
+    ConfigError that shows what is expected."""
+    want = jax.eval_shape(lambda k: fam.init(k, target.dim, loc=target.init), key)
+    try:
+        got = jax.tree.map(jnp.asarray, init_params)
+        same = jax.tree.structure(got) == jax.tree.structure(want) and all(
+            a.shape == b.shape for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        shapes = jax.tree.map(lambda x: tuple(x.shape), want)
+        raise ConfigError(f"init_params do not fit the {fam.name} family for d = {target.dim}: "
+                          f"it expects {shapes}; take them from family.init(key, dim) or a "
+                          "previous fit's result.params.")
+    return jax.tree.map(lambda g, w: g.astype(w.dtype), got, want)
 
 
 def _diverged_note(loop, target: Target) -> str:

@@ -98,6 +98,10 @@ def _markdown(result: FitResult, record: dict) -> str:
     exact = (f"\nExact log Z (known for this target): {_num(record['exact_log_z'], '.4f')}\n"
              if "exact_log_z" in record else "")
     verdict = result.verdict
+    weighting = ("draws of q, importance-weighted toward p by PSIS"
+                 if record.get("summary_weighting") == "psis" else "draws from q")
+    notes = "".join(f"\n- {n}" for n in result.notes)
+    notes = f"\nNotes:{notes}\n" if notes else ""
     return f"""# vifit fit: {result.target.name}
 
 Family `{result.family.name}`, objective `{result.objective}`, estimator `{result.estimator}`,
@@ -111,8 +115,8 @@ non-finite) in {result.seconds:.2f} s.
 | log Z (Pareto-smoothed importance sampling) | {result.log_z:.4f} | {result.log_z_se:.4f} |
 {objective_row}
 Verdict: **{verdict.label}**. {verdict.text} (Pareto k-hat = {result.khat:.3f}.)
-{exact}
-## Posterior summary (draws from q)
+{exact}{notes}
+## Posterior summary ({weighting})
 
 | param | mean | sd | 5% | 50% | 95% |
 |---|---|---|---|---|---|

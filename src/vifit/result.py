@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,19 @@ from vifit.families.base import Family, Params
 from vifit.target import Target
 
 QUANTILES = (0.05, 0.5, 0.95)
+KHAT_WEIGHTS = 0.7  # PSIS weights are usable below this k-hat (Vehtari et al., 2024)
+
+
+def _weighted_quantiles(x: np.ndarray, w: np.ndarray, probs) -> np.ndarray:
+    """Quantiles ``(len(probs), m)`` of the columns of ``x (n, m)`` under weights ``w (n,)``
+    (summing to 1): the weighted empirical CDF at the midpoints, interpolated."""
+    out = np.empty((len(probs), x.shape[1]))
+    for j in range(x.shape[1]):
+        order = np.argsort(x[:, j])
+        xs, ws = x[order, j], w[order]
+        cdf = np.cumsum(ws) - 0.5 * ws
+        out[:, j] = np.interp(probs, cdf, xs)
+    return out
 
 
 @dataclass(frozen=True)
@@ -100,18 +114,67 @@ class FitResult:
         z = self.sample_unconstrained(key, n)
         return names, np.asarray(jax.vmap(flat)(z))
 
-    def summary(self, key: jax.Array | int = 0, n: int = 4000):
+    def summary(self, key: jax.Array | int = 0, n: int = 4000, weighted: bool | None = None):
         """A table (pandas DataFrame) of mean, sd, q5, q50, q95 per constrained scalar
-        parameter, from ``n`` draws of q."""
+        parameter, from ``n`` draws of q.
+
+        ``weighted`` (default: when the fit's k-hat is below 0.7, where Pareto-smoothed
+        importance weights are usable): the statistics are those of the draws weighted by
+        their PSIS weights p/q, i.e. corrected toward p at no extra fit (``n`` evaluations of
+        log p); otherwise those of q itself. ``table.attrs["weighting"]`` says which ("psis"
+        or "q"), and ``attrs["ess"]`` the weights' effective sample size."""
         import pandas as pd
 
-        names, draws = self.flat_draws(key, n)
-        qs = np.quantile(draws, QUANTILES, axis=0)
-        return pd.DataFrame(
-            {"mean": draws.mean(0), "sd": draws.std(0, ddof=1),
-             "q5": qs[0], "q50": qs[1], "q95": qs[2]},
-            index=pd.Index(names, name="param"),
-        )
+        names, draws, weights = self._weighted_draws(key, n, weighted)
+        if weights is None:
+            qs = np.quantile(draws, QUANTILES, axis=0)
+            mean, sd = draws.mean(0), draws.std(0, ddof=1)
+            ess = float(n)
+        else:
+            mean = weights @ draws
+            var = weights @ (draws - mean) ** 2 / max(1.0 - float(weights @ weights), 1e-12)
+            sd = np.sqrt(var)
+            qs = _weighted_quantiles(draws, weights, QUANTILES)
+            ess = float(1.0 / (weights @ weights))
+        table = pd.DataFrame({"mean": mean, "sd": sd, "q5": qs[0], "q50": qs[1], "q95": qs[2]},
+                             index=pd.Index(names, name="param"))
+        table.attrs["weighting"] = "q" if weights is None else "psis"
+        table.attrs["ess"] = ess
+        return table
+
+    def use_weights(self) -> bool:
+        """Whether summaries are importance-weighted by default: a continuous target, a
+        finite k-hat below 0.7 and a fit that did not fail."""
+        return (not getattr(self.target, "discrete", False) and np.isfinite(self.khat)
+                and self.khat < KHAT_WEIGHTS and self.stop_reason not in ("diverged",
+                                                                           "non-finite"))
+
+    def _weighted_draws(self, key, n: int, weighted: bool | None):
+        """Names, constrained draws ``(n, m)`` and normalized PSIS weights (None: unweighted)."""
+        if isinstance(key, int):
+            key = jax.random.key(key)
+        weighted = self.use_weights() if weighted is None else weighted
+        names, flat = self.target.constrained_names()
+        if not weighted:
+            z = self.sample_unconstrained(key, n)
+            return names, np.asarray(jax.vmap(flat)(z)), None
+        from vifit.evidence.importance import psis_weights
+
+        fam, target = self.family, self.target
+
+        @jax.jit
+        def draw(params, key):
+            z, log_q = fam.sample_and_log_prob(params, key, n)
+            return jax.vmap(flat)(z), target.batch_log_density(z) - log_q
+
+        values, logw = draw(self.params, key)
+        weights, _ = psis_weights(np.asarray(logw, dtype=np.float64))
+        values = np.asarray(values, dtype=np.float64)
+        bad = ~np.all(np.isfinite(values), axis=1)
+        if weights.sum() == 0 or np.any(weights[bad] > 0):
+            return names, values, None  # nothing to weight with: q's own statistics
+        values[bad] = 0.0  # draws outside the support carry zero weight
+        return names, values, weights
 
     def to_arviz(self, key: jax.Array | int = 0, n: int = 4000):
         """Draws from q as ArviZ InferenceData (one chain of ``n`` draws), constrained."""
@@ -159,6 +222,7 @@ class FitResult:
             "rejected_steps": self.rejected,
             "stop_reason": self.stop_reason,
             "notes": list(self.notes),
+            "summary_weighting": table.attrs["weighting"],
             "seconds": self.seconds,
             "params": {
                 name: {col: float(row[col]) for col in ("mean", "sd", "q5", "q50", "q95")}
@@ -172,6 +236,13 @@ class FitResult:
         return _jsonable(record)
 
 
+# Mass the mode search finds outside q: from 1% the summaries are off ("usable with care"),
+# from 10% log Z from q is off by 0.1 nats or more and the answer is wrong ("not reliable").
+MISSED_CARE, MISSED_UNRELIABLE = 0.01, 0.1
+# More rejected steps than this share: the fit was steered by which draws were finite.
+REJECTED_CARE = 0.1
+
+
 def fit_verdict(result: FitResult) -> Verdict:
     """See ``FitResult.verdict``."""
     khat = result.evidence.verdict
@@ -183,10 +254,31 @@ def fit_verdict(result: FitResult) -> Verdict:
     if stop == "non-finite":
         return Verdict("failed", "every step of a window met non-finite values (log p or its "
                        "gradient); the fit kept its last good state, which cannot be trusted. "
-                       "Check the model for NaN or overflow, or start closer to the posterior.")
+                       "Check the model for NaN or overflow, or start closer to the posterior; "
+                       "if log p is -inf outside a region (a support boundary, e.g. a scale "
+                       "that must be positive), write the model on the real line instead "
+                       "(fit z = log x and add the log-Jacobian z to log p).")
     if not np.isfinite(result.elbo) or not np.isfinite(result.log_z):
         return Verdict("failed", "the final ELBO or log Z is not finite: q puts its draws "
                        "where log p is not finite, or the density is not normalizable.")
+    if result.steps and result.rejected > REJECTED_CARE * result.steps:
+        share = result.rejected / result.steps
+        label = "usable with care" if khat.label == "good" else khat.label
+        return Verdict(label, f"{100 * share:.0f}% of the steps were rejected as non-finite "
+                       f"({result.rejected} of {result.steps}): q was fitted only by the steps "
+                       "whose draws all avoided the region where log p is not finite, so it "
+                       "can be far from p there. Check the model, or write it on the real "
+                       f"line. {khat.text}")
+    modes = result.info.get("modes") or {}
+    missed = float(modes.get("missed_mass_fraction") or 0.0)
+    if missed >= MISSED_CARE:
+        n, cov = modes.get("found", 0), modes.get("covered_by_q", 0)
+        label = "not reliable" if missed >= MISSED_UNRELIABLE else (
+            "usable with care" if khat.label == "good" else khat.label)
+        return Verdict(label, f"the mode search found {n} separated modes and q covers {cov}: "
+                       f"it misses about {100 * missed:.0f}% of the mass (Laplace estimate), so "
+                       f"log Z from q is about {-math.log1p(-min(missed, 0.999999)):.2f} nats "
+                       f"low and posterior summaries miss those modes. {khat.text}")
     failed = result.info.get("auto", {}).get("failed_stage")
     if failed:
         label = "not reliable" if khat.label == "not reliable" else "usable with care"

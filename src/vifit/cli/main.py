@@ -8,12 +8,38 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
 
 from vifit.errors import ConfigError, VifitError
 
+class _OneLineErrors(TyperGroup):
+    """Usage errors (an option of the wrong type, an unknown option, a missing argument) end
+    like every other vifit error: one line starting ``error:`` on stderr and exit status 1,
+    not a boxed panel with status 2. ``vifit`` alone still prints the help."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            message = " ".join(exc.format_message().split())
+            command = getattr(getattr(exc, "ctx", None), "command_path", "vifit")
+            print(f"error: {message} (see `{command} --help`)", file=sys.stderr)
+            sys.exit(1)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     add_completion=False,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
@@ -155,6 +181,10 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
     out_console.print(f"[bold]{target.name}[/]: {origin}, d = {target.dim}")
     chosen = (objective, estimator, optimizer, lr, schedule, init) != (
         "elbo", None, "adam", None, "constant", None)
+    if family == "auto" and chosen:
+        raise ConfigError("--auto (family auto) chooses the estimator, optimizer, learning rate, "
+                          "schedule, objective and start itself; drop those options, or pick a "
+                          "--family.")
     if family is None and not chosen and not target.discrete and target.differentiable:
         # auto beat every fixed choice in `vifit bench` (docs/bench.md), so it is the default
         # when nothing else is asked for; naming any method settings keeps the full-rank one.
@@ -196,11 +226,15 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
 
 
 def print_result(result) -> None:
-    table = Table(title=f"posterior summary ({result.family.name}, {result.estimator})")
+    summary = result.summary(result.seed)
+    how = ("; importance-weighted toward p (PSIS, ESS "
+           f"{summary.attrs['ess']:.0f})" if summary.attrs["weighting"] == "psis"
+           else "; draws of q")
+    table = Table(title=f"posterior summary ({result.family.name}, {result.estimator}{how})")
     table.add_column("param")
     for col in ("mean", "sd", "q5", "q50", "q95"):
         table.add_column(col, justify="right")
-    for name, row in result.summary(result.seed).iterrows():
+    for name, row in summary.iterrows():
         table.add_row(name, *(f"{row[c]:.4g}" for c in ("mean", "sd", "q5", "q50", "q95")))
     out_console.print(table)
     ev = result.evidence

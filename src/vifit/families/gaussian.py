@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
+from vifit.errors import ConfigError
 from vifit.families.base import Array, Family, Params, gaussian_entropy
 
 _LOG_2PI = math.log(2.0 * math.pi)  # a Python float, so float64 fits keep full precision
@@ -145,6 +146,11 @@ class LowRank(Family):
     """
 
     rank: int = 2
+
+    def __check_init__(self):
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
+            raise ConfigError(f"the lowrank family's rank must be a positive integer, got "
+                              f"{self.rank!r}.")
     init_scale: float = 0.1
     name: ClassVar[str] = "lowrank"
 

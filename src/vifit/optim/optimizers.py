@@ -17,13 +17,16 @@ _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
 }
 
 
-def _schedules(lr: float, steps: int) -> dict[str, optax.Schedule]:
+def _schedules(lr: float, steps: int) -> dict[str, Callable[[], optax.Schedule]]:
+    """Each schedule by name, built only when asked for (a fit of a few steps cannot have a
+    warm-up, and must not fail because of one it does not use)."""
+    steps = max(int(steps), 2)
     return {
-        "constant": optax.constant_schedule(lr),
-        "cosine": optax.cosine_decay_schedule(lr, decay_steps=steps, alpha=0.01),
-        "exponential": optax.exponential_decay(lr, transition_steps=max(steps // 10, 1),
-                                               decay_rate=0.7),
-        "warmup_cosine": optax.warmup_cosine_decay_schedule(
+        "constant": lambda: optax.constant_schedule(lr),
+        "cosine": lambda: optax.cosine_decay_schedule(lr, decay_steps=steps, alpha=0.01),
+        "exponential": lambda: optax.exponential_decay(
+            lr, transition_steps=max(steps // 10, 1), decay_rate=0.7),
+        "warmup_cosine": lambda: optax.warmup_cosine_decay_schedule(
             lr / 10, lr, warmup_steps=max(steps // 20, 1), decay_steps=steps, end_value=lr / 100
         ),
     }
@@ -57,8 +60,8 @@ def make_optimizer(
             f"unknown optimizer {optimizer!r}; choose one of {', '.join(optimizer_names())}, "
             "or pass an optax.GradientTransformation."
         )
-    if not lr > 0:
-        raise ConfigError(f"the learning rate must be positive, got {lr}.")
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
+        raise ConfigError(f"the learning rate must be a positive finite number, got {lr!r}.")
     if schedule is None:
         schedule = "constant"
     if isinstance(schedule, str):
@@ -67,7 +70,10 @@ def make_optimizer(
             raise ConfigError(
                 f"unknown schedule {schedule!r}; choose one of {', '.join(sorted(table))}."
             )
-        schedule = table[schedule]
+        schedule = table[schedule]()
+    elif not callable(schedule):
+        raise ConfigError(f"schedule must be a name ({', '.join(schedule_names())}) or an optax "
+                          f"schedule (a function of the step), got {schedule!r}.")
     base = optax.inject_hyperparams(_OPTIMIZERS[optimizer])(learning_rate=schedule)
     if clip is None:
         return base
