@@ -20,7 +20,7 @@ $(TSTAMP): $(STAMP)
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/vifit fit eight_schools --family fullrank --out demo-out
+	$(BIN)/vifit fit eight_schools --out demo-out
 
 # One worker per core: most of the suite's time is JAX compiling, one thread per program.
 test: $(TSTAMP)

@@ -1,7 +1,7 @@
 """Mode search: are there separated modes that a fitted Gaussian q does not cover?
 
 From a reference Gaussian N(c, L L^T) (a fit's mean and covariance), ``starts`` points are drawn
-``c + s L eps`` with s cycling through ``SCALES`` (1, q itself, then 2 to 12 of q's standard
+``c + s L eps`` with s cycling through ``SCALES`` (1, q itself, then 2 to 16 of q's standard
 deviations: over-dispersed), and every one climbs log p by Adam in q's whitened coordinates
 ``u`` (z = c + L u, where the posterior near q has unit scale), all together in one compiled
 ``vmap`` over a fixed ``lax.scan`` (no while loop). An end point has *converged* when the
@@ -14,9 +14,9 @@ log p at m; a mode where -H is not positive definite is a ridge or a plateau, co
 no mass. A mode is *covered* by q when a start drawn from q itself (scale 1) ended there, or
 its Mahalanobis distance under q is below ``COVERED``.
 
-What it costs: ``starts`` x ``steps`` gradients of log p (default 32 x 400) plus one Hessian per
+What it costs: ``starts`` x ``steps`` gradients of log p (default 64 x 400) plus one Hessian per
 mode, in one compiled program. What it can miss: a mode whose basin none of the over-dispersed
-starts falls into (far beyond 12 sd of q, or a tiny basin), and in high dimension the chance of
+starts falls into (far beyond 16 sd of q, or a tiny basin), and in high dimension the chance of
 a start landing in a given basin falls quickly; the Laplace masses are rough for non-Gaussian
 modes (order of magnitude, not a log Z estimate). It is a check that can raise an alarm, never a
 proof that there is one mode.
@@ -35,7 +35,7 @@ import optax
 
 from vifit.target import Target
 
-SCALES = (1.0, 2.0, 4.0, 8.0, 12.0)
+SCALES = (1.0, 2.0, 4.0, 8.0, 16.0)
 GTOL = 0.05  # whitened gradient norm below which an end point has converged
 BARRIER = 1.0  # nats
 COVERED = 4.0  # Mahalanobis distance under q below which a mode counts as covered
@@ -97,8 +97,8 @@ def _lse(x: np.ndarray) -> float:
     return m + float(np.log(np.sum(np.exp(x - m))))
 
 
-def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts: int = 32,
-                 steps: int = 400, lr: float = 0.1) -> ModeSearch | None:
+def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts: int = 64,
+                 steps: int = 400, lr: float = 0.3) -> ModeSearch | None:
     """Look for modes of ``target`` from over-dispersed starts around N(mean, cov) (see the
     module docstring). None when the target is not differentiable or d > ``MAX_DIM``."""
     if not target.differentiable or target.dim > MAX_DIM:
