@@ -169,7 +169,7 @@ class FitResult:
 
         values, logw = draw(self.params, key)
         weights, _ = psis_weights(np.asarray(logw, dtype=np.float64))
-        values = np.asarray(values, dtype=np.float64)
+        values = np.array(values, dtype=np.float64)  # a writable copy (x64 arrays are views)
         bad = ~np.all(np.isfinite(values), axis=1)
         if weights.sum() == 0 or np.any(weights[bad] > 0):
             return names, values, None  # nothing to weight with: q's own statistics

@@ -52,6 +52,18 @@ from vifit.cli.vae import app as _vae_app  # noqa: E402
 app.add_typer(_vae_app, name="vae")
 
 
+@app.callback()
+def _root(cache: Annotated[bool, typer.Option(
+        "--cache/--no-cache",
+        help="Keep compiled programs on disk so a second run compiles nothing it compiled "
+             "before ($VIFIT_CACHE_DIR, default ~/.cache/vifit/jax; VIFIT_NO_CACHE=1 turns "
+             "it off).")] = True) -> None:
+    if cache:
+        from vifit.cache import enable
+
+        enable()
+
+
 def _fail(message: str) -> None:
     """One clear line on stderr, exit status 1, no traceback."""
     print(f"error: {message}", file=sys.stderr)

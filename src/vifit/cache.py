@@ -1,0 +1,51 @@
+"""The persistent compilation cache of the command line: compiled XLA programs are kept on
+disk, so a second run of the same model compiles nothing it compiled before.
+
+On by default for ``vifit`` commands, in ``$VIFIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/vifit/jax``,
+else ``~/.cache/vifit/jax``. ``VIFIT_NO_CACHE=1`` (or ``vifit --no-cache ...``) turns it off; a
+``JAX_COMPILATION_CACHE_DIR`` the user set is respected. The Python API leaves JAX's settings
+alone (``vifit.cache.enable()`` turns the same cache on in a script). A cache directory is
+trusted code: do not point it at a folder others can write to.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Every program is cached: reading one back is faster than compiling even the small ones.
+MIN_COMPILE_SECONDS = 0.0
+
+
+def default_dir() -> Path:
+    if os.environ.get("VIFIT_CACHE_DIR"):
+        return Path(os.environ["VIFIT_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vifit" / "jax"
+
+
+def enable(path: str | Path | None = None) -> Path | None:
+    """Turn the persistent compilation cache on at ``path`` (default ``default_dir()``); the
+    directory used, or None when it is switched off or cannot be created."""
+    if os.environ.get("VIFIT_NO_CACHE", "").strip().lower() in ("1", "true", "yes"):
+        return None
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") and path is None:
+        return Path(os.environ["JAX_COMPILATION_CACHE_DIR"])
+    where = Path(path) if path is not None else default_dir()
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # a read-only home: run without the cache rather than fail
+    settings = {"JAX_COMPILATION_CACHE_DIR": str(where),
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": str(MIN_COMPILE_SECONDS),
+                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+    if "jax" in sys.modules:  # already imported (e.g. in-process): its config is live
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", str(where))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    else:  # read by JAX when it is imported
+        os.environ.update(settings)
+    return where
