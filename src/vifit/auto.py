@@ -257,6 +257,8 @@ def coverage(result: FitResult, search) -> dict[str, Any]:
     a climb from q's own draws ended there."""
     import jax
 
+    from vifit.modes import log_sum_exp
+
     record = search.summary()
     z = result.sample_unconstrained(jax.random.key(result.seed), 4000)
     log_q = np.asarray(result.family.batch_log_prob(result.params, z))
@@ -272,11 +274,7 @@ def coverage(result: FitResult, search) -> dict[str, Any]:
         if not row["covered_by_q"]:
             missed.append(mode.log_mass)
     record["covered_by_q"] = sum(r["covered_by_q"] for r in record["modes"])
-    record["missed_mass_fraction"] = (float(np.exp(_lse(np.array(missed)) - _lse(masses)))
+    record["missed_mass_fraction"] = (float(np.exp(log_sum_exp(np.array(missed)) - log_sum_exp(masses)))
                                       if missed else 0.0)
     return record
 
-
-def _lse(x: np.ndarray) -> float:
-    m = float(np.max(x))
-    return m + float(np.log(np.sum(np.exp(x - m))))

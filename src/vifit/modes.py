@@ -71,14 +71,14 @@ class ModeSearch(NamedTuple):
         masses = np.array([m.log_mass for m in self.modes])
         if masses.size == 0:
             return 0.0
-        total = _lse(masses)
+        total = log_sum_exp(masses)
         missed = [m.log_mass for m in self.modes if not m.covered]
-        return float(np.exp(_lse(np.array(missed)) - total)) if missed else 0.0
+        return float(np.exp(log_sum_exp(np.array(missed)) - total)) if missed else 0.0
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready record for ``FitResult.info["modes"]``."""
         masses = np.array([m.log_mass for m in self.modes])
-        total = _lse(masses) if masses.size else 0.0
+        total = log_sum_exp(masses) if masses.size else 0.0
         return {
             "found": len(self.modes), "covered_by_q": len(self.covered),
             "missed_mass_fraction": self.missed_fraction, "ridges": self.ridges,
@@ -92,7 +92,8 @@ class ModeSearch(NamedTuple):
         }
 
 
-def _lse(x: np.ndarray) -> float:
+def log_sum_exp(x: np.ndarray) -> float:
+    """log(sum(exp(x))) of a non-empty float array, without overflow."""
     m = float(np.max(x))
     return m + float(np.log(np.sum(np.exp(x - m))))
 
