@@ -274,7 +274,7 @@ def coverage(result: FitResult, search) -> dict[str, Any]:
         if not row["covered_by_q"]:
             missed.append(mode.log_mass)
     record["covered_by_q"] = sum(r["covered_by_q"] for r in record["modes"])
-    record["missed_mass_fraction"] = (float(np.exp(log_sum_exp(np.array(missed)) - log_sum_exp(masses)))
-                                      if missed else 0.0)
+    record["missed_mass_fraction"] = (
+        float(np.exp(log_sum_exp(np.array(missed)) - log_sum_exp(masses))) if missed else 0.0)
     return record
 
