@@ -65,3 +65,15 @@ def test_a_lower_bound_above_the_point_estimate_is_unverified():
     assert bracket(e, v.unverified)["lower"] == -0.1
     e["elbo"] = est("elbo", -math.inf, math.inf, "lower")
     assert judge_all(e).unverified["elbo"] == "not finite"
+
+
+def test_a_failed_ais_far_above_psis_makes_the_verdict_not_reliable():
+    # AIS fails its ESS check (2 of 32 replicates carry the weight) but sits 1.8 nats above
+    # PSIS: evidence that q misses mass, so PSIS's estimate cannot be trusted either
+    e = estimates(ais=(1.8, 0.8))
+    e["ais"] = est("ais", 1.8, 0.8, replicates=32, ess=1.4, spread=2.0, khat=0.9)
+    v = judge_all(e)
+    assert v.label == "not reliable" and v.recommended == "psis"
+    assert "misses a mode" in v.text
+    e["ais"] = est("ais", 0.5, 0.8, replicates=32, ess=1.4, spread=2.0, khat=0.9)
+    assert judge_all(e).label == "usable with care"  # within a nat: not evidence enough

@@ -24,7 +24,9 @@ Label:
   (typically q misses a mode or a tail), a k-hat of 0.5 or more (PSIS: below 0.7), a wide AIS replicate
   spread, an estimate above CUBO, or AIS was not run (then nothing could see modes q misses, and
   PSIS's k-hat cannot either).
-- "not reliable": no point estimate passes its checks.
+- "not reliable": no point estimate passes its checks; or AIS fails its own checks but still
+  lands more than ``AIS_ABOVE_NATS`` nats and ``AIS_ABOVE_Z`` combined standard errors above
+  PSIS (its replicates saw mass that q misses, so PSIS is too low).
 
 CUBO is used only when the Pareto k-hat of w is below 0.5 (else E_q[w^2] is infinite and its
 finite estimate is no bound) and when AIS does not find mass beyond PSIS (CUBO is computed from
@@ -42,6 +44,8 @@ import numpy as np
 Z_DISAGREE = 3.0
 KHAT_GOOD, KHAT_OK = 0.5, 0.7
 MAX_SPREAD = 1.0  # nats: sd of the AIS replicates' log Z_r above which we call them unsettled
+# A rejected AIS this far above PSIS (nats, and combined standard errors) makes it not reliable.
+AIS_ABOVE_NATS, AIS_ABOVE_Z = 1.0, 2.0
 
 
 class Estimate(NamedTuple):
@@ -206,6 +210,15 @@ def judge(estimates: dict[str, Estimate]) -> EvidenceVerdict:
     elif not ais_ok:
         care = True
         reasons.append("AIS is not used: " + "; ".join(ais_problems) + ".")
+        if (rec is psis and np.isfinite(ais.estimate)
+                and ais.estimate - psis.estimate > AIS_ABOVE_NATS
+                and _gap(ais, psis) > AIS_ABOVE_Z):
+            # Failed AIS can still see mass: its replicates are unreliable as an estimate, but
+            # a replicate reaching far above PSIS is evidence that q misses part of p.
+            reasons.append(f"Its estimate is nonetheless {ais.estimate - psis.estimate:.2f} "
+                           "nats above importance sampling from q: q very likely misses a "
+                           "mode or a heavy tail, and PSIS's log Z is then too low.")
+            return _verdict("not reliable", rec, reasons)
 
     if rec is ais:
         k_ais = _khat(ais)
