@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg
 import numpy as np
 import optax
 
@@ -104,12 +105,39 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     module docstring). None when the target is not differentiable or d > ``MAX_DIM``."""
     if not target.differentiable or target.dim > MAX_DIM:
         return None
-    t0 = time.perf_counter()
-    c = jnp.asarray(mean)
-    chol = jnp.linalg.cholesky(jnp.asarray(cov) + 1e-9 * jnp.eye(target.dim))
+    c, chol = _frame(target, mean, cov)
     scales = np.resize(np.asarray(SCALES), starts)
+    u0 = jnp.asarray(scales, c.dtype)[:, None] * jax.random.normal(key, (starts, target.dim),
+                                                                    dtype=c.dtype)
+    return _search(target, c, chol, u0, scales <= 1.0, steps, lr)
+
+
+def climb_from(target: Target, points: Any, mean: Any, cov: Any, *, steps: int = 400,
+               lr: float = 0.3) -> ModeSearch | None:
+    """The modes that climbs of log p from ``points (n, d)`` (e.g. AIS's final particles)
+    reach; covered means within ``COVERED`` of N(mean, cov) (q's moments). None when the target
+    is not differentiable or d > ``MAX_DIM``."""
+    if not target.differentiable or target.dim > MAX_DIM:
+        return None
+    c, chol = _frame(target, mean, cov)
+    pts = jnp.asarray(points, c.dtype)
+    u0 = jax.scipy.linalg.solve_triangular(chol, (pts - c).T, lower=True).T
+    return _search(target, c, chol, u0, np.zeros(pts.shape[0], bool), steps, lr)
+
+
+def _frame(target: Target, mean: Any, cov: Any):
+    c = jnp.asarray(mean, dtype=target.init.dtype)
+    cov = jnp.asarray(cov, dtype=target.init.dtype)
+    return c, jnp.linalg.cholesky(cov + 1e-9 * jnp.eye(target.dim, dtype=c.dtype))
+
+
+def _search(target: Target, c, chol, u0, from_q: np.ndarray, steps: int, lr: float
+            ) -> ModeSearch:
+    """Climb from whitened starts ``u0``, group the ends into modes, weigh each by Laplace."""
+    t0 = time.perf_counter()
+    starts = int(u0.shape[0])
     ends, logp, gnorm = (np.asarray(a, np.float64) for a in _climb(
-        target.log_density, c, chol, key, jnp.asarray(scales, dtype=c.dtype), steps, lr))
+        target.log_density, c, chol, u0, steps, lr))
     finite = np.isfinite(logp) & np.all(np.isfinite(ends), axis=1)
     conv = finite & (gnorm < GTOL)
     chol_np = np.asarray(chol, np.float64)
@@ -130,7 +158,7 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
                          - 0.5 * log_det_prec)
         u = np.linalg.solve(chol_np, z - np.asarray(c, np.float64))
         dist = float(np.sqrt(u @ u))
-        covered = bool(dist < COVERED or np.any(scales[who] <= 1.0))
+        covered = bool(dist < COVERED or np.any(from_q[who]))
         modes.append(Mode(z, float(logp[rep]), log_mass, np.linalg.inv(-h), dist, len(who),
                           covered))
     modes.sort(key=lambda m: -m.log_mass)
@@ -138,11 +166,9 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     return ModeSearch(modes, ridges, unconverged, starts, steps, time.perf_counter() - t0)
 
 
-def _climb(log_density, c, chol, key, scales, steps: int, lr: float):
-    """Adam ascent on log p in whitened coordinates from one start per entry of ``scales``:
-    the end points ``(n, d)``, log p there ``(n,)`` and the whitened gradient norm ``(n,)``."""
-    d = c.shape[0]
-    u0 = scales[:, None] * jax.random.normal(key, (scales.shape[0], d), dtype=c.dtype)
+def _climb(log_density, c, chol, u0, steps: int, lr: float):
+    """Adam ascent on log p in whitened coordinates from the starts ``u0 (n, d)``: the end
+    points ``(n, d)``, log p there ``(n,)`` and the whitened gradient norm ``(n,)``."""
     schedule = optax.cosine_decay_schedule(lr, steps, alpha=0.01)
     opt = optax.adam(schedule)
 

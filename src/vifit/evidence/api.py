@@ -147,6 +147,32 @@ def _q_moments(family: Family, params: Params, z: jax.Array) -> tuple[jax.Array,
 ENUMERATE_MAX_STATES = 1 << 20
 
 
+CLIMBS_FROM_AIS = 4096  # AIS's final particles that climb log p (all, up to this many)
+
+
+def _modes_beyond_q(target: Target, ais: AISResult, mean, cov) -> dict[str, Any] | None:
+    """Climb log p from AIS's final particles (unweighted: one particle in a basin is enough)
+    and report the modes they reach that q's moments do not cover, with their share of the
+    Laplace mass of all modes reached (``vifit.modes``). None where the climb does not apply."""
+    from vifit.modes import climb_from, log_sum_exp
+
+    z = np.asarray(ais.z)
+    z = z[np.all(np.isfinite(z), axis=1)]
+    if z.shape[0] == 0:
+        return None
+    pick = np.unique(np.linspace(0, z.shape[0] - 1, min(CLIMBS_FROM_AIS, z.shape[0])).astype(int))
+    found = climb_from(target, z[pick], mean, cov)
+    if found is None or not found.modes:
+        return None
+    masses = np.array([m.log_mass for m in found.modes])
+    missed = [m.log_mass for m in found.modes if not m.covered]
+    fraction = float(np.exp(log_sum_exp(np.array(missed)) - log_sum_exp(masses))) if missed \
+        else 0.0
+    return {"found": len(found.modes), "not_covered": len(missed),
+            "missed_mass_fraction": fraction, "climbs": int(pick.size),
+            "seconds": found.seconds}
+
+
 def default_ais_config(dim: int) -> AISConfig:
     """The default AIS/SMC effort for a d-dimensional target: 4096 particles up to d = 16, then
     fewer (down to 1024) so that the cost, which grows with d, stays near that of d = 16."""
@@ -230,7 +256,8 @@ def evidence(
              "particles": int(ais_result.logw.size), "temperatures": ais_result.n_temps,
              "accept": ais_result.accept, "pilot_log_z": ais_result.pilot_log_z,
              "explore_log_z": ais_result.explore_log_z,
-             "compile_seconds": ais_result.compile_seconds},
+             "compile_seconds": ais_result.compile_seconds,
+             "modes_beyond_q": _modes_beyond_q(target, ais_result, mean, cov)},
         )
     b, s = timed(lambda: cubo_bound(logw))
     estimates["cubo"] = Estimate("cubo", b.estimate, b.se, "upper", s, b.details)

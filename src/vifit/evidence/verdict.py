@@ -46,6 +46,10 @@ KHAT_GOOD, KHAT_OK = 0.5, 0.7
 MAX_SPREAD = 1.0  # nats: sd of the AIS replicates' log Z_r above which we call them unsettled
 # A rejected AIS this far above PSIS (nats, and combined standard errors) makes it not reliable.
 AIS_ABOVE_NATS, AIS_ABOVE_Z = 1.0, 2.0
+# Share of the Laplace mass, among the modes reached by climbs from AIS's final particles, that
+# lies in modes q does not cover: from 1% at best "usable with care"; from 10%, when AIS agrees
+# with PSIS (it did not find that mass either), "not reliable".
+MISSED_CARE, MISSED_UNRELIABLE = 0.01, 0.1
 
 
 class Estimate(NamedTuple):
@@ -103,6 +107,14 @@ def unverified_bounds(estimates: dict[str, Estimate], verdict: EvidenceVerdict
     return out
 
 
+def _missed_by_q(ais: Estimate | None) -> float:
+    """The share of mode mass beyond q that climbs from AIS's particles found (0 if none)."""
+    if ais is None:
+        return 0.0
+    beyond = ais.details.get("modes_beyond_q") or {}
+    return float(beyond.get("missed_mass_fraction") or 0.0)
+
+
 def _upper_problem(est: Estimate, estimates: dict[str, Estimate], verdict: EvidenceVerdict,
                    lowers: list[Estimate], rec: Estimate | None) -> str:
     if not np.isfinite(est.estimate):
@@ -121,6 +133,9 @@ def _upper_problem(est: Estimate, estimates: dict[str, Estimate], verdict: Evide
         return "AIS failed its checks: nothing confirmed that q's draws see all of p"
     if psis is not None and _gap(ais, psis) > Z_DISAGREE:
         return "AIS finds mass that q misses: this estimate from q's draws cannot see it"
+    if _missed_by_q(ais) >= MISSED_CARE:
+        return ("climbs from AIS's final particles reach modes q does not cover: this estimate "
+                "from q's draws cannot see them")
     low = max(lowers, key=lambda e: _gap(e, est), default=None)
     if low is not None and _gap(low, est) > Z_DISAGREE:
         return f"below the {low.name} lower bound beyond their errors"
@@ -220,6 +235,17 @@ def judge(estimates: dict[str, Estimate]) -> EvidenceVerdict:
                            "mode or a heavy tail, and PSIS's log Z is then too low.")
             return _verdict("not reliable", rec, reasons)
 
+    beyond = _missed_by_q(ais)
+    if beyond >= MISSED_CARE:
+        care = True
+        reasons.append(f"climbs of log p from AIS's final particles reach modes that q does not "
+                       f"cover, with about {100 * beyond:.0f}% of the Laplace mass of the modes "
+                       "reached: estimates from q's draws miss it.")
+        if (beyond >= MISSED_UNRELIABLE and psis is not None and np.isfinite(psis.estimate)
+                and not _gap(ais, psis) > Z_DISAGREE):
+            reasons.append("AIS does not find that mass either (it agrees with importance "
+                           "sampling from q), so every estimate here is too low.")
+            return _verdict("not reliable", rec, reasons)
     if rec is ais:
         k_ais = _khat(ais)
         if np.isfinite(k_ais) and k_ais >= KHAT_GOOD:
