@@ -77,3 +77,13 @@ def test_unimodal_banana_has_one_mode():
     fit = vifit.fit(target, "fullrank", optimizer="natgrad", progress=False)
     res = search_modes(target, fit.mean(), fit.covariance(), key=jax.random.key(0))
     assert len(res.modes) == 1 and res.missed_fraction == 0.0
+
+
+def test_climbs_from_given_points_find_the_modes_they_start_in():
+    from vifit.modes import climb_from
+
+    pts = np.array([[-7.0, 0.5], [-9.0, -0.5], [7.5, 0.2], [8.4, -1.0]])
+    res = climb_from(TARGET, pts, np.array([8.0, 0.0]), np.eye(2))
+    assert len(res.modes) == 2
+    assert [m.covered for m in sorted(res.modes, key=lambda m: m.location[0])] == [False, True]
+    assert res.missed_fraction == pytest.approx(0.3, abs=0.01)
