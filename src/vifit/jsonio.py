@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 
 
@@ -25,7 +24,7 @@ def jsonable(x: Any) -> Any:
         return bool(x)
     if isinstance(x, np.integer):
         return int(x)
-    if isinstance(x, jnp.ndarray | np.ndarray):
+    if isinstance(x, np.ndarray) or type(x).__module__.startswith("jax"):  # no jax import
         return jsonable(np.asarray(x).tolist())
     if isinstance(x, list):
         return [jsonable(v) for v in x]

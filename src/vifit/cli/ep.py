@@ -8,11 +8,11 @@ EP log Z and how the iteration went; ``--out DIR`` writes result.json, draws.nc 
 
 from __future__ import annotations
 
-from vifit.jsonio import dumps
 import warnings
 from pathlib import Path
 
 from vifit.errors import ConfigError, ModelFileError
+from vifit.jsonio import dumps
 
 
 def check_method(method: str) -> None:

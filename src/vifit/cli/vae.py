@@ -5,7 +5,6 @@ Heavy imports (JAX, the model code) happen inside the commands, so ``vifit --hel
 
 from __future__ import annotations
 
-from vifit.jsonio import dumps
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vifit.errors import VifitError
+from vifit.jsonio import dumps
 
 app = typer.Typer(
     add_completion=False,
