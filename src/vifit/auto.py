@@ -276,5 +276,12 @@ def coverage(result: FitResult, search) -> dict[str, Any]:
     record["covered_by_q"] = sum(r["covered_by_q"] for r in record["modes"])
     record["missed_mass_fraction"] = (
         float(np.exp(log_sum_exp(np.array(missed)) - log_sum_exp(masses))) if missed else 0.0)
+    if search.modes and record["covered_by_q"] == 0:
+        # q holds its mass somewhere, yet reaches none of the points found: they are peaks of
+        # log p without the mass of a mode (a funnel's neck, a horseshoe's spike at zero
+        # scale), where a Laplace mass means nothing. Reported, not used in the verdict.
+        record["missed_mass_fraction"] = 0.0
+        record["note"] = ("no mode found lies in q's typical region: likely a funnel neck or a "
+                          "spike of log p rather than separate mass; not used in the verdict")
     return record
 
