@@ -109,8 +109,10 @@ def fit(
         from vifit.optim.resume import FitCheckpoint
 
         ckpt = FitCheckpoint.open(checkpoint, _fingerprint(
-            target, family, objective, estimator, optimizer, lr, schedule, steps, draws, seed,
-            window, patience, tol, init_params, init, optimizer_options), every=checkpoint_every)
+            target, family=family, objective=objective, estimator=estimator,
+            optimizer=optimizer, lr=lr, schedule=schedule, steps=steps, draws=draws, seed=seed,
+            window=window, patience=patience, tol=tol, init_params=init_params, init=init,
+            optimizer_options=optimizer_options), every=checkpoint_every)
     if is_auto:
         from vifit.auto import fit_auto
 
@@ -169,17 +171,14 @@ def _check_args(*, steps, window, patience, draws, seed, tol, n_eval, lr, optimi
                           f"{checkpoint_every!r}.")
 
 
-def _fingerprint(target: Target, *settings: Any) -> dict[str, Any]:
+def _fingerprint(target: Target, **settings: Any) -> dict[str, Any]:
     """What must match for a checkpoint to be resumed: the target's name, size and start, and
     every setting that changes the fit's numbers (by value, or by name for objects)."""
     import numpy as np
 
-    names = ("family", "objective", "estimator", "optimizer", "lr", "schedule", "steps",
-             "draws", "seed", "window", "patience", "tol", "init_params", "init",
-             "optimizer_options")
     record: dict[str, Any] = {"target": target.name, "dim": target.dim,
                               "target_init": [float(v) for v in np.asarray(target.init)]}
-    for name, value in zip(names, settings):
+    for name, value in settings.items():
         if name == "init_params" and value is not None:
             import jax
 

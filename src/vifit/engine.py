@@ -21,7 +21,7 @@ from vifit.evidence.importance import importance_log_z
 from vifit.families import Family
 from vifit.families.base import Params
 from vifit.objectives import Objective
-from vifit.optim.runner import RunArgs, get_runner, runner_for
+from vifit.optim.runner import RunArgs, runner_for
 from vifit.progress import FitProgress
 from vifit.resolve import resolve, resolve_draws
 from vifit.result import FitResult
@@ -56,15 +56,15 @@ def fit_one(
     ``vifit.optim.resume.FitCheckpoint`` for this fit's stages, or None."""
     fam, obj, est = resolve(target, family, objective, estimator)
     patience = fam.default_patience if patience is None else patience
-    own = get_runner(optimizer)
     runner, runner_draws = runner_for(optimizer)
+    own = runner_draws is not None  # a registered runner with its own step and draws
     user_draws = draws
-    draws = runner_draws if own is not None and draws is None else resolve_draws(draws, obj, est)
+    draws = runner_draws if own and draws is None else resolve_draws(draws, obj, est)
     if steps < 1 or window < 1 or patience < 1:
         raise ConfigError("steps, window and patience must be positive integers.")
     if isinstance(lr, str) and lr != "auto":
         raise ConfigError(f"lr must be a positive number or 'auto', got {lr!r}.")
-    if own is not None and lr == "auto":
+    if own and lr == "auto":
         raise ConfigError(f"lr='auto' is for the stochastic optax optimizers; "
                           f"{optimizer!r} sets its own step (leave lr out).")
     opt_name = optimizer if isinstance(optimizer, str) else type(optimizer).__name__
@@ -84,13 +84,13 @@ def fit_one(
 
     args = RunArgs(target=target, family=fam, objective=obj, estimator=est, params=params,
                    key=k_loop, max_steps=int(steps),
-                   draws=user_draws if own is not None else draws, lr=lr, window=int(window),
+                   draws=user_draws if own else draws, lr=lr, window=int(window),
                    patience=int(patience), tol=float(tol), on_window=None,
                    options=dict(optimizer_options or {}), optimizer=optimizer,
                    schedule=schedule, checkpoint=checkpoint, warm_start=init_params is None,
                    init_key=k_init)
-    label = f"{target.name} · {fam.name} · {opt_name if own is not None else est.name}"
-    metric = "ELBO" if own is not None else obj.name
+    label = f"{target.name} · {fam.name} · {opt_name if own else est.name}"
+    metric = "ELBO" if own else obj.name
     with single_threaded_blas(), FitProgress(int(steps), label=label, enabled=progress,
                                              metric=metric) as bar:
         loop, extra = runner(args._replace(on_window=_with_callback(bar.update, callback)))
@@ -118,7 +118,7 @@ def fit_one(
     obj_value, obj_se = obj.estimate(logw)
     return FitResult(
         target=target, family=fam, params=loop.params, objective=obj.label(),
-        estimator=est.label() if own is None else opt_name,
+        estimator=opt_name if own else est.label(),
         optimizer=opt_name, trace=loop.trace, steps=loop.steps, rejected=loop.rejected,
         stop_reason=loop.stop_reason, seconds=loop.seconds, elbo=elbo, elbo_se=elbo_se,
         evidence=importance_log_z(logw), seed=seed, draws=draws,

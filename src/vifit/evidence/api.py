@@ -154,7 +154,7 @@ def _modes_beyond_q(target: Target, ais: AISResult, mean, cov) -> dict[str, Any]
     """Climb log p from AIS's final particles (unweighted: one particle in a basin is enough)
     and report the modes they reach that q's moments do not cover, with their share of the
     Laplace mass of all modes reached (``vifit.modes``). None where the climb does not apply."""
-    from vifit.modes import climb_from, log_sum_exp
+    from vifit.modes import climb_from
 
     z = np.asarray(ais.z)
     z = z[np.all(np.isfinite(z), axis=1)]
@@ -164,12 +164,8 @@ def _modes_beyond_q(target: Target, ais: AISResult, mean, cov) -> dict[str, Any]
     found = climb_from(target, z[pick], mean, cov)
     if found is None or not found.modes:
         return None
-    masses = np.array([m.log_mass for m in found.modes])
-    missed = [m.log_mass for m in found.modes if not m.covered]
-    fraction = float(np.exp(log_sum_exp(np.array(missed)) - log_sum_exp(masses))) if missed \
-        else 0.0
-    return {"found": len(found.modes), "not_covered": len(missed),
-            "missed_mass_fraction": fraction, "climbs": int(pick.size),
+    return {"found": len(found.modes), "not_covered": len(found.modes) - len(found.covered),
+            "missed_mass_fraction": found.missed_fraction, "climbs": int(pick.size),
             "seconds": found.seconds}
 
 
