@@ -24,6 +24,7 @@ from vifit.objectives import CUBO, ELBO, IWAE, ForwardKL, Objective, Renyi, get_
 from vifit.optim.pathfinder import pathfinder
 from vifit.result import FitResult
 from vifit.target import Target
+from vifit.data import DataTarget
 from vifit import ep  # noqa: E402  (expectation propagation: vifit.ep.fit, vifit.ep.Factorized)
 
 # After every import above: from here on the name vifit.evidence is this function, not the
@@ -34,7 +35,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AISConfig", "EvidenceResult", "evidence",
-    "Bernoulli", "CUBO", "Categorical", "ConfigError", "DReG", "DiscreteTarget", "ELBO",
+    "Bernoulli", "CUBO", "Categorical", "ConfigError", "DReG", "DataTarget", "DiscreteTarget",
+    "ELBO",
     "Estimator", "Family", "FitResult", "ForwardKL", "FullRank", "ISEstimate", "IWAE",
     "LocalExpectation", "LowRank", "MeanField", "Mixture", "ModelFileError", "Objective",
     "RealNVP", "Relaxed", "Renyi", "Reparam", "SNIS", "STL", "ScoreFunction", "SplineFlow",

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vifit.data.target import DataTarget
 from vifit.errors import ConfigError, TargetError
 from vifit.estimators import Estimator
 from vifit.evidence.importance import importance_log_z
@@ -35,7 +36,7 @@ def fit_one(
     *,
     objective: str | Objective = "elbo",
     estimator: str | Estimator | None = None,
-    optimizer: str | optax.GradientTransformation = "adam",
+    optimizer: str | optax.GradientTransformation | None = None,
     lr: float | str | None = None,
     schedule: str | optax.Schedule | None = None,
     steps: int = 10_000,
@@ -51,10 +52,17 @@ def fit_one(
     progress: bool | None = None,
     callback: Callable[[int, float], None] | None = None,
     checkpoint=None,
+    batch_size: int | None | str = "auto",
+    control_variate: bool = True,
+    devices: int | None = None,
 ) -> FitResult:
     """``vifit.fit`` for one family (not ``"auto"``); arguments as there. ``checkpoint``: a
     ``vifit.optim.resume.FitCheckpoint`` for this fit's stages, or None."""
     fam, obj, est = resolve(target, family, objective, estimator)
+    minibatch, data_notes = _minibatch(target, batch_size, control_variate, devices, seed,
+                                       optimizer)
+    if optimizer is None:
+        optimizer = "natgrad" if minibatch is not None and fam.gaussian_form else "adam"
     patience = fam.default_patience if patience is None else patience
     runner, runner_draws = runner_for(optimizer)
     own = runner_draws is not None  # a registered runner with its own step and draws
@@ -88,22 +96,39 @@ def fit_one(
                    patience=int(patience), tol=float(tol), on_window=None,
                    options=dict(optimizer_options or {}), optimizer=optimizer,
                    schedule=schedule, checkpoint=checkpoint, warm_start=init_params is None,
-                   init_key=k_init)
+                   init_key=k_init, minibatch=minibatch)
     label = f"{target.name} · {fam.name} · {opt_name if own else est.name}"
     metric = "ELBO" if own else obj.name
     with single_threaded_blas(), FitProgress(int(steps), label=label, enabled=progress,
                                              metric=metric) as bar:
         loop, extra = runner(args._replace(on_window=_with_callback(bar.update, callback)))
         bar.finish(loop.steps)
-    notes = list(extra.pop("notes", []))
+    notes = data_notes + list(extra.pop("notes", []))
     info.update(extra)
     # A runner may choose its own number of draws (lbfgs-fixed: M from the family and d).
     draws = extra.get("lbfgs_fixed", {}).get("fixed_draws", draws)
     if loop.stop_reason == "diverged":
         notes.append(_diverged_note(loop, target))
 
+    if minibatch is not None:
+        info["minibatch"] = _minibatch_info(minibatch, loop.steps, draws)
+        info["minibatch"]["window_se"] = loop.window_se
+        if loop.stop_reason == "converged" and loop.window_se > NOISY_WINDOW_SE:
+            notes.append(
+                f"the window means of the objective are noisy (standard error "
+                f"{loop.window_se:.3g} nats from subsampling): the stopping rule cannot see "
+                f"changes below about {2 * loop.window_se:.2g} nats per window, so q may still "
+                "be short of the optimum; the full-data k-hat below is the check. A larger "
+                "batch_size or control_variate=True lowers the noise.")
     with single_threaded_blas():
-        logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
+        if isinstance(target, DataTarget):
+            logw, eval_note = _eval_data_logw(target, fam, loop.params, k_eval, n_eval,
+                                              progress)
+            info["full_data_eval"] = {"draws": int(logw.size),
+                                      "row_evaluations": int(logw.size) * target.n_rows}
+            notes.extend(eval_note)
+        else:
+            logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
     finite = logw[np.isfinite(logw)]
     # Draws outside the support (log p = -inf, or NaN) have zero weight. Jensen's inequality on
     # the rest gives log Z >= E_q[log w | finite] + log P_q(finite): still a lower bound.
@@ -200,3 +225,61 @@ def _eval_logw(target: Target, family: Family, params: Params, key: jax.Array,
         return target.batch_log_density(z) - log_q
 
     return np.asarray(logw(params, key), dtype=np.float64)
+
+
+# Window-mean noise (nats) above which a minibatch fit says its stopping rule was blind.
+NOISY_WINDOW_SE = 1.0
+
+
+def _minibatch(target: Target, batch_size, control_variate: bool, devices: int | None,
+               seed: int, optimizer) -> tuple[Any, list[str]]:
+    """The Minibatch a data fit runs on (None: full data) and what to say about it."""
+    if not isinstance(target, DataTarget):
+        if batch_size not in (None, "auto"):
+            raise ConfigError("batch_size is for data targets (vifit.DataTarget, or a NumPyro "
+                              "model with a subsampled plate); this target is one log density.")
+        return None, []
+    from vifit.data.batches import default_batch_size
+    from vifit.data.minibatch import Minibatch
+
+    n = target.n_rows
+    if batch_size == "auto":
+        batch_size = default_batch_size(n)
+    if batch_size is None or batch_size >= n:
+        return None, []
+    if isinstance(optimizer, str) and optimizer in ("lbfgs-fixed", "pathfinder"):
+        raise ConfigError(f"optimizer {optimizer!r} needs the full data at every step; use "
+                          "batch_size=None, or optimizer='adam' or 'natgrad' with minibatches.")
+    sharding = None
+    if devices is not None and devices > 1:
+        from vifit.data.devices import RowSharding
+
+        sharding = RowSharding.make(devices, batch_size)
+    mb = Minibatch(target, int(batch_size), seed, control_variate=control_variate,
+                   sharding=sharding)
+    return mb, [f"fitted on minibatches of {mb.batch_size} of {n:,} rows (shuffled epochs; "
+                f"each step's log p scaled by N/B = {mb.schedule.scale:.4g})"
+                + (", with the Taylor control variate" if control_variate else "")]
+
+
+def _minibatch_info(mb, steps: int, draws: int) -> dict[str, Any]:
+    n = mb.target.n_rows
+    return {"batch_size": mb.batch_size, "rows": n, "epochs": steps * mb.batch_size / n,
+            "control_variate": mb.control_variate, "reference_refreshes": mb.refreshes,
+            "row_evaluations": steps * mb.batch_size * draws + mb.refreshes * n,
+            "devices": 1 if mb.sharding is None else mb.sharding.count}
+
+
+def _eval_data_logw(target: DataTarget, family: Family, params: Params, key: jax.Array,
+                    n_eval: int, progress: bool | None) -> tuple[np.ndarray, list[str]]:
+    """Log-weights on the full data, for as many draws as the evaluation budget affords."""
+    from vifit.data.passes import eval_draws, full_logw
+
+    n = eval_draws(n_eval, target.n_rows)
+    notes = []
+    if n < n_eval:
+        notes.append(f"the final ELBO, log Z and k-hat use {n} draws instead of n_eval="
+                     f"{n_eval}: each draw costs a pass over all {target.n_rows:,} rows "
+                     f"({n * target.n_rows:.3g} row evaluations in all); pass n_eval to "
+                     "change it (the evaluation grows with n_eval x N).")
+    return full_logw(target, family, params, key, n, progress), notes

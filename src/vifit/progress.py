@@ -53,3 +53,31 @@ class FitProgress:
                  tb: TracebackType | None) -> None:
         if self._progress is not None:
             self._progress.__exit__(exc_type, exc, tb)
+
+
+class PassProgress:
+    """Context manager for a pass over the rows of a data set: ``update(rows_done, n_rows)``."""
+
+    def __init__(self, total: int, label: str, enabled: bool | None = None):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.total, self.label = total, label
+        self._progress: Progress | None = None
+        self._task = None
+
+    def __enter__(self) -> PassProgress:
+        if self.enabled:
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                                      MofNCompleteColumn(), TextColumn("rows"),
+                                      TimeElapsedColumn(), console=Console(stderr=True))
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.label, total=self.total)
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, total=total)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(exc_type, exc, tb)

@@ -74,6 +74,7 @@ class LoopResult(NamedTuple):
     seconds: float
     message: str = ""  # why it stopped, when that needs saying (divergence)
     spread: np.ndarray | None = None  # (dim,) max |z| of the last probe's draws, per coordinate
+    window_se: float = float("nan")  # standard error of the last window means (nats): noise
 
 
 # A normalizable density keeps q within its own scale; growing 1e8 times past the extent q had
@@ -112,13 +113,20 @@ def _where(cond: Array, a, b):
 
 def make_step(objective: Objective, estimator: Estimator, family: Family,
               log_density: LogDensity, optimizer: optax.GradientTransformation, draws: int
-              ) -> Callable[[State], tuple[State, StepInfo]]:
+              ) -> Callable[..., tuple[State, StepInfo]]:
     """One optimizer step with the non-finite guard: a step whose objective, gradient or new
-    parameters are not all finite is not taken, and the state stays at its last good value."""
+    parameters are not all finite is not taken, and the state stays at its last good value.
 
-    def step(state: State) -> tuple[State, StepInfo]:
+    ``log_density`` is a function of z, or an object whose ``at(x, shared)`` gives the step's
+    density from the step's input ``x`` and what all steps share (``vifit.data.minibatch``:
+    the minibatch and the data); the step is then ``step(state, x, shared)``."""
+
+    batched = hasattr(log_density, "at")
+
+    def step(state: State, x=None, shared=None) -> tuple[State, StepInfo]:
         key, sub = jax.random.split(state.key)
-        grads, aux = estimator.loss_grad(objective, log_density, family, state.params, sub, draws)
+        density = log_density.at(x, shared) if batched else log_density
+        grads, aux = estimator.loss_grad(objective, density, family, state.params, sub, draws)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ok = jnp.isfinite(aux.objective) & _all_finite(grads) & _all_finite(params)
@@ -133,22 +141,25 @@ def make_step(objective: Objective, estimator: Estimator, family: Family,
     return step
 
 
-def make_chunk(step: Callable[[State], tuple[State, StepInfo]], length: int,
+def make_chunk(step: Callable[..., tuple[State, StepInfo]], length: int,
                probe: Callable[[Params, Array], Array] | None = None):
-    """``(state, n_active) -> (state, mean params over the active steps, infos, spread)``,
-    jitted; ``spread`` is ``(2, dim)``: ``probe(params, key)`` at the chunk's start and end
-    (NaN without a probe).
+    """``(state, n_active, xs, shared) -> (state, mean params over the active steps, infos,
+    spread)``, jitted; ``spread`` is ``(2, dim)``: ``probe(params, key)`` at the chunk's start
+    and end (NaN without a probe). ``xs`` (leading axis ``length``) and ``shared`` are the
+    steps' inputs for a batched step (see ``make_step``), None otherwise.
 
     The chunk always has ``length`` steps so it compiles once; steps past ``n_active`` are
     skipped with ``lax.cond`` (only the last chunk of a fit has any).
     """
 
-    def chunk(state: State, n_active: Array):
-        def body(carry, i):
+    def chunk(state: State, n_active: Array, xs=None, shared=None):
+        def body(carry, scanned):
             st, psum = carry
+            i, x = scanned
             active = i < n_active
             st, info = jax.lax.cond(
-                active, step,
+                active,
+                (lambda s: step(s, x, shared)) if xs is not None else step,
                 lambda s: (s, StepInfo(jnp.asarray(jnp.nan, dtype=info_dtype), jnp.array(False))),
                 st,
             )
@@ -158,7 +169,7 @@ def make_chunk(step: Callable[[State], tuple[State, StepInfo]], length: int,
         start = state
         info_dtype = jax.tree.leaves(state.params)[0].dtype
         zeros = jax.tree.map(jnp.zeros_like, state.params)
-        (state, psum), infos = jax.lax.scan(body, (state, zeros), jnp.arange(length))
+        (state, psum), infos = jax.lax.scan(body, (state, zeros), (jnp.arange(length), xs))
         mean_params = jax.tree.map(lambda s: s / jnp.maximum(n_active, 1), psum)
         if probe is None:
             spread = jnp.full((2, 1), jnp.nan)
@@ -173,11 +184,13 @@ def make_chunk(step: Callable[[State], tuple[State, StepInfo]], length: int,
 def run_loop(state: State, step, config: LoopConfig,
              on_window: Callable[[int, float, float], None] | None = None, *,
              probe: Callable[[Params, Array], Array] | None = None,
-             checkpoint=None) -> LoopResult:
+             checkpoint=None, feed=None, family: Family | None = None) -> LoopResult:
     """Run ``step`` until the stopping rule fires. ``on_window(steps_done, window_mean,
     steps_per_second)`` is called between chunks (for progress bars). ``probe`` (see
     ``make_probe``) enables divergence detection; ``checkpoint`` (a
-    ``vifit.optim.resume.FitCheckpoint``) saves the state between chunks and resumes from it."""
+    ``vifit.optim.resume.FitCheckpoint``) saves the state between chunks and resumes from it.
+    ``feed`` (a ``vifit.data.minibatch.Minibatch``, with the ``family``) gives a batched step
+    its inputs, chunk by chunk, and may refresh what the steps share between chunks."""
     chunk = make_chunk(step, config.window, probe)
     t0 = time.perf_counter()
     trace: list[np.ndarray] = []
@@ -186,6 +199,7 @@ def run_loop(state: State, step, config: LoopConfig,
     mean_params = state.params
     spread = None
     means: list[float] = []  # window means, signed so that larger is better
+    ses: list[float] = []  # their standard errors, from the scatter of the window's steps
     first = None  # the objective at the first finite step: where the fit started
     if checkpoint is not None:
         saved = checkpoint.load(state)
@@ -200,6 +214,7 @@ def run_loop(state: State, step, config: LoopConfig,
             trace = [saved.trace]
             done, stale, best = meta["done"], meta["stale"], meta["best"]
             means = list(meta.get("means", []))
+            ses = list(meta.get("ses", [0.0] * len(means)))
             spread0, prior_seconds = meta.get("spread0"), meta["seconds"]
             first = meta.get("first")
             spread0 = None if spread0 is None else float(spread0)
@@ -209,6 +224,7 @@ def run_loop(state: State, step, config: LoopConfig,
         if checkpoint is None:
             return
         meta = {"done": done, "stale": stale, "best": best, "spread0": spread0, "means": means,
+                "ses": ses,
                 "first": first,
                 "seconds": prior_seconds + time.perf_counter() - t0, "finished": finished,
                 "stop_reason": stop_reason, "rejected": int(state.rejected),
@@ -220,7 +236,13 @@ def run_loop(state: State, step, config: LoopConfig,
         while done < config.max_steps:
             n_active = min(config.window, config.max_steps - done)
             t_chunk = time.perf_counter()
-            new_state, new_mean, infos, new_spread = chunk(state, jnp.asarray(n_active))
+            if feed is None:
+                new_state, new_mean, infos, new_spread = chunk(state, jnp.asarray(n_active))
+            else:
+                feed.before_chunk(family, state.params)
+                new_state, new_mean, infos, new_spread = chunk(
+                    state, jnp.asarray(n_active), feed.inputs(done, n_active, config.window),
+                    feed.aux)
             values = np.asarray(infos.objective)[:n_active]
             # Only now, with the chunk's results in hand, does the loop move on: an interrupt
             # inside the chunk leaves the previous state.
@@ -259,11 +281,14 @@ def run_loop(state: State, step, config: LoopConfig,
                                             gain=(first, window_mean))
                 break
             means.append(config.direction * window_mean)
+            ses.append(float(finite.std(ddof=1) / np.sqrt(finite.size)) if finite.size > 1
+                       else 0.0)
             if config.direction * window_mean > best + config.tol:
                 best, stale = config.direction * window_mean, 0
             else:
                 stale += 1
-                if stale >= config.patience and not still_improving(means, config.tol):
+                if stale >= config.patience and not still_improving(means, config.tol) \
+                        and not noisy_rise(means, ses, config.patience, config.tol):
                     stop_reason = "converged"
                     break
             if checkpoint is not None and time.perf_counter() - last_save >= checkpoint.every:
@@ -279,6 +304,7 @@ def run_loop(state: State, step, config: LoopConfig,
         save(True, params)
     return LoopResult(
         params=params,
+        window_se=float(np.median(ses[-config.patience:])) if ses else float("nan"),
         trace=np.concatenate(trace) if trace else np.zeros(0),
         steps=done,
         rejected=int(state.rejected),
@@ -307,6 +333,24 @@ def still_improving(means: list[float], tol: float, n: int = TREND_WINDOWS) -> b
     resid = y - y.mean() - slope * x
     se = float(np.sqrt(resid @ resid / (n - 2) / (x @ x)))
     return slope > tol and slope > TREND_Z * se
+
+
+def noisy_rise(means: list[float], ses: list[float], patience: int, tol: float) -> bool:
+    """Whether the mean of the last ``patience`` window means beats the mean of the
+    ``patience`` before them by more than ``tol`` and by more than ``TREND_Z`` standard errors
+    of the difference (from each window's own scatter). When window means are noisy (a
+    minibatch fit without a control variate) the best window so far is inflated by noise, so
+    later windows fail to beat it while the objective still climbs; pooled block means do not
+    have that bias."""
+    if len(means) < 2 * patience:
+        return False
+    recent = np.asarray(means[-patience:])
+    before = np.asarray(means[-2 * patience:-patience])
+    s_r = np.asarray(ses[-patience:])
+    s_b = np.asarray(ses[-2 * patience:-patience])
+    diff = float(recent.mean() - before.mean())
+    se = float(np.sqrt(np.sum(s_r**2) + np.sum(s_b**2)) / patience)
+    return diff > tol and diff > TREND_Z * se
 
 
 def _maybe_array(x) -> np.ndarray | None:

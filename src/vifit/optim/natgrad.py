@@ -70,10 +70,12 @@ def make_natgrad_step(family: Family, log_density, draws: int, rho: float,
     whose ELBO or new parameters are not finite is not taken."""
     hessian = _check(family, hessian)
     dense = family.gaussian_form == "dense"
-    value_grad = jax.vmap(jax.value_and_grad(log_density))
-    hess = jax.vmap(jax.hessian(log_density))
+    batched = hasattr(log_density, "at")  # a minibatch density (vifit.data.minibatch)
 
-    def step(state: State) -> tuple[State, StepInfo]:
+    def step(state: State, x=None, shared=None) -> tuple[State, StepInfo]:
+        density = log_density.at(x, shared) if batched else log_density
+        value_grad = jax.vmap(jax.value_and_grad(density))
+        hess = jax.vmap(jax.hessian(density))
         key, sub = jax.random.split(state.key)
         params = state.params
         m = family.mean(params)
@@ -135,14 +137,15 @@ def run_natgrad(args: RunArgs) -> tuple[Any, dict[str, Any]]:
     max_step = float(args.options.get("max_step", DEFAULT_MAX_STEP))
     if not max_step > 0:
         raise ConfigError(f"natgrad's max_step must be positive, got {max_step}.")
-    step = make_natgrad_step(args.family, args.target.log_density, draws, rho, hessian,
-                             max_step)
+    density = args.minibatch if args.minibatch is not None else args.target.log_density
+    step = make_natgrad_step(args.family, density, draws, rho, hessian, max_step)
     state = State(params=args.params, opt_state=(), key=args.key,
                   rejected=jnp.zeros((), jnp.int32))
     config = LoopConfig(max_steps=args.max_steps, draws=draws, window=args.window,
                         patience=args.patience, tol=args.tol)
     loop = run_loop(state, step, config, on_window=args.on_window,
-                    probe=make_probe(args.family), checkpoint=args.checkpoint)
+                    probe=make_probe(args.family), checkpoint=args.checkpoint,
+                    feed=args.minibatch, family=args.family)
     return loop, {"natgrad": {"rho": rho, "hessian": _check(args.family, hessian),
                               "draws": draws, "max_step": max_step}}
 

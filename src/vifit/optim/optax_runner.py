@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from vifit.errors import ConfigError
 from vifit.objectives import get_objective
 from vifit.optim.loop import LoopConfig, LoopResult, State, make_probe, make_step, run_loop
 from vifit.optim.lr_search import search_lr
@@ -26,6 +27,9 @@ def run_optax(args: RunArgs) -> tuple[LoopResult, dict[str, Any]]:
     info: dict[str, Any] = {}
     params, lr = args.params, args.lr
     target, fam, obj, est = args.target, args.family, args.objective, args.estimator
+    if lr == "auto" and args.minibatch is not None:
+        raise ConfigError("lr='auto' pilots on the full data; with batch_size set give a "
+                          "learning rate (or leave lr out for the default).")
     if lr == "auto":
         with single_threaded_blas():
             lr, params, info["lr_search"] = search_lr(obj, est, fam, target.log_density,
@@ -62,7 +66,9 @@ def _loop(args: RunArgs, obj, est, opt, params, key, config: LoopConfig, on_wind
           checkpoint) -> LoopResult:
     state = State(params=params, opt_state=opt.init(params), key=key,
                   rejected=jnp.zeros((), jnp.int32))
-    step = make_step(obj, est, args.family, args.target.log_density, opt, config.draws)
+    density = args.minibatch if args.minibatch is not None else args.target.log_density
+    step = make_step(obj, est, args.family, density, opt, config.draws)
     with single_threaded_blas():
         return run_loop(state, step, config, on_window=on_window,
-                        probe=make_probe(args.family), checkpoint=checkpoint)
+                        probe=make_probe(args.family), checkpoint=checkpoint,
+                        feed=args.minibatch, family=args.family)

@@ -41,6 +41,7 @@ class RunArgs(NamedTuple):
     checkpoint: Any = None  # a vifit.optim.resume.FitCheckpoint for this stage, or None
     warm_start: bool = True  # whether the objective's warm start may run (no init_params)
     init_key: Any = None  # the key the start was drawn with (the optax lr pilot reuses it)
+    minibatch: Any = None  # a vifit.data.minibatch.Minibatch: fit a DataTarget on minibatches
 
 
 Runner = Callable[[RunArgs], tuple[Any, dict[str, Any]]]
