@@ -48,6 +48,7 @@ def fit(
     batch_size: int | None | str = "auto",
     control_variate: bool = True,
     devices: int | None = None,
+    distributed: bool = False,
 ) -> FitResult:
     """Fit ``q_theta`` to the target's posterior by optimizing ``objective`` (default: ELBO).
 
@@ -103,7 +104,12 @@ def fit(
       control_variate: with minibatches, subtract a first-order Taylor expansion of each
         row's log-likelihood around a reference point, summed exactly over the data (one full
         pass per refresh): unbiased, and most of the subsampling noise goes (default True).
-      devices: shard the rows over this many devices (``jax.sharding``; default one).
+      devices: shard the rows over this many devices (``jax.sharding``; default: every
+        device JAX sees for a minibatch fit of 100,000 rows or more, else one).
+      distributed: the target holds this process's rows of a data set split over several
+        processes (``jax.distributed``, started by ``vifit.data.hosts.initialize`` before any
+        JAX work, or here from the JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES /
+        JAX_PROCESS_ID variables); every process calls ``fit`` alike and gets the same result.
 
     A fit stops when it converges, at ``steps``, when it diverges (q runs off: an improper or
     badly scaled density; ``stop_reason="diverged"``, the message in ``notes``), when no step
@@ -119,7 +125,9 @@ def fit(
                 n_eval=n_eval, lr=lr, optimizer_options=optimizer_options, callback=callback,
                 checkpoint_every=checkpoint_every)
     _check_data_args(target, batch_size=batch_size, devices=devices,
-                     control_variate=control_variate)
+                     control_variate=control_variate, distributed=distributed)
+    if distributed and checkpoint is not None:
+        raise ConfigError("checkpoint is not supported with distributed=True yet.")
     is_auto = isinstance(family, str) and family == "auto"
     ckpt = None
     if checkpoint is not None:
@@ -144,7 +152,8 @@ def fit(
                                         window=window, patience=patience, tol=tol,
                                         n_eval=n_eval, progress=progress, callback=callback,
                                         checkpoint=ckpt, batch_size=batch_size,
-                                        control_variate=control_variate, devices=devices)
+                                        control_variate=control_variate, devices=devices,
+                                        distributed=distributed)
         return fit_auto(target, steps=steps, draws=draws, seed=seed, window=window,
                         patience=patience, tol=tol, n_eval=n_eval, progress=progress,
                         callback=callback, checkpoint=ckpt)
@@ -155,10 +164,12 @@ def fit(
                    seed=seed, window=window, patience=patience, tol=tol, n_eval=n_eval,
                    init_params=init_params, init=init, optimizer_options=optimizer_options,
                    progress=progress, callback=callback, checkpoint=ckpt,
-                   batch_size=batch_size, control_variate=control_variate, devices=devices)
+                   batch_size=batch_size, control_variate=control_variate, devices=devices,
+                   distributed=distributed)
 
 
-def _check_data_args(target: Target, *, batch_size, devices, control_variate) -> None:
+def _check_data_args(target: Target, *, batch_size, devices, control_variate,
+                     distributed) -> None:
     if batch_size not in (None, "auto") and (isinstance(batch_size, bool) or not isinstance(
             batch_size, int) or batch_size < 1):
         raise ConfigError(f"batch_size must be a positive integer (rows per step), None (the "
@@ -166,6 +177,8 @@ def _check_data_args(target: Target, *, batch_size, devices, control_variate) ->
     if devices is not None and (isinstance(devices, bool) or not isinstance(devices, int)
                                 or devices < 1):
         raise ConfigError(f"devices must be a positive integer or None, got {devices!r}.")
+    if not isinstance(distributed, bool):
+        raise ConfigError(f"distributed must be True or False, got {distributed!r}.")
     if not isinstance(control_variate, bool):
         raise ConfigError(f"control_variate must be True or False, got {control_variate!r}.")
 

@@ -55,12 +55,13 @@ def fit_one(
     batch_size: int | None | str = "auto",
     control_variate: bool = True,
     devices: int | None = None,
+    distributed: bool = False,
 ) -> FitResult:
     """``vifit.fit`` for one family (not ``"auto"``); arguments as there. ``checkpoint``: a
     ``vifit.optim.resume.FitCheckpoint`` for this fit's stages, or None."""
     fam, obj, est = resolve(target, family, objective, estimator)
     minibatch, data_notes = _minibatch(target, batch_size, control_variate, devices, seed,
-                                       optimizer)
+                                       optimizer, distributed)
     if optimizer is None:
         optimizer = "natgrad" if minibatch is not None and fam.gaussian_form else "adam"
     patience = fam.default_patience if patience is None else patience
@@ -122,10 +123,11 @@ def fit_one(
                 "batch_size or control_variate=True lowers the noise.")
     with single_threaded_blas():
         if isinstance(target, DataTarget):
+            rows = target.n_rows if minibatch is None else minibatch.n_rows
             logw, eval_note = _eval_data_logw(target, fam, loop.params, k_eval, n_eval,
-                                              progress)
+                                              progress, rows)
             info["full_data_eval"] = {"draws": int(logw.size),
-                                      "row_evaluations": int(logw.size) * target.n_rows}
+                                      "row_evaluations": int(logw.size) * rows}
             notes.extend(eval_note)
         else:
             logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
@@ -232,54 +234,75 @@ NOISY_WINDOW_SE = 1.0
 
 
 def _minibatch(target: Target, batch_size, control_variate: bool, devices: int | None,
-               seed: int, optimizer) -> tuple[Any, list[str]]:
+               seed: int, optimizer, distributed: bool = False) -> tuple[Any, list[str]]:
     """The Minibatch a data fit runs on (None: full data) and what to say about it."""
     if not isinstance(target, DataTarget):
         if batch_size not in (None, "auto"):
             raise ConfigError("batch_size is for data targets (vifit.DataTarget, or a NumPyro "
                               "model with a subsampled plate); this target is one log density.")
+        if distributed:
+            raise ConfigError("distributed=True is for data targets (vifit.DataTarget) whose "
+                              "rows are split across the processes.")
         return None, []
     from vifit.data.batches import default_batch_size
     from vifit.data.minibatch import Minibatch
 
-    n = target.n_rows
+    hosts = None
+    if distributed:
+        from vifit.data.hosts import HostRows, initialize
+
+        initialize()
+        hosts = HostRows(target.n_rows)
+    n = target.n_rows if hosts is None else hosts.n_rows
     if batch_size == "auto":
         batch_size = default_batch_size(n)
     if batch_size is None or batch_size >= n:
+        if hosts is not None:
+            raise ConfigError("a distributed fit runs on minibatches: give batch_size below "
+                              f"the {n:,} rows of all processes together.")
         return None, []
     if isinstance(optimizer, str) and optimizer in ("lbfgs-fixed", "pathfinder"):
         raise ConfigError(f"optimizer {optimizer!r} needs the full data at every step; use "
                           "batch_size=None, or optimizer='adam' or 'natgrad' with minibatches.")
-    sharding = None
-    if devices is not None and devices > 1:
-        from vifit.data.devices import RowSharding
+    from vifit.data.devices import RowSharding, default_devices
 
-        sharding = RowSharding.make(devices, batch_size)
+    sharding = None
+    if hosts is not None:
+        sharding = RowSharding.make(None, batch_size)  # every device of every process
+    else:
+        devices = default_devices(n, batch_size) if devices is None else devices
+        if devices > 1:
+            sharding = RowSharding.make(devices, batch_size)
     mb = Minibatch(target, int(batch_size), seed, control_variate=control_variate,
-                   sharding=sharding)
-    return mb, [f"fitted on minibatches of {mb.batch_size} of {n:,} rows (shuffled epochs; "
+                   sharding=sharding, hosts=hosts)
+    where = ("" if sharding is None else f" over {sharding.count} devices" + (
+        f" of {jax.process_count()} processes" if hosts is not None else ""))
+    return mb, [f"fitted on minibatches of {mb.batch_size} of {n:,} rows{where} (shuffled epochs; "
                 f"each step's log p scaled by N/B = {mb.schedule.scale:.4g})"
                 + (", with the Taylor control variate" if control_variate else "")]
 
 
 def _minibatch_info(mb, steps: int, draws: int) -> dict[str, Any]:
-    n = mb.target.n_rows
+    n = mb.n_rows
     return {"batch_size": mb.batch_size, "rows": n, "epochs": steps * mb.batch_size / n,
             "control_variate": mb.control_variate, "reference_refreshes": mb.refreshes,
             "row_evaluations": steps * mb.batch_size * draws + mb.refreshes * n,
-            "devices": 1 if mb.sharding is None else mb.sharding.count}
+            "devices": 1 if mb.sharding is None else mb.sharding.count,
+            "processes": 1 if mb.hosts is None else jax.process_count()}
 
 
 def _eval_data_logw(target: DataTarget, family: Family, params: Params, key: jax.Array,
-                    n_eval: int, progress: bool | None) -> tuple[np.ndarray, list[str]]:
+                    n_eval: int, progress: bool | None, n_rows: int | None = None
+                    ) -> tuple[np.ndarray, list[str]]:
     """Log-weights on the full data, for as many draws as the evaluation budget affords."""
     from vifit.data.passes import eval_draws, full_logw
 
-    n = eval_draws(n_eval, target.n_rows)
+    rows = n_rows if n_rows is not None else target.n_rows
+    n = eval_draws(n_eval, rows)
     notes = []
     if n < n_eval:
         notes.append(f"the final ELBO, log Z and k-hat use {n} draws instead of n_eval="
-                     f"{n_eval}: each draw costs a pass over all {target.n_rows:,} rows "
-                     f"({n * target.n_rows:.3g} row evaluations in all); pass n_eval to "
+                     f"{n_eval}: each draw costs a pass over all {rows:,} rows "
+                     f"({n * rows:.3g} row evaluations in all); pass n_eval to "
                      "change it (the evaluation grows with n_eval x N).")
     return full_logw(target, family, params, key, n, progress), notes

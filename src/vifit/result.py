@@ -161,13 +161,24 @@ class FitResult:
         from vifit.evidence.importance import psis_weights
 
         fam, target = self.family, self.target
+        from vifit.data.target import DataTarget
 
-        @jax.jit
-        def draw(params, key):
-            z, log_q = fam.sample_and_log_prob(params, key, n)
-            return jax.vmap(flat)(z), target.batch_log_density(z) - log_q
+        if isinstance(target, DataTarget):
+            # log p costs a pass over the rows per draw: as many draws as the fit's own
+            # full-data evaluation used, in chunks (and summed over processes).
+            from vifit.data.passes import full_logw
 
-        values, logw = draw(self.params, key)
+            n = min(n, int(self.info.get("full_data_eval", {}).get("draws", n)))
+            logw = full_logw(target, fam, self.params, key, n, progress=False)
+            z = jax.jit(lambda p, k: fam.sample_and_log_prob(p, k, n)[0])(self.params, key)
+            values = jax.vmap(flat)(z)
+        else:
+            @jax.jit
+            def draw(params, key):
+                z, log_q = fam.sample_and_log_prob(params, key, n)
+                return jax.vmap(flat)(z), target.batch_log_density(z) - log_q
+
+            values, logw = draw(self.params, key)
         weights, _ = psis_weights(np.asarray(logw, dtype=np.float64))
         values = np.array(values, dtype=np.float64)  # a writable copy (x64 arrays are views)
         bad = ~np.all(np.isfinite(values), axis=1)

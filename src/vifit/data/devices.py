@@ -52,7 +52,10 @@ class RowSharding:
         self.replicated = NamedSharding(mesh, PartitionSpec())
 
     @classmethod
-    def make(cls, count: int, batch_size: int) -> RowSharding:
+    def make(cls, count: int | None, batch_size: int) -> RowSharding:
+        """A mesh over the first ``count`` devices (None: all, across every process)."""
+        if count is None:
+            count = jax.device_count()
         if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
             raise ConfigError(f"devices must be a positive integer, got {count!r}.")
         devices = _devices(int(count))
@@ -81,5 +84,30 @@ class RowSharding:
         return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, self.rows), batch)
 
     def replicate(self, tree: Any) -> Any:
-        """``tree`` copied to every device of the mesh (the fit's parameters and state)."""
-        return jax.device_put(tree, self.replicated)
+        """``tree`` (host or local arrays, the same in every process) copied to every device
+        of the mesh: the fit's state and each chunk's batch indices. Across processes each
+        one supplies its own devices' copies (``make_array_from_callback``)."""
+        if jax.process_count() == 1:
+            return jax.device_put(tree, self.replicated)
+
+        def put(a):
+            if jax.dtypes.issubdtype(getattr(a, "dtype", None), jax.dtypes.prng_key):
+                impl = jax.random.key_impl(a)
+                return jax.random.wrap_key_data(put(jax.random.key_data(a)), impl=impl)
+            host = np.asarray(a)
+            return jax.make_array_from_callback(host.shape, self.replicated,
+                                                lambda index: host[index])
+
+        return jax.tree.map(put, tree)
+
+    @staticmethod
+    def local(tree: Any) -> Any:
+        """Replicated global arrays back as this process's own (host) copies."""
+        def get(a):
+            if jax.dtypes.issubdtype(getattr(a, "dtype", None), jax.dtypes.prng_key):
+                return jax.random.wrap_key_data(get(jax.random.key_data(a)),
+                                                impl=jax.random.key_impl(a))
+            return jax.numpy.asarray(np.asarray(a.addressable_data(0)) if isinstance(
+                a, jax.Array) and not a.is_fully_addressable else a)
+
+        return jax.tree.map(get, tree)

@@ -49,14 +49,18 @@ class Minibatch:
     step of a chunk shares: the device data and the control variate's reference."""
 
     def __init__(self, target: DataTarget, batch_size: int, seed: int, *,
-                 control_variate: bool = True, sharding: Any = None):
+                 control_variate: bool = True, sharding: Any = None, hosts: Any = None):
         self.target = target
-        self.schedule = BatchSchedule(target.n_rows, batch_size, seed)
+        self.hosts = hosts  # vifit.data.hosts.HostRows: this process holds part of the rows
+        self.n_rows = target.n_rows if hosts is None else hosts.n_rows
+        self.schedule = BatchSchedule(self.n_rows, batch_size, seed)
         self.control_variate = bool(control_variate)
         self.sharding = sharding  # vifit.data.devices.RowSharding or None
-        self.host = target.out_of_core
+        self.host = target.out_of_core and hosts is None
         data = None
-        if not self.host:
+        if hosts is not None:
+            data = hosts.place_rows(target.data, sharding.rows)
+        elif not self.host:
             if sharding is not None and getattr(target, "_sharded_over", None) != sharding.count:
                 # The full passes read the same sharded copy (no second copy of the rows).
                 target._device_data = sharding.place_rows(target.data)
@@ -77,6 +81,8 @@ class Minibatch:
         index = self.schedule.indices(start, length)
         if length < window:
             index = np.concatenate([index, np.repeat(index[-1:], window - length, 0)])
+        if self.hosts is not None:
+            return self.sharding.replicate(self.hosts.global_index(index))
         if not self.host:
             return (jnp.asarray(index) if self.sharding is None
                     else self.sharding.replicate(index))
@@ -102,6 +108,15 @@ class Minibatch:
 
         return log_density
 
+    def prepare(self, tree: Any) -> Any:
+        """The loop's state as the compiled chunks take it: across processes, replicated on
+        the global mesh; else unchanged."""
+        return tree if self.hosts is None else self.sharding.replicate(tree)
+
+    def local(self, tree: Any) -> Any:
+        """Parameters the loop returns, as this process's own arrays."""
+        return tree if self.hosts is None else self.sharding.local(tree)
+
     def before_chunk(self, family: Any, params: Any) -> bool:
         """Refresh the control variate's reference when q's mean has moved away from it (or
         there is none yet); returns whether it did."""
@@ -118,6 +133,8 @@ class Minibatch:
         if not (np.isfinite(float(value)) and np.all(np.isfinite(np.asarray(grad)))):
             return False  # keep the old reference (or none): the estimate stays unbiased
         self.reference = Reference(point, value, grad)
+        if self.hosts is not None:
+            self.reference = self.sharding.replicate(self.reference)
         self.aux = {**self.aux, "ref": self.reference}
         self.refreshes += 1
         return True

@@ -38,7 +38,7 @@ def lik_value_and_grad(target: DataTarget, z: Array) -> tuple[Array, Array]:
     """``sum_i log_lik(z, x_i)`` over all rows and its gradient in z, ``((), (dim,))``."""
     if not target.out_of_core:
         fn = _device_value_and_grad(target)
-        return fn(z, target.device_data())
+        return _all_processes(fn(z, target.device_data()))
     total, grad = jnp.zeros((), z.dtype), jnp.zeros_like(z)
     step = _host_value_and_grad(target)
     for start in range(0, target.n_rows, HOST_CHUNK_ROWS):
@@ -46,7 +46,16 @@ def lik_value_and_grad(target: DataTarget, z: Array) -> tuple[Array, Array]:
                             target.data)
         v, g = step(z, rows)
         total, grad = total + v, grad + g
-    return total, grad
+    return _all_processes((total, grad))
+
+
+def _all_processes(parts: Any) -> Any:
+    """Sums over this process's rows -> sums over every process's rows (a no-op in one)."""
+    from vifit.data.hosts import sum_over_processes
+
+    if jax.process_count() == 1:
+        return parts
+    return jax.tree.map(jnp.asarray, sum_over_processes(parts))
 
 
 def _device_value_and_grad(target: DataTarget):
@@ -88,7 +97,9 @@ def full_log_density(target: DataTarget, z: np.ndarray | Array,
         if on_chunk is not None:
             on_chunk(stop, target.n_rows)
     prior = np.asarray(jax.jit(jax.vmap(target.log_prior))(z), dtype=np.float64)
-    return prior + total
+    from vifit.data.hosts import sum_over_processes
+
+    return prior + np.asarray(sum_over_processes(total), dtype=np.float64)
 
 
 def _draws_pass(target: DataTarget):

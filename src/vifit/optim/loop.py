@@ -219,6 +219,8 @@ def run_loop(state: State, step, config: LoopConfig,
             first = meta.get("first")
             spread0 = None if spread0 is None else float(spread0)
     last_save = time.perf_counter()
+    if feed is not None:
+        state = feed.prepare(state)
 
     def save(finished: bool, params) -> None:
         if checkpoint is None:
@@ -298,6 +300,8 @@ def run_loop(state: State, step, config: LoopConfig,
         stop_reason = "interrupted"
         message = f"interrupted by the user after {done} steps; the last good state is kept"
     params = mean_params if stop_reason == "converged" else state.params
+    if feed is not None:
+        params = feed.local(params)
     if stop_reason == "interrupted":
         save(False, mean_params)  # a rerun resumes from here
     else:
