@@ -124,13 +124,15 @@ def fit_one(
     with single_threaded_blas():
         if isinstance(target, DataTarget):
             rows = target.n_rows if minibatch is None else minibatch.n_rows
-            logw, eval_note = _eval_data_logw(target, fam, loop.params, k_eval, n_eval,
-                                              progress, rows)
+            eval_z, logw, eval_note = _eval_data_logw(target, fam, loop.params, k_eval,
+                                                      n_eval, progress, rows)
+            kept = (eval_z, logw)
             info["full_data_eval"] = {"draws": int(logw.size),
                                       "row_evaluations": int(logw.size) * rows}
             notes.extend(eval_note)
         else:
             logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
+            kept = None
     finite = logw[np.isfinite(logw)]
     # Draws outside the support (log p = -inf, or NaN) have zero weight. Jensen's inequality on
     # the rest gives log Z >= E_q[log w | finite] + log P_q(finite): still a lower bound.
@@ -150,7 +152,7 @@ def fit_one(
         stop_reason=loop.stop_reason, seconds=loop.seconds, elbo=elbo, elbo_se=elbo_se,
         evidence=importance_log_z(logw), seed=seed, draws=draws,
         objective_value=obj_value, objective_se=obj_se, direction=obj.direction,
-        notes=tuple(notes), info=info,
+        notes=tuple(notes), info=info, eval_draws=kept,
     )
 
 
@@ -293,7 +295,7 @@ def _minibatch_info(mb, steps: int, draws: int) -> dict[str, Any]:
 
 def _eval_data_logw(target: DataTarget, family: Family, params: Params, key: jax.Array,
                     n_eval: int, progress: bool | None, n_rows: int | None = None
-                    ) -> tuple[np.ndarray, list[str]]:
+                    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Log-weights on the full data, for as many draws as the evaluation budget affords."""
     from vifit.data.passes import eval_draws, full_logw
 
@@ -305,4 +307,5 @@ def _eval_data_logw(target: DataTarget, family: Family, params: Params, key: jax
                      f"{n_eval}: each draw costs a pass over all {rows:,} rows "
                      f"({n * rows:.3g} row evaluations in all); pass n_eval to "
                      "change it (the evaluation grows with n_eval x N).")
-    return full_logw(target, family, params, key, n, progress), notes
+    z, logw = full_logw(target, family, params, key, n, progress)
+    return z, logw, notes

@@ -73,6 +73,11 @@ class FitResult:
     direction: int = 1
     notes: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+    # Data targets: the final full-data evaluation's draws and log-weights ``(z (n, dim),
+    # logw (n,))``, reused by the weighted summaries (a fresh set would cost n more passes
+    # over the rows, and across processes a collective every process must join).
+    eval_draws: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False,
+                                                              compare=False)
 
     @property
     def verdict(self) -> Verdict:
@@ -163,15 +168,11 @@ class FitResult:
         fam, target = self.family, self.target
         from vifit.data.target import DataTarget
 
-        if isinstance(target, DataTarget):
-            # log p costs a pass over the rows per draw: as many draws as the fit's own
-            # full-data evaluation used, in chunks (and summed over processes).
-            from vifit.data.passes import full_logw
-
-            n = min(n, int(self.info.get("full_data_eval", {}).get("draws", n)))
-            logw = full_logw(target, fam, self.params, key, n, progress=False)
-            z = jax.jit(lambda p, k: fam.sample_and_log_prob(p, k, n)[0])(self.params, key)
-            values = jax.vmap(flat)(z)
+        if isinstance(target, DataTarget) and self.eval_draws is not None:
+            # log p costs a pass over the rows per draw: weight the final evaluation's own
+            # draws (``key`` then plays no part; ``n`` at most as many as it had).
+            z, logw = self.eval_draws
+            values, logw = jax.vmap(flat)(jnp.asarray(z[:n])), logw[:n]
         else:
             @jax.jit
             def draw(params, key):

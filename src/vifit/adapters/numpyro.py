@@ -6,12 +6,15 @@ The unconstrained space is NumPyro's: each latent site's value is mapped to the 
 ``constrain_fn`` the map back to constrained values and deterministic sites, exactly as NumPyro's
 own samplers use them. vifit only flattens the sites into one vector z with
 ``jax.flatten_util.ravel_pytree`` (sites in sorted name order, each site row-major).
+
+A model that subsamples a plate becomes a DataTarget over the plate's rows instead
+(``vifit.adapters.numpyro_data``), on the same z.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +23,9 @@ from jax.flatten_util import ravel_pytree
 
 from vifit.adapters.base import ModelTarget, flat_names
 from vifit.errors import TargetError, describe
+
+if TYPE_CHECKING:
+    from vifit.data.target import DataTarget
 
 Array = jax.Array
 
@@ -106,9 +112,54 @@ def _check_start(log_density: Callable, z0: Array, shapes: dict) -> None:
         )
 
 
+class Latents(NamedTuple):
+    """The model's latent sites in NumPyro's unconstrained space, flattened into z."""
+    init: Array  # (dim,) z at the init strategy's values
+    unravel: Callable[[Array], dict[str, Array]]  # z (dim,) -> {site: unconstrained value}
+    shapes: dict[str, tuple[int, ...]]  # each site's unconstrained shape, in z's order
+    sites: list[str]  # the latent sites, in the model's order
+
+
+def latent_space(model: Callable, args: tuple, kwargs: dict, strategy: Callable,
+                 seed: int) -> Latents:
+    """The flattening of the model's latent sites into z, and the start, from one compiled
+    trace of the model (the discrete and ``numpyro.param`` sites are refused there)."""
+    z0_sites = _initial_point(model, args, kwargs, seed, strategy)
+    z0, unravel = ravel_pytree(z0_sites)
+    # ravel_pytree's order is the pytree order of the dict (sorted keys); read it, don't assume.
+    paths, _ = jax.tree_util.tree_flatten_with_path(z0_sites)
+    shapes = {path[0].key: tuple(jnp.shape(leaf)) for path, leaf in paths}
+    return Latents(z0, unravel, shapes, list(z0_sites))
+
+
+def value_maps(model: Callable, args: tuple, kwargs: dict, latents: Latents) -> tuple[
+        Callable[[Array], dict[str, Array]], Callable[[Mapping[str, Any]], Array]]:
+    """``constrain: z (dim,) -> {site: constrained value}`` (deterministic sites included,
+    jitted) and its inverse ``unconstrain: {site: constrained value} -> z (dim,)``, by
+    NumPyro's ``constrain_fn`` and ``unconstrain_fn``."""
+    from numpyro.infer.util import constrain_fn, unconstrain_fn
+
+    unravel = latents.unravel
+
+    @jax.jit
+    def constrain(z: Array) -> dict[str, Array]:
+        return constrain_fn(model, args, kwargs, unravel(z), return_deterministic=True)
+
+    def unconstrain(values: Mapping[str, Any]) -> Array:
+        missing = [k for k in latents.sites if k not in values]
+        if missing:
+            raise TargetError(
+                f"unconstrain needs a value for every latent site; missing {missing}.")
+        sites = {k: jnp.asarray(values[k]) for k in latents.sites}
+        flat, _ = ravel_pytree(unconstrain_fn(model, args, kwargs, sites))
+        return flat
+
+    return constrain, unconstrain
+
+
 def from_numpyro(model: Callable, *args: Any, init_strategy: Callable | None = None,
                  rng_seed: int = 0, target_name: str | None = None,
-                 **kwargs: Any) -> ModelTarget:
+                 **kwargs: Any) -> ModelTarget | DataTarget:
     """A Target whose z is the model's latent sites in NumPyro's unconstrained space.
 
     ``from_numpyro(model, *args, **kwargs)`` calls ``model(*args, **kwargs)``; observed data go
@@ -120,19 +171,27 @@ def from_numpyro(model: Callable, *args: Any, init_strategy: Callable | None = N
     ``mu``, ``theta[0]``, ... from the sites (in the unconstrained shapes), ``constrain(z)``
     returning the dict of constrained latent sites and ``numpyro.deterministic`` values, and
     ``unconstrain(values) -> z`` for a dict of constrained latent site values.
+
+    A model with a ``numpyro.plate(name, N, subsample_size=B)`` comes back as a
+    ``vifit.DataTarget`` over its N rows instead (same z, names and maps, and the same
+    full-data density), which ``vifit.fit(target, batch_size=B)`` fits by subsampling; see
+    ``vifit.adapters.numpyro_data``.
     """
     from numpyro.infer.initialization import init_to_median
-    from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
+    from numpyro.infer.util import potential_energy
+
+    from vifit.adapters.numpyro_data import data_target, subsampled_plate
 
     if not callable(model):
         raise TargetError(f"from_numpyro needs a model function, got {type(model).__name__}.")
     strategy = init_to_median() if init_strategy is None else init_strategy
-    z0_sites = _initial_point(model, args, kwargs, rng_seed, strategy)
-    latent = list(z0_sites)
-    z0, unravel = ravel_pytree(z0_sites)
-    # ravel_pytree's order is the pytree order of the dict (sorted keys); read it, don't assume.
-    paths, _ = jax.tree_util.tree_flatten_with_path(z0_sites)
-    shapes = {path[0].key: tuple(jnp.shape(leaf)) for path, leaf in paths}
+    name = target_name or getattr(model, "__name__", "numpyro_model")
+    plate = subsampled_plate(model, args, kwargs)
+    if plate is not None:
+        return data_target(model, args, kwargs, plate, strategy=strategy, seed=rng_seed,
+                           name=name)
+    latents = latent_space(model, args, kwargs, strategy, rng_seed)
+    unravel = latents.unravel
 
     # NumPyro's public functions, jitted so that each compiles as one program (run op by op,
     # a model compiles every operation separately).
@@ -140,23 +199,10 @@ def from_numpyro(model: Callable, *args: Any, init_strategy: Callable | None = N
     def log_density(z: Array) -> Array:
         return -potential_energy(model, args, kwargs, unravel(z))
 
-    @jax.jit
-    def constrain(z: Array) -> dict[str, Array]:
-        return constrain_fn(model, args, kwargs, unravel(z), return_deterministic=True)
-
-    def unconstrain(values: Mapping[str, Any]) -> Array:
-        missing = [k for k in latent if k not in values]
-        if missing:
-            raise TargetError(
-                f"unconstrain needs a value for every latent site; missing {missing}.")
-        sites = {k: jnp.asarray(values[k]) for k in latent}
-        flat, _ = ravel_pytree(unconstrain_fn(model, args, kwargs, sites))
-        return flat
-
-    _check_start(log_density, z0, shapes)
-    name = target_name or getattr(model, "__name__", "numpyro_model")
+    constrain, unconstrain = value_maps(model, args, kwargs, latents)
+    _check_start(log_density, latents.init, latents.shapes)
     # Checked above with one compiled value-and-gradient; NumPyro models vmap by construction,
     # so Target's own checks would only add three more compilations of the model.
-    return ModelTarget(log_density, init=z0, param_names=flat_names(shapes), constrain=constrain,
-                       unconstrain=unconstrain, source="numpyro", site_shapes=shapes, name=name,
-                       check=False)
+    return ModelTarget(log_density, init=latents.init, param_names=flat_names(latents.shapes),
+                       constrain=constrain, unconstrain=unconstrain, source="numpyro",
+                       site_shapes=latents.shapes, name=name, check=False)

@@ -17,6 +17,42 @@ def parse_lr(text: str | None) -> float | str | None:
         raise ConfigError(f"--lr must be a number or 'auto', got {text!r}.") from None
 
 
+def data_options(batch_size: str | None, control_variate: bool, devices: int | None,
+                 coordinator: str | None, num_processes: int | None,
+                 process_id: int | None) -> dict[str, Any]:
+    """``vifit.fit``'s data settings from the CLI's flags; joins a distributed run (which must
+    happen before the model file builds its target) when any distributed flag, or
+    JAX_COORDINATOR_ADDRESS, is given. ``"process"``: ``(process_id, num_processes)``."""
+    import os
+
+    if batch_size is None or batch_size == "auto":
+        size: int | str | None = "auto"
+    elif batch_size == "full":
+        size = None
+    else:
+        try:
+            size = int(batch_size)
+        except ValueError:
+            raise ConfigError(f"--batch-size must be a number of rows, 'full' or 'auto', got "
+                              f"{batch_size!r}.") from None
+        if size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {size}.")
+    if devices is not None and devices < 1:
+        raise ConfigError(f"--devices must be at least 1, got {devices}.")
+    options: dict[str, Any] = {"batch_size": size, "control_variate": control_variate,
+                               "devices": devices}
+    flags = (coordinator, num_processes, process_id)
+    if any(v is not None for v in flags) or os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        from vifit.data.hosts import initialize
+
+        initialize(coordinator, num_processes, process_id)
+        import jax
+
+        options["distributed"] = True
+        options["process"] = (jax.process_index(), jax.process_count())
+    return options
+
+
 def info_lines(info: dict[str, Any]) -> list[str]:
     """Human-readable lines for ``FitResult.info``."""
     lines: list[str] = []
@@ -59,6 +95,17 @@ def info_lines(info: dict[str, Any]) -> list[str]:
     if nat:
         lines.append(f"natural gradient: step {nat['rho']:g}, {nat['hessian']} Hessian, "
                      f"{nat['draws']} draws per step")
+    mb = info.get("minibatch")
+    if mb:
+        where = "" if mb["devices"] == 1 else f" on {mb['devices']} devices" + (
+            f" of {mb['processes']} processes" if mb.get("processes", 1) > 1 else "")
+        lines.append(f"minibatches: {mb['batch_size']} of {mb['rows']:,} rows{where}, "
+                     f"{mb['epochs']:.2f} epochs, {mb['reference_refreshes']} control-variate "
+                     f"refreshes; {mb['row_evaluations']:.3g} row evaluations in the fit")
+    full = info.get("full_data_eval")
+    if full:
+        lines.append(f"full-data evaluation: {full['draws']} draws x all rows = "
+                     f"{full['row_evaluations']:.3g} row evaluations")
     return lines
 
 

@@ -103,9 +103,10 @@ def fit_command(
         help="score, score_plain, reparam, stl, dreg, snis, rb, relaxed or stratified (default: "
              "the family's or the objective's: reparam, dreg or snis; score for "
              "non-differentiable models).")] = None,
-    optimizer: Annotated[str, typer.Option(
+    optimizer: Annotated[Optional[str], typer.Option(
         help="adam, sgd, adagrad, rmsprop; natgrad (natural gradient, Gaussian families), "
-             "lbfgs-fixed (L-BFGS on fixed draws) or pathfinder.")] = "adam",
+             "lbfgs-fixed (L-BFGS on fixed draws) or pathfinder (default: adam; natgrad for "
+             "a data model on minibatches).")] = None,
     lr: Annotated[Optional[str], typer.Option(
         help="Learning rate, or 'auto' for a pilot search (default 1e-2; natgrad 0.2).")] = None,
     schedule: Annotated[str, typer.Option(
@@ -135,6 +136,20 @@ def fit_command(
              "resumes from it (same numbers as an uninterrupted run).")] = None,
     checkpoint_every: Annotated[float, typer.Option(
         help="Seconds between checkpoint saves (and once at the end of each stage).")] = 10.0,
+    batch_size: Annotated[Optional[str], typer.Option(
+        help="Data models: rows per step, 'full' for the full data, or 'auto' (the default: "
+             "the full data up to 20,000 rows, else 1024).")] = None,
+    control_variate: Annotated[bool, typer.Option(
+        help="Data models on minibatches: the Taylor control variate.")] = True,
+    devices: Annotated[Optional[int], typer.Option(
+        help="Data models: shard the rows over this many devices (default: all of them "
+             "for 100,000 rows or more on minibatches, else one).")] = None,
+    coordinator: Annotated[Optional[str], typer.Option(
+        help="Distributed fit: HOST:PORT of process 0 (or JAX_COORDINATOR_ADDRESS).")] = None,
+    num_processes: Annotated[Optional[int], typer.Option(
+        help="Distributed fit: number of processes (or JAX_NUM_PROCESSES).")] = None,
+    process_id: Annotated[Optional[int], typer.Option(
+        help="Distributed fit: this process's id, 0..P-1 (or JAX_PROCESS_ID).")] = None,
 ) -> None:
     """Fit a variational approximation to MODEL and print the summary and log Z."""
     try:
@@ -148,10 +163,14 @@ def fit_command(
             return fit_ep(model, ep_schedule, damping, max_sweeps, seed, out)
         from vifit.cli.extras import parse_lr
 
+        from vifit.cli.extras import data_options
+
         family = "auto" if auto else family
+        data = data_options(batch_size, control_variate, devices, coordinator, num_processes,
+                            process_id)
         _fit(model, family, estimator, optimizer, parse_lr(lr), schedule, steps, draws, seed, tol,
              rank, baseline, cv, out, progress, objective, k, alpha, init, checkpoint,
-             checkpoint_every)
+             checkpoint_every, data)
     except VifitError as exc:
         _fail(str(exc))
     except (typer.Exit, typer.Abort):
@@ -176,7 +195,7 @@ def fit_command(
 
 def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, tol, rank,
          baseline, cv, out, progress, objective="elbo", k=None, alpha=None, init=None,
-         checkpoint=None, checkpoint_every=10.0) -> None:
+         checkpoint=None, checkpoint_every=10.0, data=None) -> None:
     import vifit
     from vifit.cli.models import load_model
     from vifit.estimators import ScoreFunction, get_estimator
@@ -189,10 +208,21 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
     if estimator is not None:
         est = (ScoreFunction(baseline=baseline, control_variate=cv) if estimator == "score"
                else get_estimator(estimator))
-    target, origin = load_model(model)
-    out_console.print(f"[bold]{target.name}[/]: {origin}, d = {target.dim}")
-    chosen = (objective, estimator, optimizer, lr, schedule, init) != (
-        "elbo", None, "adam", None, "constant", None)
+    data = dict(data or {})
+    process = data.pop("process", (0, 1))
+    target, origin = load_model(model, process)
+    lead = process[0] == 0  # in a distributed fit only process 0 prints and writes
+    console = out_console if lead else Console(quiet=True)
+    console.print(f"[bold]{target.name}[/]: {origin}, d = {target.dim}")
+    from vifit.data import DataTarget
+
+    if not isinstance(target, DataTarget):
+        if any(v not in (None, "auto") for k, v in data.items() if k != "control_variate"):
+            raise ConfigError("--batch-size, --devices and the distributed options are for "
+                              "data models (a file defining log_prior, log_lik and data).")
+        data = {}
+    chosen = optimizer not in (None, "adam") or (objective, estimator, lr, schedule, init) != (
+        "elbo", None, None, "constant", None)
     if family == "auto" and chosen:
         raise ConfigError("--auto (family auto) chooses the estimator, optimizer, learning rate, "
                           "schedule, objective and start itself; drop those options, or pick a "
@@ -201,24 +231,27 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
         # auto beat every fixed choice in `vifit bench` (docs/bench.md), so it is the default
         # when nothing else is asked for; naming any method settings keeps the full-rank one.
         family = "auto"
-        out_console.print("family: auto (the default; --family fullrank for one Gaussian)")
+        console.print("family: auto (the default; --family fullrank for one Gaussian)")
     resume = dict(checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     if checkpoint is not None and any(Path(checkpoint).glob("*.npz")):
         out_console.print(f"resuming from the checkpoint in {checkpoint}")
     try:
+        progress = progress and lead
         if family == "auto":
             result = vifit.fit(target, "auto", steps=steps, draws=draws, seed=seed, tol=tol,
-                               progress=progress, **resume)
+                               progress=progress, **resume, **data)
         else:
             result = vifit.fit(target, fam, objective=obj, estimator=est, optimizer=optimizer,
                                lr=lr, schedule=schedule, steps=steps, draws=draws, seed=seed,
-                               tol=tol, progress=progress, init=init, **resume)
+                               tol=tol, progress=progress, init=init, **resume, **data)
     except KeyboardInterrupt:
         # Outside the compiled loop (Pathfinder, the final evaluation): nothing finished.
         print("interrupted before a fit finished; nothing was written"
               + (f" (the checkpoint in {checkpoint} is kept)" if checkpoint else "") + ".",
               file=sys.stderr)
         raise typer.Exit(130) from None
+    if not lead:  # the other processes of a distributed fit: same result, nothing to add
+        return
     print_result(result)
     from vifit.cli.extras import print_info
 

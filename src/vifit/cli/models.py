@@ -7,7 +7,12 @@ A model file is detected by what it defines (see docs/models.md):
   the file's ``args`` (a tuple) and ``kwargs`` (a dict; ``data`` is accepted for it), where
   the observed data go;
 - a plain log density: ``log_density(z)`` with ``dim`` or ``init`` (optionally
-  ``param_names``, ``constrain``, ``differentiable``).
+  ``param_names``, ``constrain``, ``differentiable``);
+- a data model: ``log_prior(z)``, ``log_lik(z, batch)`` (one value per row of ``batch``),
+  ``data`` and ``dim`` or ``init`` (optionally ``param_names``, ``constrain``), fitted on
+  minibatches (``vifit.DataTarget``). ``data`` is an array or a dict of arrays with one row
+  per datum (``np.load(path, mmap_mode="r")`` for files larger than memory), or a function
+  ``data(process_id, num_processes)`` returning that process's rows.
 """
 
 from __future__ import annotations
@@ -22,8 +27,13 @@ from vifit.errors import ModelFileError, VifitError, describe
 from vifit.target import Target
 
 
-def load_model(spec: str) -> tuple[Target, str]:
-    """A Target and a one-line description of where it came from and what was detected."""
+DATA_NAMES = ("log_prior", "log_lik", "data")
+
+
+def load_model(spec: str, process: tuple[int, int] = (0, 1)) -> tuple[Target, str]:
+    """A Target and a one-line description of where it came from and what was detected.
+    ``process``: ``(process_id, num_processes)`` of a distributed fit, whose data model then
+    reads only its own rows."""
     from vifit import catalog
 
     names = catalog.catalog_names()
@@ -36,6 +46,13 @@ def load_model(spec: str) -> tuple[Target, str]:
         spec, f"a built-in example ({', '.join(names)})",
         "give a Python file that defines log_density, or a NumPyro or PyMC `model`.")
     has_model, has_density = hasattr(module, "model"), hasattr(module, "log_density")
+    if hasattr(module, "log_lik") or hasattr(module, "log_prior"):
+        if has_model or has_density:
+            raise ModelFileError(
+                f"{path} defines log_lik/log_prior and also "
+                f"{'`model`' if has_model else '`log_density`'}; a data model is log_prior, "
+                "log_lik and data; keep one kind.")
+        return _from_data_file(module, path, process)
     if has_model and has_density:
         raise ModelFileError(
             f"{path} defines both `model` and `log_density`; keep one, or rename the other, "
@@ -71,6 +88,52 @@ def load_model(spec: str) -> tuple[Target, str]:
         name=str(getattr(module, "name", path.stem)),
     )
     return target, f"detected a plain log_density in {path}"
+
+
+def _from_data_file(module, path: Path, process: tuple[int, int]) -> tuple[Target, str]:
+    from vifit.data import DataTarget
+    from vifit.data.hosts import row_range
+    from vifit.data.target import data_rows
+
+    missing = [n for n in DATA_NAMES if not hasattr(module, n)]
+    if missing:
+        raise ModelFileError(
+            f"{path} looks like a data model but defines no {', '.join(missing)}; a data model "
+            "defines log_prior(z) (a scalar), log_lik(z, batch) (one value per row of batch), "
+            "data (arrays with one row per datum) and dim or init.")
+    dim, init = getattr(module, "dim", None), getattr(module, "init", None)
+    if dim is None and init is None:
+        raise ModelFileError(f"{path} defines a data model but neither `dim` nor `init`; add "
+                             "one.")
+    pid, nproc = process
+    data = module.data
+    if callable(data):
+        try:
+            data = data(pid, nproc)
+        except Exception as exc:
+            raise ModelFileError(f"data({pid}, {nproc}) in {path} failed: {describe(exc)}; "
+                                 "a data loader takes (process_id, num_processes) and returns "
+                                 "that process's rows.") from exc
+        rows = "its own rows from data()"
+    elif nproc > 1:
+        start, stop = row_range(data_rows(data), pid, nproc)
+        data = _slice_rows(data, start, stop)
+        rows = f"rows {start:,}..{stop - 1:,}"
+    else:
+        rows = ""
+    target = DataTarget(module.log_prior, module.log_lik, data, dim=dim, init=init,
+                        param_names=getattr(module, "param_names", None),
+                        constrain=getattr(module, "constrain", None),
+                        name=str(getattr(module, "name", path.stem)))
+    where = f"; process {pid} of {nproc} reads {rows}" if nproc > 1 else ""
+    return target, (f"detected a data model in {path}: {target.n_rows:,} rows, log_prior + "
+                    f"log_lik{where}")
+
+
+def _slice_rows(data, start: int, stop: int):
+    import jax
+
+    return jax.tree.map(lambda a: a[start:stop], data)
 
 
 def _is_pymc_model(obj) -> bool:

@@ -111,13 +111,13 @@ def _draws_pass(target: DataTarget):
 
 
 def full_logw(target: DataTarget, family: Any, params: Any, key: Array, n: int,
-              progress: bool | None = None) -> np.ndarray:
-    """``log p(x, z_j) - log q(z_j)`` for ``n`` draws of q, with log p on the full data,
-    ``(n,)`` float64; a progress bar over the rows when ``progress``."""
+              progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` draws ``z (n, dim)`` of q and their ``log p(x, z_j) - log q(z_j)``, ``(n,)``
+    float64, with log p on the full data; a progress bar over the rows when ``progress``."""
     from vifit.progress import PassProgress
 
     z, log_q = jax.jit(lambda p, k: family.sample_and_log_prob(p, k, n))(params, key)
     with PassProgress(target.n_rows, f"full-data evaluation · {n} draws",
                       enabled=progress) as bar:
         logp = full_log_density(target, z, on_chunk=bar.update)
-    return logp - np.asarray(log_q, dtype=np.float64)
+    return np.asarray(z), logp - np.asarray(log_q, dtype=np.float64)

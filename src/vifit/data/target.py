@@ -130,7 +130,11 @@ class DataTarget(Target):
         """The data as JAX arrays on the default device (loaded once; memory-mapped arrays are
         read whole here)."""
         if self._device_data is None:
-            self._device_data = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), self.data)
+            # Concrete even when first asked for inside a jit trace (a cached tracer would
+            # break every later use).
+            with jax.ensure_compile_time_eval():
+                self._device_data = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)),
+                                                 self.data)
         return self._device_data
 
     def rows(self, index: np.ndarray) -> Any:
