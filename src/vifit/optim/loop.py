@@ -339,22 +339,35 @@ def still_improving(means: list[float], tol: float, n: int = TREND_WINDOWS) -> b
     return slope > tol and slope > TREND_Z * se
 
 
+# Window means noisier than this (standard error, nats) make the trend test look further back.
+NOISY_SE = 1.0
+
+
 def noisy_rise(means: list[float], ses: list[float], patience: int, tol: float) -> bool:
-    """Whether the mean of the last ``patience`` window means beats the mean of the
-    ``patience`` before them by more than ``tol`` and by more than ``TREND_Z`` standard errors
-    of the difference (from each window's own scatter). When window means are noisy (a
-    minibatch fit without a control variate) the best window so far is inflated by noise, so
-    later windows fail to beat it while the objective still climbs; pooled block means do not
-    have that bias."""
-    if len(means) < 2 * patience:
+    """Whether the window means still rise, judged against their own standard errors (from
+    each window's scatter): a weighted least-squares slope over the last ``2 * patience``
+    windows, or ``4 * patience`` when they are noisy (standard error above ``NOISY_SE``),
+    that exceeds ``tol`` per window and ``TREND_Z`` of its standard error. A noisy fit with
+    fewer windows than that is taken as still rising.
+
+    With noisy windows (a minibatch fit without a control variate) the best window so far is
+    inflated by noise, so later windows fail to beat it while the objective still climbs; a
+    slope over many windows sees a rise that no single window shows."""
+    if not means:
         return False
-    recent = np.asarray(means[-patience:])
-    before = np.asarray(means[-2 * patience:-patience])
-    s_r = np.asarray(ses[-patience:])
-    s_b = np.asarray(ses[-2 * patience:-patience])
-    diff = float(recent.mean() - before.mean())
-    se = float(np.sqrt(np.sum(s_r**2) + np.sum(s_b**2)) / patience)
-    return diff > tol and diff > TREND_Z * se
+    noisy = np.median(np.asarray(ses[-patience:], dtype=np.float64)) > NOISY_SE
+    n = 4 * patience if noisy else 2 * patience
+    if len(means) < n:
+        # Too few noisy windows to tell a plateau from a slow climb: go on.
+        return bool(noisy)
+    y = np.asarray(means[-n:], dtype=np.float64)
+    var = np.maximum(np.asarray(ses[-n:], dtype=np.float64) ** 2, 1e-300)
+    w = 1.0 / var
+    x = np.arange(n, dtype=np.float64)
+    xm = (w @ x) / w.sum()
+    sxx = w @ (x - xm) ** 2
+    slope = float(w @ ((x - xm) * (y - (w @ y) / w.sum())) / sxx)
+    return slope > tol and slope > TREND_Z * float(np.sqrt(1.0 / sxx))
 
 
 def _maybe_array(x) -> np.ndarray | None:
