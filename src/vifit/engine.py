@@ -270,7 +270,8 @@ def _minibatch(target: Target, batch_size, control_variate: bool, devices: int |
 
     sharding = None
     if hosts is not None:
-        sharding = RowSharding.make(None, batch_size)  # every device of every process
+        sharding = RowSharding.for_processes(int(batch_size))
+        hosts.set_layout(sharding.per_process)
     else:
         devices = default_devices(n, batch_size) if devices is None else devices
         if devices > 1:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import os
 import sys
 import warnings
 
@@ -33,8 +34,12 @@ def _import_pymc():
     # PyTensor's JAX backend switches JAX to float64 for the whole process when it is first
     # imported (floatX=float64 is PyTensor's default). vifit keeps the precision the user chose
     # (float32 unless they enabled x64), so the flag is put back as it was.
+    # pymc.sampling.jax also sets XLA_FLAGS to 100 host devices on import: every process
+    # started afterwards (a distributed fit's peers, a test's subprocess) would see 100 CPU
+    # devices. The variable is put back too.
     first = "pytensor.link.jax.dispatch.basic" not in sys.modules
     x64 = _global_x64()
+    flags = os.environ.get("XLA_FLAGS")
     try:
         import pymc
         from pymc.sampling.jax import get_jaxified_graph
@@ -43,6 +48,10 @@ def _import_pymc():
     finally:
         if first:
             jax.config.update("jax_enable_x64", x64)
+        if flags is None:
+            os.environ.pop("XLA_FLAGS", None)
+        else:
+            os.environ["XLA_FLAGS"] = flags
     return pymc, get_jaxified_graph
 
 

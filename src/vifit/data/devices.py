@@ -66,6 +66,27 @@ class RowSharding:
                               + (f" or {lo}." if lo else "."))
         return cls(Mesh(np.asarray(devices), (AXIS,)))
 
+    @classmethod
+    def for_processes(cls, batch_size: int) -> RowSharding:
+        """A mesh over every device of every process, or over one device per process when
+        the batch does not split evenly over all of them."""
+        every = jax.devices()
+        if batch_size % len(every) == 0:
+            return cls(Mesh(np.asarray(every), (AXIS,)))
+        first = {}
+        for d in every:
+            first.setdefault(d.process_index, d)
+        count = len(first)
+        if batch_size % count:
+            raise ConfigError(f"batch_size={batch_size} does not split evenly over the "
+                              f"{count} processes; use a multiple of {count}.")
+        return cls(Mesh(np.asarray([first[p] for p in sorted(first)]), (AXIS,)))
+
+    @property
+    def per_process(self) -> int:
+        """Devices of the mesh in each process."""
+        return self.count // jax.process_count()
+
     def place_rows(self, data: Any) -> Any:
         """``data`` (host arrays, N rows) as global arrays sharded along the rows. N is
         padded up to a multiple of the device count with copies of the first row, which no

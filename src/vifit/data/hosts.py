@@ -94,7 +94,7 @@ def sum_over_processes(x: Any) -> Any:
 class HostRows:
     """How the processes' rows make up the global data: counts, offsets, padded layout."""
 
-    def __init__(self, local_rows: int):
+    def __init__(self, local_rows: int, devices_per_process: int = 1):
         from jax.experimental import multihost_utils
 
         counts = np.asarray(multihost_utils.process_allgather(np.asarray([local_rows])))
@@ -104,7 +104,11 @@ class HostRows:
                               f"{self.counts.tolist()}.")
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
         self.n_rows = int(self.counts.sum())
-        per = jax.local_device_count()
+        self.set_layout(devices_per_process)
+
+    def set_layout(self, devices_per_process: int) -> None:
+        """Pad each process's rows to the same count, a multiple of its devices on the mesh."""
+        per = int(devices_per_process)
         self.padded = int(-(-int(self.counts.max()) // per) * per)  # rows per process, padded
 
     def global_index(self, logical: np.ndarray) -> np.ndarray:
