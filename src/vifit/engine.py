@@ -187,7 +187,12 @@ def _diverged_note(loop, target: Target) -> str:
 
 def _check_start(target: Target, family: Family, params: Params, key: jax.Array, n: int) -> None:
     z = family.sample(params, key, n)
-    logp = np.asarray(target.batch_log_density(z))
+    if isinstance(target, DataTarget):  # streamed in chunks: never the whole data at once
+        from vifit.data.passes import full_log_density
+
+        logp = full_log_density(target, z)
+    else:
+        logp = np.asarray(target.batch_log_density(z))
     if not np.isfinite(logp).any():
         raise TargetError(
             f"log_density is not finite at any of {n} draws from the initial q around init; "

@@ -135,6 +135,9 @@ class FitResult:
             qs = np.quantile(draws, QUANTILES, axis=0)
             mean, sd = draws.mean(0), draws.std(0, ddof=1)
             ess = float(n)
+        elif draws.shape[0] < n:
+            mean, sd, qs = self._difference_summary(key, n, draws, weights)
+            ess = float(1.0 / (weights @ weights))
         else:
             mean = weights @ draws
             var = weights @ (draws - mean) ** 2 / max(1.0 - float(weights @ weights), 1e-12)
@@ -146,6 +149,25 @@ class FitResult:
         table.attrs["weighting"] = "q" if weights is None else "psis"
         table.attrs["ess"] = ess
         return table
+
+    def _difference_summary(self, key, n: int, small: np.ndarray, weights: np.ndarray):
+        """Mean, sd and quantiles corrected toward p when only ``m < n`` draws have log p (a
+        data fit's full-data evaluation): q's own statistics from ``n`` fresh draws plus the
+        correction measured on the m weighted draws, ``E_w[f] - mean(f)`` on the same draws,
+        whose noise cancels where the weights are near one (small k-hat). Weighting the m draws
+        alone would carry their full Monte Carlo error (0.06 sd per mean at m = 256).
+        Quantiles are q's, moved and scaled to the corrected mean and sd."""
+        if isinstance(key, int):
+            key = jax.random.key(key)
+        names, flat = self.target.constrained_names()
+        big = np.asarray(jax.vmap(flat)(self.sample_unconstrained(key, n)), dtype=np.float64)
+        mean_q, sd_q = big.mean(0), big.std(0, ddof=1)
+        mean = mean_q + (weights @ small - small.mean(0))
+        second = (big**2).mean(0) + (weights @ small**2 - (small**2).mean(0))
+        sd = np.sqrt(np.maximum(second - mean**2, 0.0) * n / (n - 1))
+        qs = mean + (sd / np.where(sd_q > 0, sd_q, 1.0)) * (
+            np.quantile(big, QUANTILES, axis=0) - mean_q)
+        return mean, sd, qs
 
     def use_weights(self) -> bool:
         """Whether summaries are importance-weighted by default: a continuous target, a
