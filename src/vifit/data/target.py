@@ -132,8 +132,9 @@ class DataTarget(Target):
         if self._device_data is None:
             # Concrete even when first asked for inside a jit trace (a cached tracer would
             # break every later use).
+            # device_put: one copy of the rows (jnp.asarray made two on CPU: 2x the data).
             with jax.ensure_compile_time_eval():
-                self._device_data = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)),
+                self._device_data = jax.tree.map(lambda a: jax.device_put(np.asarray(a)),
                                                  self.data)
         return self._device_data
 
