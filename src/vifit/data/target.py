@@ -55,11 +55,6 @@ def data_rows(data: Any) -> int:
     return n
 
 
-def take_rows(data: Any, start: int, stop: int) -> Any:
-    """Rows ``start:stop`` of every array of ``data`` (host arrays stay host arrays)."""
-    return jax.tree.map(lambda a: a[start:stop], data)
-
-
 def _on_host(leaf: Any) -> bool:
     return isinstance(leaf, np.memmap)
 
@@ -263,4 +258,4 @@ def chunked_sum(log_lik: Callable[[Array, Any], Array], z: Array, data: Any, n: 
     return total
 
 
-__all__ = ["DataTarget", "chunked_sum", "data_rows", "take_rows"]
+__all__ = ["DataTarget", "chunked_sum", "data_rows"]
