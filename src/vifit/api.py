@@ -148,12 +148,14 @@ def fit(
                               "give only steps, draws, seed, tol, n_eval, progress, or pick a "
                               "family.")
         if _on_minibatches(target, batch_size):
-            return _auto_on_minibatches(target, steps=steps, draws=draws, seed=seed,
-                                        window=window, patience=patience, tol=tol,
-                                        n_eval=n_eval, progress=progress, callback=callback,
-                                        checkpoint=ckpt, batch_size=batch_size,
-                                        control_variate=control_variate, devices=devices,
-                                        distributed=distributed)
+            from vifit.auto import fit_auto_minibatch
+
+            return fit_auto_minibatch(target, steps=steps, draws=draws, seed=seed,
+                                      window=window, patience=patience, tol=tol,
+                                      n_eval=n_eval, progress=progress, callback=callback,
+                                      checkpoint=ckpt, batch_size=batch_size,
+                                      control_variate=control_variate, devices=devices,
+                                      distributed=distributed)
         return fit_auto(target, steps=steps, draws=draws, seed=seed, window=window,
                         patience=patience, tol=tol, n_eval=n_eval, progress=progress,
                         callback=callback, checkpoint=ckpt)
@@ -192,22 +194,6 @@ def _on_minibatches(target: Target, batch_size) -> bool:
         return False
     size = default_batch_size(target.n_rows) if batch_size == "auto" else batch_size
     return size is not None and size < target.n_rows
-
-
-def _auto_on_minibatches(target: Target, **settings: Any) -> FitResult:
-    """``family="auto"`` on a data set fitted by minibatches: a full-rank Gaussian by natural
-    gradient (``auto``'s Pathfinder start, mode search and flows each need many full passes
-    over the data); the verdict then rests on the full-data k-hat."""
-    import dataclasses
-
-    from vifit.engine import fit_one
-
-    result = fit_one(target, "fullrank", **settings)
-    note = ("family='auto' on minibatches fits a full-rank Gaussian by natural gradient: the "
-            "mode search, Pathfinder start and flows of auto need many full passes over the "
-            "data and are skipped, so several modes would go unnoticed except through k-hat. "
-            "Pass batch_size=None to run the full strategy.")
-    return dataclasses.replace(result, notes=result.notes + (note,))
 
 
 def _check_args(*, steps, window, patience, draws, seed, tol, n_eval, lr, optimizer_options,

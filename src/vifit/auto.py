@@ -27,6 +27,7 @@ import sys
 import time
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -285,3 +286,91 @@ def coverage(result: FitResult, search) -> dict[str, Any]:
                           "spike of log p rather than separate mass; not used in the verdict")
     return record
 
+
+
+# Row evaluations the mode search of a minibatch fit may spend: its climbs (64 starts x 400
+# steps) see all rows up to 2e9 / 25600 = 78,125 of them, else a fixed random subset of that
+# many, scaled by N / M.
+MODE_ROW_BUDGET = 2e9
+
+
+def fit_auto_minibatch(target, **settings: Any) -> FitResult:
+    """``family="auto"`` on a data set fitted by minibatches: a full-rank Gaussian by natural
+    gradient (Pathfinder's start and flows would need many full passes), then the mode search
+    around it on the data, or on a fixed random subset of rows scaled to N when the data are
+    larger than ``MODE_ROW_BUDGET`` allows, so that separated modes q misses still reach the
+    verdict (k-hat alone does not see a mode far from q). A subset's Laplace masses are those
+    of a noisier density: the missed fraction is then a rough guide. Across processes the
+    search is skipped (each holds other rows), and a note says so."""
+    import dataclasses
+
+    from vifit.engine import fit_one
+
+    result = fit_one(target, "fullrank", **settings)
+    notes = ["family='auto' on minibatches fits a full-rank Gaussian by natural gradient "
+             "(Pathfinder's start and flows need many full passes over the data)."]
+    info = dict(result.info)
+    if settings.get("distributed"):
+        notes.append("the mode search was skipped (each process holds other rows): several "
+                     "modes would go unnoticed except through k-hat.")
+    elif result.stop_reason not in ("diverged", "non-finite"):
+        searched = _wide_search(_mode_target(target, result.seed), result)
+        info["modes"] = coverage(result, searched)
+        rows = _mode_rows(target)
+        if rows < target.n_rows:
+            notes.append(f"the mode search climbed on {rows:,} of the {target.n_rows:,} rows "
+                         "(a fixed random subset, scaled to N): its masses are rough.")
+    return dataclasses.replace(result, notes=result.notes + tuple(notes), info=info)
+
+
+def _wide_search(target: Target, result: FitResult):
+    """The mode search around q, plus climbs from over-dispersed starts on the scale of z
+    itself (sd ``1 + |mean|`` per coordinate): the posterior of many rows is narrow, so a mode
+    well apart on the scale of the parameters can lie thousands of q's sds away, beyond the
+    climbs around q. Adam's steps are a fixed fraction of the frame's scale, so the wide
+    climbs are refined in frames 10x narrower each time down to q's, and all ends are grouped
+    into modes together in q's frame."""
+    from vifit.modes import SCALES, _climb, climb_from, search_modes
+
+    key = jax.random.fold_in(jax.random.key(result.seed), 0x0DE5)
+    mean, cov = jnp.asarray(result.mean()), jnp.asarray(result.covariance())
+    near = search_modes(target, mean, cov, key=key)
+    if near is None:
+        return None
+    sd_q = float(jnp.sqrt(jnp.max(jnp.diag(cov))))
+    width = 1.0 + jnp.abs(mean)
+    scales = jnp.asarray(np.resize(np.asarray(SCALES), 64), mean.dtype)[:, None]
+    points = mean + scales * width * jax.random.normal(jax.random.fold_in(key, 1),
+                                                       (64, target.dim), mean.dtype)
+    while float(jnp.max(width)) > 10 * sd_q:
+        # one stage: climb from the points in a diagonal frame of sd `width` around q's mean
+        chol = jnp.diag(width)
+        u0 = (points - mean) / width
+        ends = _climb(target.log_density, mean, chol, u0, 400, 0.3)[0]
+        points = jnp.where(jnp.all(jnp.isfinite(ends), axis=1, keepdims=True), ends, points)
+        width = width / 10.0
+    found = jnp.concatenate([points, jnp.asarray(np.stack([m.location for m in near.modes]),
+                                                 mean.dtype)]) if near.modes else points
+    return climb_from(target, found, mean, cov)
+
+
+def _mode_rows(target) -> int:
+    return int(min(target.n_rows, max(1000, MODE_ROW_BUDGET // (64 * 400))))
+
+
+def _mode_target(target, seed: int) -> Target:
+    """The data target itself, or a plain Target on a fixed random subset of its rows whose
+    likelihood is scaled by N / M (for the mode search's climbs)."""
+    m = _mode_rows(target)
+    if m >= target.n_rows:
+        return target
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x40DE]))
+    rows = target.rows(np.sort(rng.choice(target.n_rows, m, replace=False)))
+    rows = jax.tree.map(jnp.asarray, rows)
+    scale = target.n_rows / m
+
+    def log_density(z):
+        return target.log_prior(z) + scale * jnp.sum(target.log_lik(z, rows))
+
+    return Target(log_density, init=target.init, param_names=target.param_names,
+                  name=target.name, check=False)
