@@ -112,8 +112,7 @@ def fit_one(
         notes.append(_diverged_note(loop, target))
 
     if minibatch is not None:
-        info["minibatch"] = _minibatch_info(minibatch, loop.steps, draws)
-        info["minibatch"]["window_se"] = loop.window_se
+        info["minibatch"] = _minibatch_info(minibatch, loop, draws)
         if loop.stop_reason == "converged" and loop.window_se > NOISY_WINDOW_SE:
             notes.append(
                 f"the window means of the objective are noisy (standard error "
@@ -290,9 +289,10 @@ def _minibatch(target: Target, batch_size, control_variate: bool, devices: int |
                 + (", with the Taylor control variate" if control_variate else "")]
 
 
-def _minibatch_info(mb, steps: int, draws: int) -> dict[str, Any]:
-    n = mb.n_rows
+def _minibatch_info(mb, loop, draws: int) -> dict[str, Any]:
+    n, steps = mb.n_rows, loop.steps
     return {"batch_size": mb.batch_size, "rows": n, "epochs": steps * mb.batch_size / n,
+            "window_se": loop.window_se,
             "control_variate": mb.control_variate, "reference_refreshes": mb.refreshes,
             "row_evaluations": steps * mb.batch_size * draws + mb.refreshes * n,
             "devices": 1 if mb.sharding is None else mb.sharding.count,
@@ -300,12 +300,12 @@ def _minibatch_info(mb, steps: int, draws: int) -> dict[str, Any]:
 
 
 def _eval_data_logw(target: DataTarget, family: Family, params: Params, key: jax.Array,
-                    n_eval: int, progress: bool | None, n_rows: int | None = None
+                    n_eval: int, progress: bool | None, rows: int
                     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Log-weights on the full data, for as many draws as the evaluation budget affords."""
+    """Log-weights on the full data (``rows`` in all processes together), for as many draws
+    as the evaluation budget affords."""
     from vifit.data.passes import eval_draws, full_logw
 
-    rows = n_rows if n_rows is not None else target.n_rows
     n = eval_draws(n_eval, rows)
     notes = []
     if n < n_eval:

@@ -61,11 +61,7 @@ class Minibatch:
         if hosts is not None:
             data = hosts.place_rows(target.data, sharding.rows)
         elif not self.host:
-            if sharding is not None and getattr(target, "_sharded_over", None) != sharding.count:
-                # The full passes read the same sharded copy (no second copy of the rows).
-                target._device_data = sharding.place_rows(target.data)
-                target._sharded_over = sharding.count
-            data = target.device_data()
+            data = target.device_data(sharding)
         self.refreshes = 0
         self.reference: Reference | None = None
         self.aux = {"data": data, "ref": None}

@@ -105,6 +105,7 @@ class DataTarget(Target):
         self.log_prior = log_prior
         self.log_lik = log_lik
         self._device_data = None
+        self._sharded_over = None  # device count of a sharded _device_data
         super().__init__(self._full_log_density, dim, init=init, param_names=param_names,
                          constrain=constrain, differentiable=True, name=name, exact=exact,
                          check=False)
@@ -121,9 +122,14 @@ class DataTarget(Target):
         """Whether the data are memory-mapped files, read by rows rather than held in memory."""
         return any(_on_host(leaf) for leaf in jax.tree.leaves(self.data))
 
-    def device_data(self) -> Any:
-        """The data as JAX arrays on the default device (loaded once; memory-mapped arrays are
-        read whole here)."""
+    def device_data(self, sharding: Any = None) -> Any:
+        """The data as JAX arrays (loaded once; memory-mapped arrays are read whole here): on
+        the default device, or sharded along the rows by ``sharding`` (a
+        ``vifit.data.devices.RowSharding``), which then becomes the copy every later pass
+        reads (one copy of the rows, not two)."""
+        if sharding is not None and self._sharded_over != sharding.count:
+            self._device_data = sharding.place_rows(self.data)
+            self._sharded_over = sharding.count
         if self._device_data is None:
             # Concrete even when first asked for inside a jit trace (a cached tracer would
             # break every later use).
