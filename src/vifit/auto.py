@@ -212,8 +212,11 @@ def _search(target: Target, gauss: FitResult, seed: int):
 
 def _modes_why(search) -> str:
     n, cov = len(search.modes), len(search.covered)
-    text = (f"{search.starts} over-dispersed climbs found {n} separated mode"
+    text = (f"{search.starts} over-dispersed climbs in {search.rounds} round"
+            f"{'s' if search.rounds != 1 else ''} found {n} separated mode"
             f"{'s' if n != 1 else ''}; the Gaussian covers {cov}")
+    if not search.saturated:
+        text += " (the last round still found new modes: there may be more)"
     if n > cov:
         text += (f", and misses about {100 * search.missed_fraction:.0f}% of the mass "
                  "(Laplace estimate)")
@@ -330,7 +333,7 @@ def _wide_search(target: Target, result: FitResult):
     climbs around q. Adam's steps are a fixed fraction of the frame's scale, so the wide
     climbs are refined in frames 10x narrower each time down to q's, and all ends are grouped
     into modes together in q's frame."""
-    from vifit.modes import SCALES, _climb, climb_from, search_modes
+    from vifit.modes import SCALES, climb_from, climb_points, search_modes
 
     key = jax.random.fold_in(jax.random.key(result.seed), 0x0DE5)
     mean, cov = jnp.asarray(result.mean()), jnp.asarray(result.covariance())
@@ -344,9 +347,7 @@ def _wide_search(target: Target, result: FitResult):
                                                        (64, target.dim), mean.dtype)
     while float(jnp.max(width)) > 10 * sd_q:
         # one stage: climb from the points in a diagonal frame of sd `width` around q's mean
-        chol = jnp.diag(width)
-        u0 = (points - mean) / width
-        ends = _climb(target.log_density, mean, chol, u0, 400, 0.3)[0]
+        ends = jnp.asarray(climb_points(target, points, mean, width), mean.dtype)
         points = jnp.where(jnp.all(jnp.isfinite(ends), axis=1, keepdims=True), ends, points)
         width = width / 10.0
     found = jnp.concatenate([points, jnp.asarray(np.stack([m.location for m in near.modes]),

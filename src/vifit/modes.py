@@ -14,16 +14,28 @@ log p at m; a mode where -H is not positive definite is a ridge or a plateau, co
 no mass. A mode is *covered* by q when a start drawn from q itself (scale 1) ended there, or
 its Mahalanobis distance under q is below ``COVERED``.
 
-What it costs: ``starts`` x ``steps`` gradients of log p (default 64 x 400) plus one Hessian per
-mode, in one compiled program. What it can miss: a mode whose basin none of the over-dispersed
-starts falls into (far beyond 16 sd of q, or a tiny basin), and in high dimension the chance of
-a start landing in a given basin falls quickly; the Laplace masses are rough for non-Gaussian
+Far from every mode the widest component of p dominates log p, so climbs from around q fall
+into wide basins and a narrow mode beside a wide one is missed. Hence up to ``rounds`` rounds:
+each mode first found in a round seeds ``per_mode`` over-dispersed starts (2 to 16 sds) in its
+own Laplace frame, and, once there are several, the moment-matched Gaussian of the modes found
+seeds as many; the rounds stop when one finds nothing new (``saturated``), or after ``rounds``
+with modes still turning up, which the verdicts treat as a sign of more modes than were found.
+All ends are grouped together.
+
+What it costs: ``starts`` x ``steps`` gradients of log p (default 256 x 400) per round from q,
+``per_mode`` x ``steps`` per new mode (at most ``MAX_NEW`` per round), plus one Hessian per
+mode; the climb is compiled once per target and reused by every round and every later search.
+What it can miss: a mode whose basin none of the over-dispersed starts falls into (far beyond
+16 sd of q and of every mode found, or a tiny basin); in high dimension the chance of a start
+landing in a given basin falls quickly (measured in docs/evidence.md: in d = 20 the search
+misses narrow modes 10 sds away), and the verdict says so; the Laplace masses are rough for non-Gaussian
 modes (order of magnitude, not a log Z estimate). It is a check that can raise an alarm, never a
 proof that there is one mode.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any, NamedTuple
@@ -61,6 +73,9 @@ class ModeSearch(NamedTuple):
     starts: int
     steps: int
     seconds: float
+    rounds: int = 1  # rounds of climbs run (the first from q, then from the modes found)
+    # the last round found no new mode: more rounds would not have found more this way
+    saturated: bool = True
 
     @property
     def covered(self) -> list[Mode]:
@@ -85,6 +100,7 @@ class ModeSearch(NamedTuple):
             "missed_mass_fraction": self.missed_fraction, "ridges": self.ridges,
             "unconverged": self.unconverged,
             "starts": self.starts, "steps": self.steps, "seconds": self.seconds,
+            "rounds": self.rounds, "saturated": self.saturated,
             "modes": [{"log_p": m.log_p, "laplace_log_mass": m.log_mass,
                        "mass_fraction": float(np.exp(m.log_mass - total)),
                        "distance_from_q": m.distance, "starts": m.starts,
@@ -99,17 +115,61 @@ def log_sum_exp(x: np.ndarray) -> float:
     return m + float(np.log(np.sum(np.exp(x - m))))
 
 
-def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts: int = 64,
-                 steps: int = 400, lr: float = 0.3) -> ModeSearch | None:
+def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts: int = 256,
+                 steps: int = 400, lr: float = 0.3, rounds: int = 6,
+                 per_mode: int = 64) -> ModeSearch | None:
     """Look for modes of ``target`` from over-dispersed starts around N(mean, cov) (see the
-    module docstring). None when the target is not differentiable or d > ``MAX_DIM``."""
+    module docstring), then, for up to ``rounds - 1`` more rounds, from over-dispersed starts
+    around each mode found in the round before (``per_mode`` starts in its Laplace frame) and
+    around the moment-matched Gaussian of all modes found: a narrow mode next to a wide one is
+    out of reach from q, whose climbs fall into the wide basin, but often within reach of a
+    neighbour. None when the target is not differentiable or d > ``MAX_DIM``."""
     if not target.differentiable or target.dim > MAX_DIM:
         return None
+    t0 = time.perf_counter()
     c, chol = _frame(target, mean, cov)
+    d, dtype = target.dim, c.dtype
     scales = np.resize(np.asarray(SCALES), starts)
-    u0 = jnp.asarray(scales, c.dtype)[:, None] * jax.random.normal(key, (starts, target.dim),
-                                                                    dtype=c.dtype)
-    return _search(target, c, chol, u0, scales <= 1.0, steps, lr)
+    key, sub = jax.random.split(key)
+    u0 = jnp.asarray(scales, dtype)[:, None] * jax.random.normal(sub, (starts, d), dtype=dtype)
+    climb = _climber(target.log_density, steps, lr)
+    found = [_frames_climb(climb, c, chol, u0)]
+    from_q = [scales <= 1.0]
+    searched: set[int] = set()  # ends whose modes' neighbourhoods were searched already
+    saturated = False
+    for r in range(rounds):
+        ends, logp, gnorm = (np.concatenate(x) for x in zip(*found))
+        reps, members = _assign(target, ends, logp, _converged(ends, logp, gnorm),
+                                np.isfinite(logp), np.asarray(chol, np.float64))
+        fresh = [i for i, who in zip(reps, members) if not searched.intersection(who.tolist())]
+        if not fresh:
+            saturated = True
+            break
+        if r == rounds - 1:
+            break  # the budget is spent while modes are still turning up: not saturated
+        searched.update(fresh[:MAX_NEW])
+        frames = [(ends[i], _laplace_chol(target, ends[i])) for i in fresh[:MAX_NEW]]
+        frames = [(loc, lc) for loc, lc in frames if lc is not None]
+        if len(reps) > 1:  # the moment-matched Gaussian of every mode found so far
+            frames.append(_moment_frame(target, ends[reps]))
+        if not frames:
+            saturated = True
+            break
+        mode_scales = np.resize(np.asarray(SCALES[1:]), per_mode)
+        cs = jnp.asarray(np.repeat(np.stack([f[0] for f in frames]), per_mode, 0), dtype)
+        chols = jnp.asarray(np.repeat(np.stack([f[1] for f in frames]), per_mode, 0), dtype)
+        key, sub = jax.random.split(key)
+        u = jnp.asarray(np.tile(mode_scales, len(frames)), dtype)[:, None] * jax.random.normal(
+            sub, (cs.shape[0], d), dtype=dtype)
+        found.append(_climb_frames(climb, cs, chols, u))
+        from_q.append(np.zeros(cs.shape[0], bool))
+    ends, logp, gnorm = (np.concatenate(x) for x in zip(*found))
+    res = _group(target, c, chol, ends, logp, gnorm, np.concatenate(from_q), steps, t0)
+    return res._replace(rounds=len(found), saturated=saturated)
+
+
+# At most this many new modes seed the next round of a search (each costs ``per_mode`` climbs).
+MAX_NEW = 8
 
 
 def climb_from(target: Target, points: Any, mean: Any, cov: Any, *, steps: int = 400,
@@ -119,10 +179,23 @@ def climb_from(target: Target, points: Any, mean: Any, cov: Any, *, steps: int =
     is not differentiable or d > ``MAX_DIM``."""
     if not target.differentiable or target.dim > MAX_DIM:
         return None
+    t0 = time.perf_counter()
     c, chol = _frame(target, mean, cov)
     pts = jnp.asarray(points, c.dtype)
     u0 = jax.scipy.linalg.solve_triangular(chol, (pts - c).T, lower=True).T
-    return _search(target, c, chol, u0, np.zeros(pts.shape[0], bool), steps, lr)
+    ends, logp, gnorm = _frames_climb(_climber(target.log_density, steps, lr), c, chol, u0)
+    return _group(target, c, chol, ends, logp, gnorm, np.zeros(pts.shape[0], bool), steps, t0)
+
+
+def climb_points(target: Target, points: Any, frame_mean: Any, frame_sd: Any, *,
+                 steps: int = 400, lr: float = 0.3) -> np.ndarray:
+    """The end points ``(n, d)`` of climbs of log p from ``points (n, d)`` by Adam in the
+    diagonal frame ``z = frame_mean + frame_sd * u`` (no grouping); the same compiled climb as
+    the search's."""
+    c = jnp.asarray(frame_mean, target.init.dtype)
+    chol = jnp.diag(jnp.asarray(frame_sd, c.dtype))
+    u0 = (jnp.asarray(points, c.dtype) - c) / jnp.asarray(frame_sd, c.dtype)
+    return _frames_climb(_climber(target.log_density, steps, lr), c, chol, u0)[0]
 
 
 def _frame(target: Target, mean: Any, cov: Any):
@@ -131,19 +204,47 @@ def _frame(target: Target, mean: Any, cov: Any):
     return c, jnp.linalg.cholesky(cov + 1e-9 * jnp.eye(target.dim, dtype=c.dtype))
 
 
-def _search(target: Target, c, chol, u0, from_q: np.ndarray, steps: int, lr: float
-            ) -> ModeSearch:
-    """Climb from whitened starts ``u0``, group the ends into modes, weigh each by Laplace."""
-    t0 = time.perf_counter()
-    starts = int(u0.shape[0])
-    ends, logp, gnorm = (np.asarray(a, np.float64) for a in _climb(
-        target.log_density, c, chol, u0, steps, lr))
+def _converged(ends: np.ndarray, logp: np.ndarray, gnorm: np.ndarray) -> np.ndarray:
+    return np.isfinite(logp) & np.all(np.isfinite(ends), axis=1) & (gnorm < GTOL)
+
+
+def _laplace_chol(target: Target, z: np.ndarray) -> np.ndarray | None:
+    """Cholesky factor of the Laplace covariance (-H)^-1 at ``z``; None where -H is not PD."""
+    h = np.asarray(_hessian(target.log_density)(jnp.asarray(z, target.init.dtype)), np.float64)
+    try:
+        return np.linalg.cholesky(np.linalg.inv(-0.5 * (h + h.T)))
+    except np.linalg.LinAlgError:
+        return None
+
+
+def _moment_frame(target: Target, locs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and Cholesky factor of the equal-weight spread of the mode locations ``(k, d)``,
+    floored at unit variance so that the frame is never degenerate."""
+    m = locs.mean(0)
+    cov = np.cov(locs.T, bias=True).reshape(target.dim, target.dim) + np.eye(target.dim)
+    return m, np.linalg.cholesky(cov)
+
+
+def _frames_climb(climb, c, chol, u0):
+    n = u0.shape[0]
+    return _climb_frames(climb, jnp.broadcast_to(c, (n,) + c.shape),
+                         jnp.broadcast_to(chol, (n,) + chol.shape), u0)
+
+
+def _climb_frames(climb, cs, chols, u0):
+    return tuple(np.asarray(a, np.float64) for a in climb(cs, chols, u0))
+
+
+def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, gnorm: np.ndarray,
+           from_q: np.ndarray, steps: int, t0: float) -> ModeSearch:
+    """Group the climbs' ends into modes (in q's frame ``c, chol``), weigh each by Laplace."""
+    starts = int(ends.shape[0])
     finite = np.isfinite(logp) & np.all(np.isfinite(ends), axis=1)
-    conv = finite & (gnorm < GTOL)
+    conv = _converged(ends, logp, gnorm)
     chol_np = np.asarray(chol, np.float64)
     reps, members = _assign(target, ends, logp, conv, finite, chol_np)
     modes, ridges = [], 0
-    hess = jax.jit(jax.hessian(target.log_density))
+    hess = _hessian(target.log_density)
     for rep, who in zip(reps, members):
         z = ends[rep]
         h = np.asarray(hess(jnp.asarray(z, dtype=c.dtype)), np.float64)
@@ -166,17 +267,24 @@ def _search(target: Target, c, chol, u0, from_q: np.ndarray, steps: int, lr: flo
     return ModeSearch(modes, ridges, unconverged, starts, steps, time.perf_counter() - t0)
 
 
-def _climb(log_density, c, chol, u0, steps: int, lr: float):
-    """Adam ascent on log p in whitened coordinates from the starts ``u0 (n, d)``: the end
-    points ``(n, d)``, log p there ``(n,)`` and the whitened gradient norm ``(n,)``."""
+@functools.lru_cache(maxsize=8)
+def _hessian(log_density):
+    return jax.jit(jax.hessian(log_density))
+
+
+@functools.lru_cache(maxsize=8)
+def _climber(log_density, steps: int, lr: float):
+    """Adam ascent on log p, compiled once per (log density, steps, lr): called with per-start
+    frames ``cs (n, d)``, ``chols (n, d, d)`` and whitened starts ``u0 (n, d)``, it returns the
+    end points ``(n, d)``, log p there ``(n,)`` and the whitened gradient norm ``(n,)``."""
     schedule = optax.cosine_decay_schedule(lr, steps, alpha=0.01)
     opt = optax.adam(schedule)
 
-    def neg(u):
-        v = -log_density(c + chol @ u)
-        return jnp.where(jnp.isfinite(v), v, jnp.inf)
+    def one(c, chol, u):
+        def neg(u):
+            v = -log_density(c + chol @ u)
+            return jnp.where(jnp.isfinite(v), v, jnp.inf)
 
-    def one(u):
         def body(carry, _):
             u, state = carry
             value, g = jax.value_and_grad(neg)(u)
@@ -191,7 +299,7 @@ def _climb(log_density, c, chol, u0, steps: int, lr: float):
         value, g = jax.value_and_grad(neg)(u)
         return c + chol @ u, -value, jnp.sqrt(jnp.sum(g**2))
 
-    return jax.jit(jax.vmap(one))(u0)
+    return jax.jit(jax.vmap(one))
 
 
 def _assign(target: Target, ends: np.ndarray, logp: np.ndarray, conv: np.ndarray,

@@ -77,3 +77,24 @@ def test_a_failed_ais_far_above_psis_makes_the_verdict_not_reliable():
     assert "misses a mode" in v.text
     e["ais"] = est("ais", 0.5, 0.8, replicates=32, ess=1.4, spread=2.0, khat=0.9)
     assert judge_all(e).label == "usable with care"  # within a nat: not evidence enough
+
+
+def test_beyond_five_dimensions_nothing_vouches_for_unseen_modes():
+    # clean estimates that agree: "good" with CUBO verified in d = 5, but not in d = 20, where
+    # the mixtures of docs/evidence.md had modes that every search missed at once
+    e = estimates()
+    assert judge_all(e, dim=5).label == "good" and "cubo" not in judge_all(e, dim=5).unverified
+    v = judge_all(e, dim=20)
+    assert v.label == "usable with care"
+    assert "d = 20" in v.unverified["cubo"]
+    assert bracket(e, v.unverified)["upper"] is None
+
+
+def test_a_mode_search_still_finding_modes_caps_the_verdict():
+    e = estimates()
+    modes = {"found": 5, "rounds": 6, "saturated": False}
+    v = judge_all(e, dim=3, modes=modes)
+    assert v.label == "usable with care"
+    assert "still finding new modes" in v.text
+    assert "still finding new modes" in v.unverified["cubo"]
+    assert judge_all(e, dim=3, modes=dict(modes, saturated=True)).label == "good"

@@ -346,6 +346,29 @@ def _anneal(base: Base, log_p: LogDensity, config: AISConfig, u0: Array, key: Ar
     return sched, log_z_reps, base.to_z(u), log_w + log_z[:, None]
 
 
+def _narrow_part(mean: Array, cov: Array, components) -> list[tuple[float, Array, Array]]:
+    """(weight, mean, cov) of the narrow part of the base: q's Gaussian; or, for a mixture q,
+    half q's components and half the Gaussian of q's moments, which spans the space between
+    the modes q found, where particles can still reach mass that none of them holds."""
+    if components is None:
+        return [(1.0, mean, cov)]
+    w, mus, covs = (np.asarray(x, np.float64) for x in components)
+    w = w / w.sum()
+    return [(0.5 * float(wk), jnp.asarray(mu, mean.dtype), jnp.asarray(c, mean.dtype))
+            for wk, mu, c in zip(w, mus, covs) if wk > 0] + [(0.5, mean, cov)]
+
+
+def _base(narrow: list[tuple[float, Array, Array]], wide: list[tuple[float, Array, Array]],
+          share: float, whiten: int) -> Base:
+    """The mixture (1 - share) narrow + share wide, whitened by component ``whiten`` of the
+    concatenated list (the wide parts' weights are relative: they sum to 1 within ``wide``)."""
+    parts = [((1.0 - share) * w, m, c) for w, m, c in narrow]
+    total = sum(w for w, _, _ in wide)
+    parts += [(share * w / total, m, c) for w, m, c in wide]
+    return mixture_base([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
+                        whiten=whiten)
+
+
 def _weighted_moments(z: Array, logw: Array) -> tuple[Array, Array]:
     """Mean and covariance of particles ``z (n, d)`` under weights exp(logw) ``(n,)``, with a
     ridge of 1e-6 of the mean variance so that a degenerate population still factors."""
@@ -358,8 +381,14 @@ def _weighted_moments(z: Array, logw: Array) -> tuple[Array, Array]:
 
 
 def run_ais(log_p: LogDensity, mean: Array, cov: Array, key: Array,
-            config: AISConfig = AISConfig()) -> AISResult:
+            config: AISConfig = AISConfig(),
+            components: tuple[Array, Array, Array] | None = None) -> AISResult:
     """AIS / SMC from q = N(mean, cov) (q's mean and covariance) to the unnormalized ``log_p``.
+
+    ``components = (weights (K,), means (K, d), covs (K, d, d))``, when q is a Gaussian mixture
+    (e.g. auto's mixture of the modes found), puts that mixture beside N(mean, cov) in the
+    narrow part of every base, half and half: each mode starts with its own share of particles,
+    and the Gaussian of the moments keeps some between the modes.
 
     Three runs of one compiled loop, each with ``config.particles`` particles:
     1. exploration: adaptive, from (1 - wide) q + wide q_widen. Its weighted final particles
@@ -381,7 +410,8 @@ def run_ais(log_p: LogDensity, mean: Array, cov: Array, key: Array,
     empty = Schedule(jnp.ones(t_max), jnp.zeros(t_max), jnp.zeros(t_max),
                      jnp.zeros((), jnp.int32))
     adapt, replay = jnp.asarray(True), jnp.asarray(False)
-    base = make_base(mean, cov, config.widen, config.wide)
+    narrow = _narrow_part(mean, cov, components)
+    base = _base(narrow, [(config.wide, mean, config.widen**2 * cov)], config.wide, whiten=0)
     # XLA on CPU compiles JAX's default "partitionable" threefry slowly for the (particles, d)
     # shaped draws of a vmapped kernel (seconds per draw site); the classic threefry lowering
     # draws from the same generator (other streams) and compiles in a fraction of the time.
@@ -396,8 +426,8 @@ def run_ais(log_p: LogDensity, mean: Array, cov: Array, key: Array,
             explore_log_z = weights_summary(np.asarray(reps))[0]
             p_mean, p_cov = _weighted_moments(z.reshape(-1, dim), logw.ravel())
             if bool(jnp.all(jnp.isfinite(jnp.linalg.cholesky(p_cov)))):
-                base = mixture_base([1.0 - config.wide, config.wide], [mean, p_mean],
-                                    [cov, p_cov], whiten=1)
+                base = _base(narrow, [(config.wide, p_mean, p_cov)], config.wide,
+                             whiten=len(narrow))
         schedule, pilot_reps, _, _ = compiled(base, base.sample_u(keys[2], (n_rep, m)),
                                               keys[3], empty, adapt)
         _, log_z_reps, z, logw = compiled(base, base.sample_u(keys[4], (n_rep, m)), keys[5],
