@@ -14,7 +14,8 @@ from vifit.bench.runner import BenchConfig, Row
 
 COLUMNS = ["model", "dim", "method", "family", "estimator", "optimizer", "objective", "status",
            "mean_err", "log_sd_err", "log_z", "log_z_err", "khat", "seconds", "steps",
-           "stop_reason", "worst", "elbo", "elbo_se", "tta", "curve"]
+           "stop_reason", "worst", "elbo", "elbo_se", "tta", "z_mean_err", "z_sd_err", "z_pass",
+           "zw_mean_err", "zw_sd_err", "zw_pass", "curve"]
 
 
 def label(row: Row) -> str:
@@ -56,15 +57,17 @@ HEADER = ["model", "method", "mean err/sd", "|log sd ratio|", "log Z err", "k-ha
 def read_csv(path: str | Path) -> list[Row]:
     """The rows of a ``bench.csv`` (to redraw a report, or to merge runs, without refitting)."""
     ints, strs = {"dim", "steps"}, {"model", "method", "family", "estimator", "optimizer",
-                                    "objective", "status", "stop_reason", "worst"}
+                                    "objective", "status", "stop_reason", "worst", "z_pass",
+                                    "zw_pass"}
 
     def value(k: str, v: str):
         if k == "curve":
             return tuple(tuple(p) for p in json.loads(v)) if v else ()
-        return v if k in strs else int(v) if k in ints else float(v)
+        return v if k in strs else int(v) if k in ints else float(v) if v else float("nan")
 
     with open(path, newline="") as f:
-        return [Row(**{k: value(k, v) for k, v in rec.items()}) for rec in csv.DictReader(f)]
+        return [Row(**{k: value(k, v) for k, v in rec.items() if k in COLUMNS})
+                for rec in csv.DictReader(f)]
 
 
 def write_csv(rows: Sequence[Row], path: Path) -> None:
@@ -142,6 +145,23 @@ def ratios(rows: Sequence[Row]) -> list[list[str]]:
     return out
 
 
+def pass_counts(rows: Sequence[Row]) -> list[list[str]]:
+    """Per method: on how many models (of those whose reference has unconstrained moments) it
+    meets the bar (every mean within 0.1 sd, every sd within 10%, on z), from q's draws and
+    from the same draws PSIS-weighted; and which models it misses (weighted)."""
+    scored = [r for r in rows if r.z_pass or r.status != "ok"]
+    models = sorted({r.model for r in rows if r.z_pass})
+    out = []
+    for method in dict.fromkeys(label(r) for r in scored):
+        mine = {r.model: r for r in scored if label(r) == method and r.model in models}
+        raw = sum(r.z_pass == "yes" for r in mine.values())
+        weighted = sum(r.zw_pass == "yes" for r in mine.values())
+        missed = [m for m in models if m not in mine or mine[m].zw_pass != "yes"]
+        out.append([method, f"{raw} / {len(models)}", f"{weighted} / {len(models)}",
+                    ", ".join(missed) or "-"])
+    return out
+
+
 def markdown(rows: Sequence[Row], cfg: BenchConfig, seconds: float, command: str) -> str:
     lines = ["| " + " | ".join(h.replace("|", "\\|") for h in HEADER) + " |",
              "|" + "---|" * len(HEADER)]
@@ -149,6 +169,9 @@ def markdown(rows: Sequence[Row], cfg: BenchConfig, seconds: float, command: str
     ratio_lines = ["| method | baseline | median wall-time ratio | median mean-err ratio "
                    "| models |", "|---|---|---|---|---|"]
     ratio_lines += ["| " + " | ".join(r) + " |" for r in ratios(rows)]
+    pass_lines = ["| method | passes (q's draws) | passes (PSIS-weighted) | missed (weighted) |",
+                  "|---|---|---|---|"]
+    pass_lines += ["| " + " | ".join(r) + " |" for r in pass_counts(rows)]
     failed = [r for r in rows if r.status != "ok"]
     failures = "\n".join(f"- {r.model} / {label(r)}: {r.status}" for r in failed) or "- none"
     return f"""# vifit bench
@@ -173,6 +196,14 @@ it; one-shot methods count their whole time); **wall s** = wall-clock seconds of
 a shared machine are noisy).
 
 {chr(10).join(lines)}
+
+Pass counts: models on which each method meets the bar (every posterior mean within 0.1
+posterior sd and every sd within 10%, on the unconstrained z, against long-NUTS references;
+models whose reference has no unconstrained moments are left out), from q's own draws and
+from the same draws weighted by Pareto-smoothed importance weights (what `FitResult.summary()`
+shows when k-hat < 0.7). A failed fit counts as a miss.
+
+{chr(10).join(pass_lines)}
 
 Ratios to the baseline on the same model (median over models; below 1 means faster or more
 accurate than the baseline):

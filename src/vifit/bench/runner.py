@@ -13,10 +13,10 @@ import numpy as np
 
 from vifit import catalog
 from vifit.bench import peers
-from vifit.bench.score import score_draws
+from vifit.bench.score import score_draws, score_z
 from vifit.catalog.reference import Reference
 from vifit.errors import VifitError
-from vifit.evidence.importance import importance_log_z
+from vifit.evidence.importance import importance_log_z, psis_weights
 from vifit.optim.runner import get_runner
 from vifit.target import Target
 
@@ -72,6 +72,14 @@ class Row:
     elbo: float = np.nan  # from the n_eval fresh draws of the fitted q
     elbo_se: float = np.nan
     tta: float = np.nan  # seconds to reach the model's ELBO bar (inf: never; see BenchConfig)
+    # On the unconstrained z, where the reference has its moments (``bench.score.score_z``):
+    # q's own draws, and the same draws PSIS-weighted toward p (what vifit's summaries show).
+    z_mean_err: float = np.nan
+    z_sd_err: float = np.nan
+    z_pass: str = ""  # "yes" / "no" / "" (no unconstrained reference)
+    zw_mean_err: float = np.nan
+    zw_sd_err: float = np.nan
+    zw_pass: str = ""
     # (seconds since the fit began, window-mean ELBO) after each window: the training curve.
     curve: tuple = field(default=(), repr=False)
 
@@ -91,10 +99,20 @@ def _scored(row: Row, target: Target, ref: Reference, z: np.ndarray, logw: np.nd
     if not row.curve and np.isfinite(row.seconds):  # one-shot methods: done when they return
         row.curve = ((row.seconds, row.elbo),)
     row.mean_err, row.log_sd_err, row.worst = s.mean_err, s.log_sd_err, s.worst_mean
+    raw = score_z(z, ref)
+    if raw is not None:
+        weighted = score_z(z, ref, psis_weights(logw)[0])
+        row.z_mean_err, row.z_sd_err, row.z_pass = raw.mean_err, raw.sd_err, _yes(raw.passed)
+        row.zw_mean_err, row.zw_sd_err = weighted.mean_err, weighted.sd_err
+        row.zw_pass = _yes(weighted.passed)
     row.log_z, row.khat = ev.log_z, ev.khat
     if ref.log_z is not None:
         row.log_z_err = ev.log_z - ref.log_z
     return row
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def _vifit_row(target, ref, model, family, estimator, optimizer, objective, cfg) -> Row:

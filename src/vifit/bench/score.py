@@ -50,3 +50,38 @@ def score_draws(names: list[str], draws: np.ndarray, reference: Reference) -> Sc
     i, j = int(np.argmax(mean_err)), int(np.argmax(sd_err))
     return Scores(float(mean_err[i]), float(sd_err[j]), reference.names[common[i]],
                   reference.names[common[j]], len(common))
+
+
+# The bar of the real-posterior issue: every mean within 0.1 posterior sd, every sd within 10%.
+PASS_MEAN, PASS_SD = 0.1, 0.1
+
+
+class ZScores(NamedTuple):
+    """Scores on the unconstrained z that vifit fits, against the reference's z moments."""
+
+    mean_err: float  # max_k |mean_k - ref_k| / ref sd_k
+    sd_err: float  # max_k |sd_k / ref sd_k - 1|
+    passed: bool  # mean_err <= PASS_MEAN and sd_err <= PASS_SD
+
+
+def score_z(z: np.ndarray, reference: Reference, weights: np.ndarray | None = None
+            ) -> ZScores | None:
+    """Scores of draws ``z (n, d)`` (optionally with normalized ``weights (n,)``, e.g. PSIS's)
+    against the reference's unconstrained moments; None when the reference has none."""
+    if reference.z_mean is None or reference.z_sd is None:
+        return None
+    x = np.asarray(z, dtype=np.float64)
+    ok = np.all(np.isfinite(x), axis=1)
+    if weights is None:
+        w = ok / max(ok.sum(), 1)
+    else:
+        w = np.where(ok, np.asarray(weights, np.float64), 0.0)
+        w = w / w.sum() if w.sum() > 0 else w
+    if ok.sum() < 2 or not np.any(w > 0):
+        return ZScores(np.inf, np.inf, False)
+    x = np.where(ok[:, None], x, 0.0)
+    mean = w @ x
+    var = w @ (x - mean) ** 2 / max(1.0 - float(w @ w), 1e-12)
+    mean_err = float(np.max(np.abs(mean - reference.z_mean) / reference.z_sd))
+    sd_err = float(np.max(np.abs(np.sqrt(var) / reference.z_sd - 1.0)))
+    return ZScores(mean_err, sd_err, mean_err <= PASS_MEAN and sd_err <= PASS_SD)

@@ -29,6 +29,25 @@ _MODULES = {
     "banana": "banana",
     "gaussian_mixture": "gaussian_mixture",
     "gaussian_100d": "gaussian_100d",
+    # posteriordb (https://github.com/stan-dev/posteriordb): catalog name -> its module; the
+    # posteriordb posterior is in each DESCRIPTION. gp_pois_regr is gp_poisson above, and
+    # eight_schools-eight_schools_noncentered the example eight_schools.
+    "arK": "posteriordb.arK",
+    "arma11": "posteriordb.arma11",
+    "hmm_drive_0": "posteriordb.hmm_drive_0",
+    "diamonds": "posteriordb.diamonds",
+    "earn_height": "posteriordb.earn_height",
+    "logearn_interaction": "posteriordb.logearn_interaction",
+    "garch11": "posteriordb.garch11",
+    "hmm_example": "posteriordb.hmm_example",
+    "lotka_volterra": "posteriordb.lotka_volterra",
+    "kidscore_momhsiq": "posteriordb.kidscore_momhsiq",
+    "kidscore_interaction": "posteriordb.kidscore_interaction",
+    "kilpisjarvi": "posteriordb.kilpisjarvi",
+    "low_dim_gauss_mix": "posteriordb.low_dim_gauss_mix",
+    "logmesquite_logvas": "posteriordb.logmesquite_logvas",
+    "nes": "posteriordb.nes",
+    "blr": "posteriordb.blr",
 }
 
 

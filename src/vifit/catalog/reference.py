@@ -4,7 +4,9 @@ A reference gives, for every scalar of the model's constrained parameters (the n
 ``Target.constrained_names``), its posterior ``mean`` and ``sd`` with their Monte Carlo
 standard errors (zero when exact), and ``log_z`` when it is known exactly. NUTS references also
 carry their convergence diagnostics (R-hat, bulk and tail ESS, divergences) and how they were
-made.
+made; the newer ones also the same moments of every coordinate of the unconstrained z that
+vifit fits (``z_mean``, ...; None in files written before), under the JSON key
+``unconstrained``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ class Reference:
     sd_se: np.ndarray  # (m,) Monte Carlo standard errors of ``sd`` (0 when exact)
     log_z: float | None = None  # exact log normalizing constant, when known
     info: dict[str, Any] = field(default_factory=dict)  # diagnostics and provenance
+    # The same moments of each coordinate of the unconstrained z (``Target.param_names``
+    # order), when the reference has them (NUTS references written since they were added).
+    z_names: list[str] | None = None
+    z_mean: np.ndarray | None = None
+    z_sd: np.ndarray | None = None
+    z_mean_se: np.ndarray | None = None
+    z_sd_se: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         params = {
@@ -42,15 +51,25 @@ class Reference:
             record["log_z"] = float(self.log_z)
         record["info"] = self.info
         record["params"] = params
+        if self.z_mean is not None:
+            record["unconstrained"] = {
+                "names": list(self.z_names),
+                **{key: [float(v) for v in getattr(self, f"z_{key}")]
+                   for key in ("mean", "sd", "mean_se", "sd_se")},
+            }
         return record
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> Reference:
         params = record["params"]
         col = lambda k: np.array([p[k] for p in params.values()], dtype=np.float64)  # noqa: E731
+        z = record.get("unconstrained")
+        zcol = lambda k: None if z is None else np.asarray(z[k], dtype=np.float64)  # noqa: E731
         return cls(name=record["name"], kind=record["kind"], names=list(params),
                    mean=col("mean"), sd=col("sd"), mean_se=col("mean_se"), sd_se=col("sd_se"),
-                   log_z=record.get("log_z"), info=record.get("info", {}))
+                   log_z=record.get("log_z"), info=record.get("info", {}),
+                   z_names=None if z is None else list(z["names"]), z_mean=zcol("mean"),
+                   z_sd=zcol("sd"), z_mean_se=zcol("mean_se"), z_sd_se=zcol("sd_se"))
 
 
 def exact_reference(target: Target) -> Reference:

@@ -1,0 +1,127 @@
+"""vifit's default fit (``family="auto"``) on the catalog's posteriordb models, scored on the
+unconstrained scale against the long-NUTS references.
+
+    PYTHONPATH=src python bench/posteriordb_auto.py              # every posteriordb model
+    PYTHONPATH=src python bench/posteriordb_auto.py arK nes      # some
+    PYTHONPATH=src python bench/posteriordb_auto.py --csv out.csv --draws 4000 --inline
+
+Per model: ``vifit.fit(catalog.get_model(name), "auto", seed=0)``, then 4000 draws of z from q
+and, against the reference's mean and sd of every coordinate of z (``Reference.z_mean``,
+``z_sd``), the largest |mean_q - mean| / sd and the largest |log(sd_q / sd)|; with the
+fit's k-hat, verdict, the family auto chose, its stop reason and the wall seconds of the fit
+(compilation included). Each model runs in a process of its own (memory does not grow across
+models; ``--inline`` runs them in this one). Prints a markdown table and writes a CSV
+(default /tmp/pdb_auto.csv). Minutes per model on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# The catalog's posteriordb models (vifit.catalog.posteriordb).
+NAMES = ["arK", "arma11", "hmm_drive_0", "diamonds", "earn_height", "logearn_interaction",
+         "garch11", "hmm_example", "lotka_volterra", "kidscore_momhsiq", "kidscore_interaction",
+         "kilpisjarvi", "low_dim_gauss_mix", "logmesquite_logvas", "nes", "blr"]
+COLUMNS = ["model", "d", "status", "mean_err_sd", "log_sd_err", "worst_mean", "worst_sd",
+           "khat", "verdict", "family", "stop_reason", "steps", "elbo", "seconds"]
+
+
+def score(name: str, draws: int = 4000, seed: int = 0) -> dict:
+    import jax
+    import numpy as np
+
+    import vifit
+    from vifit import catalog
+
+    target = catalog.get_model(name)
+    ref = catalog.reference(name)
+    row = {"model": name, "d": target.dim}
+    if ref.z_mean is None:
+        return row | {"status": "reference has no unconstrained moments"}
+    if list(ref.z_names) != list(target.param_names):
+        return row | {"status": "reference's z names differ from the target's"}
+    t0 = time.perf_counter()
+    try:
+        result = vifit.fit(target, "auto", seed=seed, progress=False)
+    except Exception as exc:  # a failure is a result here
+        return row | {"status": f"error: {type(exc).__name__}: {exc}".splitlines()[0][:200],
+                      "seconds": time.perf_counter() - t0}
+    seconds = time.perf_counter() - t0
+    z = np.asarray(result.sample_unconstrained(jax.random.key(seed + 1), draws), dtype=np.float64)
+    finite = np.all(np.isfinite(z), axis=1)
+    z = z[finite]
+    mean_err = np.abs(z.mean(axis=0) - ref.z_mean) / ref.z_sd
+    log_sd_err = np.abs(np.log(z.std(axis=0, ddof=1) / ref.z_sd))
+    names = target.param_names
+    auto = result.info.get("auto", {})
+    return row | {
+        "status": "ok" if finite.all() else f"ok ({(~finite).sum()} non-finite draws dropped)",
+        "mean_err_sd": float(mean_err.max()), "log_sd_err": float(log_sd_err.max()),
+        "worst_mean": names[int(mean_err.argmax())], "worst_sd": names[int(log_sd_err.argmax())],
+        "khat": float(result.khat), "verdict": result.verdict.label,
+        "family": auto.get("chosen", result.family.name), "stop_reason": result.stop_reason,
+        "steps": int(result.steps), "elbo": float(result.elbo), "seconds": seconds,
+    }
+
+
+def _in_child(name: str, draws: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "row.json"
+        proc = subprocess.run([sys.executable, __file__, "--child", name, str(out),
+                               "--draws", str(draws)], capture_output=True, text=True)
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
+            return {"model": name, "status": f"crashed: {tail[0][:200]}"}
+        return json.loads(out.read_text())
+
+
+def _f(x, digits: int = 3) -> str:
+    if x is None or x == "" or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", help=f"models (default: {', '.join(NAMES)})")
+    ap.add_argument("--csv", type=Path, default=Path("/tmp/pdb_auto.csv"))
+    ap.add_argument("--draws", type=int, default=4000)
+    ap.add_argument("--inline", action="store_true", help="run every model in this process")
+    ap.add_argument("--child", nargs=2, metavar=("NAME", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        name, out = args.child
+        Path(out).write_text(json.dumps(score(name, args.draws)))
+        return 0
+    rows = []
+    print("| model | d | mean err / sd | \\|log sd ratio\\| | k-hat | verdict | family | stop | "
+          "wall s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in args.names or NAMES:
+        row = score(name, args.draws) if args.inline else _in_child(name, args.draws)
+        rows.append(row)
+        if not str(row.get("status", "")).startswith("ok"):
+            print(f"| {name} | {row.get('d', '-')} | {row['status']} |||||||", flush=True)
+            continue
+        print(f"| {name} | {row['d']} | {_f(row['mean_err_sd'])} ({row['worst_mean']}) | "
+              f"{_f(row['log_sd_err'])} ({row['worst_sd']}) | {_f(row['khat'], 2)} | "
+              f"{row['verdict']} | {row['family']} | {row['stop_reason']} | "
+              f"{row['seconds']:.0f} |", flush=True)
+    with open(args.csv, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"\nwrote {args.csv}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
