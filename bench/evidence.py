@@ -7,9 +7,11 @@ known log Z, with NumPyro's and BlackJAX Pathfinder's ELBO as peers. One table.
     PYTHONPATH=src python bench/evidence.py --seed=1        # another seed for vifit.evidence
 
 Rows per target:
-- vifit: the fit (``vifit.fit(target, "fullrank")`` with every default: reparameterization
-  gradients, Adam, the plateau stopping rule), then ``vifit.evidence`` with its defaults:
-  ELBO, IWAE-64, PSIS, AIS/SMC, CUBO, and "best" = the estimate vifit recommends;
+- vifit: the fit (``vifit.fit(target, "auto")``, what ``vifit evidence`` does by default:
+  Pathfinder, the natural-gradient full-rank Gaussian, the mode search, a mixture or a flow
+  when needed), then ``vifit.evidence`` with its defaults: ELBO, IWAE-64, PSIS, AIS/SMC,
+  CUBO, and "best" = the estimate vifit recommends. "kind" is the kind vifit stands behind
+  (``EvidenceResult.kind``: "unverified" for a bound that fails its checks);
 - numpyro: SVI with AutoMultivariateNormal and Trace_ELBO (Adam, lr 0.01, 20000 steps), then the
   ELBO from 16384 particles;
 - pathfinder: BlackJAX's Pathfinder from init (L-BFGS up to 1000 iterations), its ELBO
@@ -34,7 +36,7 @@ from vifit.evidence.testbeds import TESTBEDS
 
 def vifit_rows(name, target, seed=0):
     t0 = time.perf_counter()
-    fit = vifit.fit(target, "fullrank", seed=0, progress=False)
+    fit = vifit.fit(target, "auto", seed=0, progress=False)
     fit_s = time.perf_counter() - t0
     ev = vifit.evidence(target, fit, seed=seed)
     rows = []
@@ -42,9 +44,10 @@ def vifit_rows(name, target, seed=0):
         label = est_name
         if est_name == "ais":
             label = f"{e.details['method']} ({e.details['temperatures']} temps)"
-        rows.append(("vifit", label, e.kind, e.estimate, e.se, e.seconds, fit_s))
+        rows.append(("vifit", label, ev.kind(est_name), e.estimate, e.se, e.seconds, fit_s))
     best = ev.estimates[ev.recommended]
-    rows.append(("vifit", f"best = {ev.recommended} [{ev.verdict.label}]", best.kind,
+    rows.append(("vifit", f"best = {ev.recommended} [{ev.verdict.label}]",
+                 ev.kind(ev.recommended),
                  best.estimate, best.se, best.seconds, fit_s))
     return rows
 

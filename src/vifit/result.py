@@ -326,6 +326,27 @@ REJECTED_CARE = 0.1
 
 def fit_verdict(result: FitResult) -> Verdict:
     """See ``FitResult.verdict``."""
+    verdict = _fit_verdict(result)
+    note = _disagreement(result)
+    return Verdict(verdict.label, f"{verdict.text} {note}") if note else verdict
+
+
+def _disagreement(result: FitResult) -> str:
+    """What auto's stages disagreed on, when it kept a mixture of the modes it found: the
+    one-mode Gaussian's fit was a local optimum of the ELBO, short by the gain."""
+    auto = result.info.get("auto") or {}
+    if auto.get("chosen") != "mixture":
+        return ""
+    row = next((d for d in auto.get("decisions", []) if "elbo_gain" in d
+                and d.get("decision", "").startswith("keep the mixture")), None)
+    if row is None:
+        return ""
+    return (f"(auto: the full-rank Gaussian converged on one mode; the mixture of the modes "
+            f"found has an ELBO higher by {row['elbo_gain']:.3f} ± {row['elbo_gain_se']:.3f} "
+            "nats, and is reported.)")
+
+
+def _fit_verdict(result: FitResult) -> Verdict:
     khat = result.evidence.verdict
     stop = result.stop_reason
     if stop == "diverged":
