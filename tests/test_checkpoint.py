@@ -17,8 +17,9 @@ import vifit
 from vifit.checkpoint import read_meta
 from vifit.errors import ConfigError
 
-# Many draws per step make each 100-step window slow enough (~0.5 s) to stop the fit mid-way.
-CMD = ["fit", "eight_schools", "--family", "fullrank", "--draws", "512", "--no-progress"]
+# Many draws per step make each 100-step window slow enough (~0.5 s; 70 ms with 512 draws
+# here, which the first checkpoint and the signal could both miss) to stop the fit mid-way.
+CMD = ["fit", "eight_schools", "--family", "fullrank", "--draws", "4096", "--no-progress"]
 
 
 def _run(args, **kw):

@@ -18,6 +18,7 @@ from vifit.catalog.reference import Reference
 from vifit.errors import VifitError
 from vifit.evidence.importance import importance_log_z, psis_weights
 from vifit.optim.runner import get_runner
+from vifit.result import KHAT_WEIGHTS
 from vifit.target import Target
 
 PEERS = ("numpyro.AutoNormal", "numpyro.AutoMultivariateNormal", "blackjax.pathfinder")
@@ -101,7 +102,8 @@ def _scored(row: Row, target: Target, ref: Reference, z: np.ndarray, logw: np.nd
     row.mean_err, row.log_sd_err, row.worst = s.mean_err, s.log_sd_err, s.worst_mean
     raw = score_z(z, ref)
     if raw is not None:
-        weighted = score_z(z, ref, psis_weights(logw)[0])
+        # as FitResult.summary(): weighted only where the weights are usable (k-hat < 0.7)
+        weighted = score_z(z, ref, psis_weights(logw)[0]) if ev.khat < KHAT_WEIGHTS else raw
         row.z_mean_err, row.z_sd_err, row.z_pass = raw.mean_err, raw.sd_err, _yes(raw.passed)
         row.zw_mean_err, row.zw_sd_err = weighted.mean_err, weighted.sd_err
         row.zw_pass = _yes(weighted.passed)

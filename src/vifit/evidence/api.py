@@ -306,6 +306,6 @@ def evidence(
         exact = enumerate_exact(target)["log_z"]  # shown alongside, never used in the verdict
     return EvidenceResult(
         target_name=target.name, dim=target.dim, estimates=estimates,
-        verdict=judge_all(estimates, target.dim, (fit.info or {}).get("modes")),
+        verdict=judge_all(estimates, target.dim, (getattr(fit, "info", None) or {}).get("modes")),
         exact_log_z=float(exact) if exact is not None else None, ais=ais_result,
     )
