@@ -17,11 +17,15 @@ import vifit
 from vifit.checkpoint import read_meta
 from vifit.errors import ConfigError
 
-# A flow fit that runs to its step limit (40 windows of ~0.15 s) whatever the machine's speed:
-# a Gaussian fit that converges could end between its first checkpoint and the signal (it did,
-# in 2.7 s, on a loaded machine), which makes the test void.
-CMD = ["fit", "eight_schools", "--family", "realnvp", "--draws", "256", "--steps", "4000",
-       "--no-progress"]
+# Many draws per step make each 100-step window slow enough (~0.2 s, 14 windows) to stop the
+# fit mid-way.
+CMD = ["fit", "eight_schools", "--family", "fullrank", "--draws", "4096", "--no-progress"]
+
+
+def _default_sigint() -> None:
+    # pytest-xdist workers ignore SIGINT, and a child inherits that (Python keeps an ignored
+    # SIGINT as it is): give the fit the disposition a user's terminal gives it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _run(args, **kw):
@@ -48,7 +52,8 @@ def _stop_midway(tmp_path, sig):
     ck = tmp_path / "ck"
     proc = subprocess.Popen([sys.executable, "-m", "vifit", *CMD, "--checkpoint", str(ck),
                              "--checkpoint-every", "0", "--out", str(tmp_path / "out")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     stage = ck / "fit.npz"
     deadline = time.monotonic() + 300
     while not stage.exists() and time.monotonic() < deadline and proc.poll() is None:

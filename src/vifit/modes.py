@@ -27,9 +27,9 @@ What it costs: ``starts`` x ``steps`` gradients of log p (default 256 x 400) per
 mode; the climb is compiled once per target and reused by every round and every later search.
 What it can miss: a mode whose basin none of the over-dispersed starts falls into (far beyond
 16 sd of q and of every mode found, or a tiny basin); in high dimension the chance of a start
-landing in a given basin falls quickly (measured in docs/evidence.md: in d = 20 the search
-misses narrow modes 10 sds away), and the verdict says so; the Laplace masses are rough for non-Gaussian
-modes (order of magnitude, not a log Z estimate). It is a check that can raise an alarm, never a
+landing in a given basin falls quickly (measured in docs/evidence.md: in d = 10 and 20 the
+search misses narrow modes 6 to 10 sds away), and the verdicts say so; the Laplace masses are
+rough for non-Gaussian modes (order of magnitude, not a log Z estimate). It is a check that can raise an alarm, never a
 proof that there is one mode.
 """
 
@@ -133,14 +133,14 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     key, sub = jax.random.split(key)
     u0 = jnp.asarray(scales, dtype)[:, None] * jax.random.normal(sub, (starts, d), dtype=dtype)
     climb = _climber(target.log_density, steps, lr)
-    found = [_frames_climb(climb, c, chol, u0)]
+    found = [_climb_one_frame(climb, c, chol, u0)]
     from_q = [scales <= 1.0]
     searched: set[int] = set()  # ends whose modes' neighbourhoods were searched already
     saturated = False
     for r in range(rounds):
         ends, logp, gnorm = (np.concatenate(x) for x in zip(*found))
         reps, members = _assign(target, ends, logp, _converged(ends, logp, gnorm),
-                                np.isfinite(logp), np.asarray(chol, np.float64))
+                                _finite(ends, logp), np.asarray(chol, np.float64))
         fresh = [i for i, who in zip(reps, members) if not searched.intersection(who.tolist())]
         if not fresh:
             saturated = True
@@ -163,8 +163,9 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
             sub, (cs.shape[0], d), dtype=dtype)
         found.append(_climb_frames(climb, cs, chols, u))
         from_q.append(np.zeros(cs.shape[0], bool))
-    ends, logp, gnorm = (np.concatenate(x) for x in zip(*found))
-    res = _group(target, c, chol, ends, logp, gnorm, np.concatenate(from_q), steps, t0)
+    # every exit from the loop comes right after an assignment of all the ends found
+    res = _group(target, c, chol, ends, logp, (reps, members), np.concatenate(from_q), steps,
+                 t0)
     return res._replace(rounds=len(found), saturated=saturated)
 
 
@@ -183,8 +184,11 @@ def climb_from(target: Target, points: Any, mean: Any, cov: Any, *, steps: int =
     c, chol = _frame(target, mean, cov)
     pts = jnp.asarray(points, c.dtype)
     u0 = jax.scipy.linalg.solve_triangular(chol, (pts - c).T, lower=True).T
-    ends, logp, gnorm = _frames_climb(_climber(target.log_density, steps, lr), c, chol, u0)
-    return _group(target, c, chol, ends, logp, gnorm, np.zeros(pts.shape[0], bool), steps, t0)
+    ends, logp, gnorm = _climb_one_frame(_climber(target.log_density, steps, lr), c, chol, u0)
+    assigned = _assign(target, ends, logp, _converged(ends, logp, gnorm), _finite(ends, logp),
+                       np.asarray(chol, np.float64))
+    return _group(target, c, chol, ends, logp, assigned, np.zeros(pts.shape[0], bool), steps,
+                  t0)
 
 
 def climb_points(target: Target, points: Any, frame_mean: Any, frame_sd: Any, *,
@@ -195,7 +199,7 @@ def climb_points(target: Target, points: Any, frame_mean: Any, frame_sd: Any, *,
     c = jnp.asarray(frame_mean, target.init.dtype)
     chol = jnp.diag(jnp.asarray(frame_sd, c.dtype))
     u0 = (jnp.asarray(points, c.dtype) - c) / jnp.asarray(frame_sd, c.dtype)
-    return _frames_climb(_climber(target.log_density, steps, lr), c, chol, u0)[0]
+    return _climb_one_frame(_climber(target.log_density, steps, lr), c, chol, u0)[0]
 
 
 def _frame(target: Target, mean: Any, cov: Any):
@@ -204,8 +208,12 @@ def _frame(target: Target, mean: Any, cov: Any):
     return c, jnp.linalg.cholesky(cov + 1e-9 * jnp.eye(target.dim, dtype=c.dtype))
 
 
+def _finite(ends: np.ndarray, logp: np.ndarray) -> np.ndarray:
+    return np.isfinite(logp) & np.all(np.isfinite(ends), axis=1)
+
+
 def _converged(ends: np.ndarray, logp: np.ndarray, gnorm: np.ndarray) -> np.ndarray:
-    return np.isfinite(logp) & np.all(np.isfinite(ends), axis=1) & (gnorm < GTOL)
+    return _finite(ends, logp) & (gnorm < GTOL)
 
 
 def _laplace_chol(target: Target, z: np.ndarray) -> np.ndarray | None:
@@ -225,24 +233,25 @@ def _moment_frame(target: Target, locs: np.ndarray) -> tuple[np.ndarray, np.ndar
     return m, np.linalg.cholesky(cov)
 
 
-def _frames_climb(climb, c, chol, u0):
+def _climb_one_frame(climb, c, chol, u0):
+    """``climb`` with every start in the frame ``c, chol``."""
     n = u0.shape[0]
     return _climb_frames(climb, jnp.broadcast_to(c, (n,) + c.shape),
                          jnp.broadcast_to(chol, (n,) + chol.shape), u0)
 
 
 def _climb_frames(climb, cs, chols, u0):
+    """``climb`` with a frame per start, its outputs as float64 NumPy arrays."""
     return tuple(np.asarray(a, np.float64) for a in climb(cs, chols, u0))
 
 
-def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, gnorm: np.ndarray,
+def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned,
            from_q: np.ndarray, steps: int, t0: float) -> ModeSearch:
-    """Group the climbs' ends into modes (in q's frame ``c, chol``), weigh each by Laplace."""
+    """Weigh each mode of ``assigned = (representatives, members)`` (``_assign``'s, in q's
+    frame ``c, chol``) by Laplace, and mark it covered by q."""
     starts = int(ends.shape[0])
-    finite = np.isfinite(logp) & np.all(np.isfinite(ends), axis=1)
-    conv = _converged(ends, logp, gnorm)
+    reps, members = assigned
     chol_np = np.asarray(chol, np.float64)
-    reps, members = _assign(target, ends, logp, conv, finite, chol_np)
     modes, ridges = [], 0
     hess = _hessian(target.log_density)
     for rep, who in zip(reps, members):
@@ -265,6 +274,14 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, gnorm: n
     modes.sort(key=lambda m: -m.log_mass)
     unconverged = int(starts - sum(len(w) for w in members))
     return ModeSearch(modes, ridges, unconverged, starts, steps, time.perf_counter() - t0)
+
+
+@functools.lru_cache(maxsize=8)
+def _segment(batch_log_density):
+    """Jitted ``(a, b) -> log p`` at ``SEGMENT_POINTS`` interior points of the segment a-b."""
+    ts = np.linspace(0.0, 1.0, SEGMENT_POINTS + 2)[1:-1]
+    return jax.jit(lambda a, b: batch_log_density(
+        a[None, :] + jnp.asarray(ts, a.dtype)[:, None] * (b - a)[None, :]))
 
 
 @functools.lru_cache(maxsize=8)
@@ -307,9 +324,7 @@ def _assign(target: Target, ends: np.ndarray, logp: np.ndarray, conv: np.ndarray
     """Modes from the converged ends (best first), and the ends (converged or merely finite)
     that belong to each: ``(representatives, members)``."""
     u = np.linalg.solve(chol, ends.T).T
-    ts = np.linspace(0.0, 1.0, SEGMENT_POINTS + 2)[1:-1]
-    seg = jax.jit(lambda a, b: target.batch_log_density(
-        a[None, :] + jnp.asarray(ts, a.dtype)[:, None] * (b - a)[None, :]))
+    seg = _segment(target.batch_log_density)
 
     def joins(i: int, rep: int) -> bool:
         if np.linalg.norm(u[i] - u[rep]) < 1.0:

@@ -130,21 +130,10 @@ class FitResult:
     def _resampled(self, key: jax.Array, n: int) -> jax.Array | None:
         """``n`` draws of z resampled from a pool of q's draws by their PSIS weights (a data
         fit's pool is its final evaluation's draws); None when no weight is usable."""
-        from vifit.data.target import DataTarget
         from vifit.evidence.importance import psis_weights
 
         k_pool, k_pick = jax.random.split(key)
-        if isinstance(self.target, DataTarget) and self.eval_draws is not None:
-            z, logw = (np.asarray(a) for a in self.eval_draws)
-        else:
-            fam, target, pool = self.family, self.target, RESAMPLE_POOL * n
-
-            @jax.jit
-            def draw(params, key):
-                z, log_q = fam.sample_and_log_prob(params, key, pool)
-                return z, target.batch_log_density(z) - log_q
-
-            z, logw = (np.asarray(a) for a in draw(self.params, k_pool))
+        z, logw = (np.asarray(a) for a in self._logw_pool(k_pool, RESAMPLE_POOL * n))
         weights, _ = psis_weights(np.asarray(logw, dtype=np.float64))
         if weights.sum() == 0:
             return None
@@ -229,21 +218,8 @@ class FitResult:
             return names, np.asarray(jax.vmap(flat)(z)), None
         from vifit.evidence.importance import psis_weights
 
-        fam, target = self.family, self.target
-        from vifit.data.target import DataTarget
-
-        if isinstance(target, DataTarget) and self.eval_draws is not None:
-            # log p costs a pass over the rows per draw: weight the final evaluation's own
-            # draws (``key`` then plays no part; ``n`` at most as many as it had).
-            z, logw = self.eval_draws
-            values, logw = jax.vmap(flat)(jnp.asarray(z[:n])), logw[:n]
-        else:
-            @jax.jit
-            def draw(params, key):
-                z, log_q = fam.sample_and_log_prob(params, key, n)
-                return jax.vmap(flat)(z), target.batch_log_density(z) - log_q
-
-            values, logw = draw(self.params, key)
+        z, logw = self._logw_pool(key, n)
+        values = jax.vmap(flat)(jnp.asarray(z))
         weights, _ = psis_weights(np.asarray(logw, dtype=np.float64))
         values = np.array(values, dtype=np.float64)  # a writable copy (x64 arrays are views)
         bad = ~np.all(np.isfinite(values), axis=1)
@@ -251,6 +227,17 @@ class FitResult:
             return names, values, None  # nothing to weight with: q's own statistics
         values[bad] = 0.0  # draws outside the support carry zero weight
         return names, values, weights
+
+    def _logw_pool(self, key: jax.Array, n: int):
+        """Draws z ``(n, d)`` of q with their log weights log p - log q ``(n,)``. A data fit,
+        whose log p costs a pass over the rows per draw, gives its final evaluation's own
+        draws instead (``key`` then plays no part; at most as many as it had)."""
+        from vifit.data.target import DataTarget
+
+        if isinstance(self.target, DataTarget) and self.eval_draws is not None:
+            z, logw = self.eval_draws
+            return z[:n], logw[:n]
+        return _draw_logw(self.family, self.target, n)(self.params, key)
 
     def to_arviz(self, key: jax.Array | int = 0, n: int = 4000, resample: bool | None = None):
         """``n`` draws as ArviZ InferenceData (one chain), constrained: PSIS-resampled toward p
@@ -312,6 +299,16 @@ class FitResult:
         if "log_z" in self.target.exact:
             record["exact_log_z"] = float(self.target.exact["log_z"])
         return _jsonable(record)
+
+
+def _draw_logw(family: Family, target: Target, n: int):
+    """A jitted ``(params, key) -> (z (n, d), log p - log q (n,))`` for draws of q."""
+    @jax.jit
+    def draw(params, key):
+        z, log_q = family.sample_and_log_prob(params, key, n)
+        return z, target.batch_log_density(z) - log_q
+
+    return draw
 
 
 # sample(resample=True) draws its pool of q this many times larger than the draws it returns.

@@ -203,14 +203,6 @@ class AISResult(NamedTuple):
     compile_seconds: float
 
 
-def make_base(mean: Array, cov: Array, widen: float = 3.0, wide: float = 0.5) -> Base:
-    """The defensive mixture (1 - wide) N(mean, cov) + wide N(mean, widen^2 cov), whitened by
-    N(mean, cov). With q's mean and covariance, the narrow part is q itself for the Gaussian
-    families (for other families, the Gaussian with q's first two moments)."""
-    cov = jnp.asarray(cov)
-    return mixture_base([1.0 - wide, wide], [mean, mean], [cov, widen**2 * cov])
-
-
 def _log_cess(log_w: Array, ell: Array, delta: Array) -> Array:
     """log of the conditional ESS fraction of the increments u = exp(delta ell) under the
     normalized weights W: (sum W u)^2 / sum W u^2."""
