@@ -10,6 +10,7 @@ from typing import Any
 
 import optax
 
+from vifit.clock import Timing, timed
 from vifit.errors import ConfigError
 from vifit.estimators import Estimator
 from vifit.families import Family
@@ -150,24 +151,39 @@ def fit(
         if _on_minibatches(target, batch_size):
             from vifit.auto import fit_auto_minibatch
 
-            return fit_auto_minibatch(target, steps=steps, draws=draws, seed=seed,
-                                      window=window, patience=patience, tol=tol,
-                                      n_eval=n_eval, progress=progress, callback=callback,
-                                      checkpoint=ckpt, batch_size=batch_size,
-                                      control_variate=control_variate, devices=devices,
-                                      distributed=distributed)
-        return fit_auto(target, steps=steps, draws=draws, seed=seed, window=window,
-                        patience=patience, tol=tol, n_eval=n_eval, progress=progress,
-                        callback=callback, checkpoint=ckpt)
+            with timed() as timing:
+                result = fit_auto_minibatch(
+                    target, steps=steps, draws=draws, seed=seed, window=window,
+                    patience=patience, tol=tol, n_eval=n_eval, progress=progress,
+                    callback=callback, checkpoint=ckpt, batch_size=batch_size,
+                    control_variate=control_variate, devices=devices, distributed=distributed)
+            return _timed_result(result, timing)
+        with timed() as timing:
+            result = fit_auto(target, steps=steps, draws=draws, seed=seed, window=window,
+                              patience=patience, tol=tol, n_eval=n_eval, progress=progress,
+                              callback=callback, checkpoint=ckpt)
+        return _timed_result(result, timing)
     from vifit.engine import fit_one
 
-    return fit_one(target, family, objective=objective, estimator=estimator,
-                   optimizer=optimizer, lr=lr, schedule=schedule, steps=steps, draws=draws,
-                   seed=seed, window=window, patience=patience, tol=tol, n_eval=n_eval,
-                   init_params=init_params, init=init, optimizer_options=optimizer_options,
-                   progress=progress, callback=callback, checkpoint=ckpt,
-                   batch_size=batch_size, control_variate=control_variate, devices=devices,
-                   distributed=distributed)
+    with timed() as timing:
+        result = fit_one(target, family, objective=objective, estimator=estimator,
+                         optimizer=optimizer, lr=lr, schedule=schedule, steps=steps, draws=draws,
+                         seed=seed, window=window, patience=patience, tol=tol, n_eval=n_eval,
+                         init_params=init_params, init=init, optimizer_options=optimizer_options,
+                         progress=progress, callback=callback, checkpoint=ckpt,
+                         batch_size=batch_size, control_variate=control_variate,
+                         devices=devices, distributed=distributed)
+    return _timed_result(result, timing)
+
+
+def _timed_result(result: FitResult, timing: Timing) -> FitResult:
+    """``result`` with ``info["timing"]``: the whole call's wall seconds, the part spent
+    compiling (tracing, lowering, XLA; persistent-cache reads included) and the rest."""
+    from dataclasses import replace
+
+    return replace(result, info={**result.info, "timing": timing.as_dict()})
+
+
 
 
 def _check_data_args(target: Target, *, batch_size, devices, control_variate,

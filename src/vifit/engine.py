@@ -227,12 +227,9 @@ def _pathfinder_start(target: Target, family: Family, key: jax.Array
 
 def _eval_logw(target: Target, family: Family, params: Params, key: jax.Array,
                n: int) -> np.ndarray:
-    @jax.jit
-    def logw(params, key):
-        z, log_q = family.sample_and_log_prob(params, key, n)
-        return target.batch_log_density(z) - log_q
+    from vifit.result import draw_logw
 
-    return np.asarray(logw(params, key), dtype=np.float64)
+    return np.asarray(draw_logw(family, target, params, key, n)[1], dtype=np.float64)
 
 
 # Window-mean noise (nats) above which a minibatch fit says its stopping rule was blind.

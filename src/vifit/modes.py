@@ -46,6 +46,7 @@ import jax.scipy.linalg
 import numpy as np
 import optax
 
+from vifit.rng import standard_normal
 from vifit.target import Target
 
 SCALES = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -131,7 +132,7 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     d, dtype = target.dim, c.dtype
     scales = np.resize(np.asarray(SCALES), starts)
     key, sub = jax.random.split(key)
-    u0 = jnp.asarray(scales, dtype)[:, None] * jax.random.normal(sub, (starts, d), dtype=dtype)
+    u0 = jnp.asarray(scales[:, None] * standard_normal(sub, (starts, d), np.float64), dtype)
     climb = _climber(target.log_density, steps, lr)
     found = [_climb_one_frame(climb, c, chol, u0)]
     from_q = [scales <= 1.0]
@@ -159,8 +160,8 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
         cs = jnp.asarray(np.repeat(np.stack([f[0] for f in frames]), per_mode, 0), dtype)
         chols = jnp.asarray(np.repeat(np.stack([f[1] for f in frames]), per_mode, 0), dtype)
         key, sub = jax.random.split(key)
-        u = jnp.asarray(np.tile(mode_scales, len(frames)), dtype)[:, None] * jax.random.normal(
-            sub, (cs.shape[0], d), dtype=dtype)
+        u = jnp.asarray(np.tile(mode_scales, len(frames))[:, None]
+                        * standard_normal(sub, (cs.shape[0], d), np.float64), dtype)
         found.append(_climb_frames(climb, cs, chols, u))
         from_q.append(np.zeros(cs.shape[0], bool))
     # every exit from the loop comes right after an assignment of all the ends found

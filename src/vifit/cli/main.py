@@ -58,9 +58,10 @@ def _root(cache: Annotated[bool, typer.Option(
         help="Keep compiled programs on disk so a second run compiles nothing it compiled "
              "before ($VIFIT_CACHE_DIR, default ~/.cache/vifit/jax; VIFIT_NO_CACHE=1 turns "
              "it off).")] = True) -> None:
-    if cache:
-        from vifit.cache import enable
+    from vifit.cache import enable, fast_compile
 
+    fast_compile()
+    if cache:
         enable()
 
 
@@ -289,6 +290,12 @@ def print_result(result) -> None:
         f"stopped: {result.stop_reason} after {result.steps} steps "
         f"({result.rejected} rejected), {result.seconds:.2f} s"
     )
+    if result.info.get("timing"):
+        from vifit.clock import Timing
+
+        t = result.info["timing"]
+        out_console.print("time   = " + Timing(t["seconds"], t["compile_seconds"]).text()
+                          + " (the whole fit)")
     out_console.print(f"ELBO   = {result.elbo:.4f} ± {result.elbo_se:.4f}  (lower bound on log Z)")
     if result.objective != "elbo":
         how = "maximized" if result.direction > 0 else "minimized"

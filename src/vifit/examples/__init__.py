@@ -4,32 +4,48 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import importlib
+
 from vifit.errors import ConfigError
-from vifit.examples import (binary_regression, eight_schools, gaussian, gp_classification, ising,
-                            linear_regression, mixture)
 from vifit.target import Target
 
+
+class _Lazy:
+    """``module.function``, imported on first call: listing the examples (``vifit list``,
+    or the catalog looking a name up) imports none of them, and some pull in SciPy."""
+
+    def __init__(self, module: str, function: str):
+        self.module, self.function = module, function
+
+    def __call__(self, *args, **kwargs):
+        module = importlib.import_module(f"vifit.examples.{self.module}")
+        return getattr(module, self.function)(*args, **kwargs)
+
+
 _EXAMPLES: dict[str, tuple[Callable[[], Target], str]] = {
-    "eight_schools": (eight_schools.make,
+    "eight_schools": (_Lazy("eight_schools", "make"),
                       "Rubin's eight schools, non-centred hierarchical model (real data, d=10)"),
-    "linear_regression": (linear_regression.make,
+    "linear_regression": (_Lazy("linear_regression", "make"),
                           "Bayesian linear regression, known noise; exact log Z (d=5, n=100)"),
-    "gaussian": (gaussian.make, "correlated Gaussian, condition number 100; exact log Z (d=10)"),
-    "ising": (ising.make, "4x4 periodic Ising model, 16 binary spins; exact log Z by enumeration"),
-    "mixture_labels": (mixture.make, "labels of a 3-cluster Gaussian mixture, means integrated "
-                                     "out, 10 points; exact log Z by enumeration"),
-    "probit_regression": (binary_regression.make_probit,
+    "gaussian": (_Lazy("gaussian", "make"),
+                 "correlated Gaussian, condition number 100; exact log Z (d=10)"),
+    "ising": (_Lazy("ising", "make"),
+              "4x4 periodic Ising model, 16 binary spins; exact log Z by enumeration"),
+    "mixture_labels": (_Lazy("mixture", "make"),
+                       "labels of a 3-cluster Gaussian mixture, means integrated "
+                       "out, 10 points; exact log Z by enumeration"),
+    "probit_regression": (_Lazy("binary_regression", "make_probit"),
                           "probit regression, Finney's vasoconstriction data (real, d=3); EP too"),
-    "logistic_vaso": (binary_regression.make_logistic,
-                            "logistic regression, vasoconstriction data (real, d=3); EP too"),
-    "gp_classification": (gp_classification.make,
+    "logistic_vaso": (_Lazy("binary_regression", "make_logistic"),
+                      "logistic regression, vasoconstriction data (real, d=3); EP too"),
+    "gp_classification": (_Lazy("gp_classification", "make"),
                           "GP classification, RBF kernel, probit, seeded 1-D data (d=60); EP too"),
 }
 
 # Models that declare their factors, for `vifit fit NAME --method ep`.
-EP_MODELS = {"probit_regression": binary_regression.probit_model,
-             "logistic_vaso": binary_regression.logistic_model,
-             "gp_classification": gp_classification.model}
+EP_MODELS = {"probit_regression": _Lazy("binary_regression", "probit_model"),
+             "logistic_vaso": _Lazy("binary_regression", "logistic_model"),
+             "gp_classification": _Lazy("gp_classification", "model")}
 
 
 def example_names() -> list[str]:

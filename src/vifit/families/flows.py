@@ -28,7 +28,6 @@ static skeleton rebuilt from ``(family, dim)`` and cached, then put back with ``
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import ClassVar
 
@@ -43,6 +42,7 @@ from flowjax.flows import coupling_flow
 
 from vifit.families.base import Array, Family, Params
 from vifit.families.gaussian import _cholesky, cholesky_to_raw
+from vifit.rng import numpy_rng
 
 _LOG_2PI = math.log(2.0 * math.pi)
 # The structure (permutations included) always comes from this key, so that parameters made
@@ -85,19 +85,40 @@ class _CouplingFlow(Family):
         last = lambda t: [x for m in mlps(t) for x in (m.layers[-1].weight, m.layers[-1].bias)]
         return eqx.tree_at(last, flow, replace_fn=jnp.zeros_like)
 
+    def _built(self, dim: int):
+        """The whole flow for ``(family, dim)`` from the structure key, built once outside any
+        trace and cached (None inside a trace that finds none). Inside a jit trace every array
+        made is a tracer of that trace, and the flow's checks (equinox's error_if) become host
+        callbacks, which keep the compiled program out of the persistent cache."""
+        key = (self, dim, bool(jax.config.read("jax_enable_x64")))
+        if key not in _BUILT:
+            if isinstance(jnp.zeros(()), jax.core.Tracer):
+                return None
+            if len(_BUILT) >= 64:
+                _BUILT.pop(next(iter(_BUILT)))
+            flow = self._build(jax.random.key(_STRUCTURE_SEED), dim)
+            _BUILT[key] = (flow, _partition_static(flow))
+        return _BUILT[key]
+
     def _static(self, dim: int):
-        # Inside a jit trace every array made is a tracer of that trace: build a skeleton for
-        # this trace only. Outside (or under vmap alone, where constants stay concrete), build
-        # it once and cache it.
-        if isinstance(jnp.zeros(()), jax.core.Tracer):
+        built = self._built(dim)
+        if built is None:  # a trace before any init: a skeleton for this trace only
             return _partition_static(self._build(jax.random.key(_STRUCTURE_SEED), dim))
-        return _skeleton(self, dim, jax.config.read("jax_enable_x64"))
+        return built[1]
 
     def _bijection(self, params: Params) -> AbstractBijection:
         return paramax.unwrap(eqx.combine(params["flow"], self._static(self.dim(params))))
 
     def init(self, key: Array, dim: int, loc: Array | None = None) -> Params:
-        flow, _ = eqx.partition(self._build(key, dim), eqx.is_inexact_array, is_leaf=_is_frozen)
+        # The cached flow with its hidden layers drawn afresh from ``key`` (equinox's own
+        # initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), in NumPy: building the flow
+        # eagerly again compiled some twenty small programs, a second of a first run).
+        built = self._built(dim)
+        if built is None or isinstance(key, jax.core.Tracer):  # traced (e.g. eval_shape)
+            flow = self._build(key, dim)
+        else:
+            flow = _redraw_hidden(built[0], key)
+        flow, _ = eqx.partition(flow, eqx.is_inexact_array, is_leaf=_is_frozen)
         loc = jnp.zeros(dim) if loc is None else jnp.asarray(loc, dtype=jnp.result_type(float))
         return {"loc": loc, "chol": jnp.eye(dim) * jnp.log(self.init_scale), "flow": flow}
 
@@ -137,12 +158,25 @@ def _is_mlp(x) -> bool:
     return isinstance(x, eqx.nn.MLP)
 
 
-@functools.lru_cache(maxsize=64)
-def _skeleton(family: _CouplingFlow, dim: int, x64: bool):
-    """The non-trainable part of the flow for ``(family, dim)``: built once, reused by every
-    call (and every trace) of sample and log_prob."""
-    del x64  # part of the cache key only: float32 and float64 skeletons differ in dtype
-    return _partition_static(family._build(jax.random.key(_STRUCTURE_SEED), dim))
+# Each flow by (family, dim, x64), with its non-trainable part: built once, reused by every
+# init, and every call (and trace) of sample and log_prob.
+_BUILT: dict = {}
+
+
+def _redraw_hidden(flow, key: Array):
+    """``flow`` with every conditioner layer but the last (kept at zero: the identity start)
+    drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)) by ``numpy_rng(key)``."""
+    rng = numpy_rng(key)
+    hidden = lambda t: [x for m in jax.tree.leaves(t, is_leaf=_is_mlp) if _is_mlp(m)
+                        for layer in m.layers[:-1] for x in (layer.weight, layer.bias)]
+    old = hidden(flow)
+    fresh = []
+    for i in range(0, len(old), 2):
+        weight, bias = old[i], old[i + 1]
+        lim = 1.0 / math.sqrt(weight.shape[-1])
+        fresh += [jnp.asarray(rng.uniform(-lim, lim, weight.shape), weight.dtype),
+                  jnp.asarray(rng.uniform(-lim, lim, bias.shape), bias.dtype)]
+    return eqx.tree_at(hidden, flow, fresh) if old else flow
 
 
 def _partition_static(flow):

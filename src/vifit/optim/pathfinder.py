@@ -40,6 +40,7 @@ from vifit.errors import TargetError
 from vifit.optim.lbfgs import LBFGSState, make_lbfgs
 from vifit.optim.loop import LoopResult
 from vifit.optim.runner import RunArgs, register_runner
+from vifit.rng import standard_normal
 from vifit.target import Target
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -125,7 +126,7 @@ def pathfinder(target: Target, *, seed: int | jax.Array = 0, init: Any = None,
     history = max(10, d + 2) if history is None else int(history)
     neg = lambda x: -target.log_density(x)
     lb_init, lb_step = make_lbfgs(neg, memory=min(history, 10), gtol=gtol)
-    eps = jax.random.normal(key, (draws, d), dtype=x0.dtype)
+    eps = jnp.asarray(standard_normal(key, (draws, d), x0.dtype))
 
     def body(p: _Path, _):
         lb = lb_step(p.lb)
