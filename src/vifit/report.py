@@ -1,4 +1,5 @@
-"""Files a fit leaves behind: result.json (stable keys), draws.nc (ArviZ), elbo.png, report.md."""
+"""Files a fit leaves behind: result.json (stable keys), draws.nc (ArviZ), elbo.png, report.md,
+report.html (self-contained: images embedded)."""
 
 from __future__ import annotations
 
@@ -62,8 +63,12 @@ def plot_trace(result: FitResult, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(result: FitResult, out: str | Path, n_draws: int = 4000) -> dict[str, Path]:
-    """Write the fit's files into ``out`` (created if missing); return their paths."""
+def write_report(result: FitResult, out: str | Path, n_draws: int = 4000,
+                 evidence=None) -> dict[str, Path]:
+    """Write the fit's files into ``out`` (created if missing); return their paths.
+    ``evidence`` (a ``vifit.EvidenceResult``): its estimates table joins report.html."""
+    from vifit.report_html import report_html
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -71,12 +76,14 @@ def write_report(result: FitResult, out: str | Path, n_draws: int = 4000) -> dic
         "draws": out / "draws.nc",
         "trace": out / "elbo.png",
         "report": out / "report.md",
+        "html": out / "report.html",
     }
     record = result.to_dict(result.seed, n_draws)
     paths["result"].write_text(dumps(record))
     result.to_arviz(result.seed, n_draws).to_netcdf(str(paths["draws"]))
     plot_trace(result, paths["trace"])
     paths["report"].write_text(_markdown(result, record))
+    paths["html"].write_text(report_html(result, record, evidence, n_draws), encoding="utf-8")
     return paths
 
 

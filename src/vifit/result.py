@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,17 +239,29 @@ class FitResult:
         if isinstance(self.target, DataTarget) and self.eval_draws is not None:
             z, logw = self.eval_draws
             return z[:n], logw[:n]
-        return _draw_logw(self.family, self.target, n)(self.params, key)
+        return draw_logw(self.family, self.target, self.params, key, n)
 
     def to_arviz(self, key: jax.Array | int = 0, n: int = 4000, resample: bool | None = None):
         """``n`` draws as ArviZ InferenceData (one chain), constrained: PSIS-resampled toward p
-        or q's own, by ``resample`` as in ``sample()``; ``attrs["weighting"]`` says which."""
-        import arviz as az
+        or q's own, by ``resample`` as in ``sample()``; ``attrs["weighting"]`` says which
+        (``"psis-resampled"`` or ``"q"``).
 
-        draws, weighting = self._sample(key, n, resample)
-        return az.from_dict(posterior={k: v[None, ...] for k, v in draws.items()},
-                            attrs={"inference_library": "vifit", "family": self.family.name,
-                                   "weighting": weighting})
+        Groups: ``posterior``; ``sample_stats`` (per draw ``lp`` = log p(z) of the
+        unconstrained target, ``log_q``, ``log_weight`` = lp - log_q; ``attrs["pareto_k"]``
+        the fit's k-hat); and for data models (a ``DataTarget``, a NumPyro model with observed
+        sites) ``log_likelihood`` (per draw, per observation) and ``observed_data``, so that
+        ``az.loo(fit.to_arviz())`` and ``az.compare`` work. Resampled draws are already
+        approximately from p, so plain ``az.loo`` is right for them. See
+        ``vifit.arviz_groups``. Needs arviz (imported only here)."""
+        from vifit.arviz_groups import inference_data
+
+        return inference_data(self, key, n, resample)
+
+    def _repr_html_(self) -> str:
+        """A compact HTML table for Jupyter: the verdict and the posterior summary."""
+        from vifit.report_html import fit_repr_html
+
+        return fit_repr_html(self)
 
     def mean(self) -> np.ndarray:
         """Mean of q on the unconstrained scale, ``(dim,)``."""
@@ -289,6 +303,8 @@ class FitResult:
             "notes": list(self.notes),
             "summary_weighting": table.attrs["weighting"],
             "seconds": self.seconds,
+            # The whole fit call (vifit.fit): wall seconds, compiling and running.
+            "timing": self.info.get("timing"),
             "params": {
                 name: {col: float(row[col]) for col in ("mean", "sd", "q5", "q50", "q95")}
                 for name, row in table.iterrows()
@@ -301,7 +317,14 @@ class FitResult:
         return _jsonable(record)
 
 
-def _draw_logw(family: Family, target: Target, n: int):
+# Draws of q are made in blocks of this many, by one compiled program per (family, target):
+# the fit's final evaluation (n_eval = 4000 by default), the summaries and the resampling pool
+# all run that same program instead of compiling one each.
+DRAW_BLOCK = 4000
+
+
+@functools.lru_cache(maxsize=32)
+def _draw_block(family: Family, target: Target, n: int):
     """A jitted ``(params, key) -> (z (n, d), log p - log q (n,))`` for draws of q."""
     @jax.jit
     def draw(params, key):
@@ -309,6 +332,19 @@ def _draw_logw(family: Family, target: Target, n: int):
         return z, target.batch_log_density(z) - log_q
 
     return draw
+
+
+def draw_logw(family: Family, target: Target, params, key: jax.Array, n: int):
+    """``n`` draws z ``(n, d)`` of q and their log weights ``(n,)`` (NumPy), in blocks of
+    ``DRAW_BLOCK`` (block i from ``fold_in(key, i)``; fewer than that in one block drawn
+    with ``key`` itself)."""
+    if n <= DRAW_BLOCK:
+        z, logw = _draw_block(family, target, n)(params, key)
+        return np.asarray(z), np.asarray(logw)
+    blocks = [_draw_block(family, target, DRAW_BLOCK)(params, jax.random.fold_in(key, i))
+              for i in range(-(-n // DRAW_BLOCK))]
+    z = np.concatenate([np.asarray(b[0]) for b in blocks])[:n]
+    return z, np.concatenate([np.asarray(b[1]) for b in blocks])[:n]
 
 
 # sample(resample=True) draws its pool of q this many times larger than the draws it returns.

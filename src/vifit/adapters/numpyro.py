@@ -157,6 +157,40 @@ def value_maps(model: Callable, args: tuple, kwargs: dict, latents: Latents) -> 
     return constrain, unconstrain
 
 
+def observed_sites(model: Callable, args: tuple, kwargs: dict,
+                   unravel: Callable[[Array], dict[str, Array]]
+                   ) -> Callable[[Array], dict[str, tuple[Array, Array]]]:
+    """A jitted ``z (dim,) -> {observed site: (value, pointwise log-probability)}``: each
+    observed site's data and ``fn.log_prob(value)`` (its batch shape: one value per
+    observation, event dimensions summed; the model's own ``handlers.scale`` not applied), at
+    the latent values of z. What ``FitResult.to_arviz`` puts in its ``observed_data`` and
+    ``log_likelihood`` groups."""
+    from numpyro import handlers
+    from numpyro.distributions.transforms import biject_to
+
+    @jax.jit
+    def sites(z: Array) -> dict[str, tuple[Array, Array]]:
+        params = unravel(z)
+
+        def constrained(site):  # the map NumPyro's constrain_fn applies to each latent site
+            if site["type"] == "sample" and site["name"] in params:
+                return biject_to(site["fn"].support)(params[site["name"]])
+            return None
+
+        run = handlers.substitute(handlers.seed(model, rng_seed=0), substitute_fn=constrained)
+        trace = handlers.trace(run).get_trace(*args, **kwargs)
+        out = {}
+        for name, site in trace.items():
+            if site["type"] == "sample" and site.get("is_observed", False):
+                fn, value = site["fn"], site["value"]
+                log_prob = (fn.log_prob(value, site["intermediates"]) if site["intermediates"]
+                            else fn.log_prob(value))
+                out[name] = (jnp.asarray(value), jnp.asarray(log_prob))
+        return out
+
+    return sites
+
+
 def from_numpyro(model: Callable, *args: Any, init_strategy: Callable | None = None,
                  rng_seed: int = 0, target_name: str | None = None,
                  **kwargs: Any) -> ModelTarget | DataTarget:
@@ -203,6 +237,10 @@ def from_numpyro(model: Callable, *args: Any, init_strategy: Callable | None = N
     _check_start(log_density, latents.init, latents.shapes)
     # Checked above with one compiled value-and-gradient; NumPyro models vmap by construction,
     # so Target's own checks would only add three more compilations of the model.
-    return ModelTarget(log_density, init=latents.init, param_names=flat_names(latents.shapes),
-                       constrain=constrain, unconstrain=unconstrain, source="numpyro",
-                       site_shapes=latents.shapes, name=name, check=False)
+    target = ModelTarget(log_density, init=latents.init,
+                         param_names=flat_names(latents.shapes), constrain=constrain,
+                         unconstrain=unconstrain, source="numpyro",
+                         site_shapes=latents.shapes, name=name, check=False)
+    # Per-observation log-likelihoods for FitResult.to_arviz (compiled only when asked for).
+    target.observed_sites = observed_sites(model, args, kwargs, unravel)
+    return target

@@ -29,7 +29,7 @@ import numpy as np
 from numpyro.primitives import Messenger
 
 from vifit.adapters.base import flat_names
-from vifit.adapters.numpyro import latent_space, value_maps
+from vifit.adapters.numpyro import latent_space, observed_sites, value_maps
 from vifit.data.target import DataTarget
 from vifit.errors import TargetError, describe
 
@@ -209,7 +209,7 @@ def data_target(model: Callable, args: tuple, kwargs: dict, plate: Plate, *,
 
     index_dtype = np.int32 if plate.size < 2**31 else np.int64
     try:
-        return ModelDataTarget(
+        target = ModelDataTarget(
             log_prior, log_lik, {"index": np.arange(plate.size, dtype=index_dtype)},
             plate=plate, unconstrain=unconstrain, site_shapes=latents.shapes,
             init=latents.init, param_names=flat_names(latents.shapes), constrain=constrain,
@@ -219,6 +219,9 @@ def data_target(model: Callable, args: tuple, kwargs: dict, plate: Plate, *,
             f"the NumPyro model, as a data target over the {plate.size} rows of plate "
             f"{plate.name!r}: {exc} (from_numpyro picks the start with init_strategy=...)"
         ) from exc
+    # Per-observation log-likelihoods (all N rows) for FitResult.to_arviz.
+    target.observed_sites = observed_sites(full, args, kwargs, unravel)
+    return target
 
 
 def _check_rows(model: Callable, args: tuple, kwargs: dict, plate: Plate) -> None:

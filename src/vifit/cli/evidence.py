@@ -49,7 +49,7 @@ def evidence_command(
     lr: Lr = None, seed: Seed = 0, rank: Rank = 2, draws: Draws = 16_384, iwae_k: IwaeK = 64,
     particles: Particles = None, replicates: Replicates = 32, ais: Ais = True,
     out: Annotated[Optional[Path], typer.Option(
-        help="Write evidence.json and evidence_details.json here.")] = None,
+        help="Write evidence.json, evidence_details.json and report.html here.")] = None,
     progress: Progress = True,
 ) -> None:
     """Fit MODEL, then estimate its log evidence log Z: ELBO and IWAE (lower bounds), PSIS and
@@ -204,8 +204,11 @@ def print_evidence(result) -> None:
 
 def write_evidence(result, out: Path) -> None:
     from vifit.cli.main import out_console
+    from vifit.report_html import report_html
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "evidence.json").write_text(dumps(result.to_dict()))
     (out / "evidence_details.json").write_text(dumps(result.details()))
-    out_console.print(f"wrote {out / 'evidence.json'}, {out / 'evidence_details.json'}")
+    (out / "report.html").write_text(report_html(evidence=result), encoding="utf-8")
+    out_console.print(f"wrote {out / 'evidence.json'}, {out / 'evidence_details.json'}, "
+                      f"{out / 'report.html'}")

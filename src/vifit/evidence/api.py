@@ -114,6 +114,12 @@ class EvidenceResult:
             "verdict": self.verdict.text,
         })
 
+    def _repr_html_(self) -> str:
+        """A compact HTML table of the estimates and the verdict, for Jupyter."""
+        from vifit.report_html import evidence_repr_html
+
+        return evidence_repr_html(self)
+
     def details(self) -> dict[str, Any]:
         """Everything else, for ``evidence_details.json``: the verdict's label, recommended
         estimator and reasons, each estimator's diagnostics, the exact log Z when known."""

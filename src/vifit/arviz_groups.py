@@ -1,0 +1,165 @@
+"""``FitResult.to_arviz``: the fit's draws as ArviZ InferenceData, ready for the Bayesian
+workflow (``az.summary``, ``az.plot_*``, ``az.loo``, ``az.compare``).
+
+Groups:
+
+- ``posterior``: ``n`` draws (one chain) of the model's constrained parameters.
+- ``sample_stats``: per draw ``lp`` (log p(z) of the unconstrained target, log-Jacobians
+  included, unnormalized), ``log_q`` (q's log density at z) and ``log_weight`` (``lp - log_q``,
+  the importance log weight); ``attrs["pareto_k"]`` is the fit's Pareto k-hat.
+- ``log_likelihood`` and ``observed_data``, for data models: a NumPyro model's observed sites
+  (``vifit.from_numpyro``; one variable per site, one value per observation), or a
+  ``vifit.DataTarget``'s rows (``log_lik``, one value per row, and the data's arrays).
+
+``attrs["weighting"]`` says how the draws were made. ``"psis-resampled"`` (the default when
+k-hat < 0.7): a systematic resample of q's draws by their Pareto-smoothed importance weights,
+so the draws are already approximately from p and plain ``az.loo`` (PSIS-LOO over these draws)
+is right: no further weighting by ``log_weight`` is wanted (the log weights are those of the
+draws as drawn from q, kept for diagnostics). ``"q"``: q's own draws; ``az.loo`` then
+estimates the leave-one-out fit of q rather than of p, as good as q is (see k-hat).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import jax
+import numpy as np
+
+if TYPE_CHECKING:
+    from vifit.result import FitResult
+
+# Draws per compiled batch of the per-draw evaluations (memory: this many times the rows).
+DRAW_CHUNK = 256
+# Most (distinct draws x rows) likelihood evaluations to_arviz spends on a data target; above
+# it the log_likelihood group is left out (attrs["log_likelihood"] says so).
+MAX_LIK_EVALS = 50_000_000
+
+
+def inference_data(result: FitResult, key: jax.Array | int = 0, n: int = 4000,
+                   resample: bool | None = None):
+    """See ``FitResult.to_arviz`` and the module docstring."""
+    import arviz as az
+
+    if isinstance(key, int):
+        key = jax.random.key(key)
+    resample = result.use_weights() if resample is None else resample
+    z = result._resampled(key, n) if resample else None
+    weighting = "q" if z is None else "psis-resampled"
+    if z is None:
+        z = result.sample_unconstrained(key, n)
+    target = result.target
+    values = target.in_model_order(jax.vmap(target.constrain)(z))
+    posterior = {k: np.asarray(v)[None, ...] for k, v in values.items()}
+    z = np.asarray(z)
+    attrs: dict[str, Any] = {"inference_library": "vifit", "family": result.family.name,
+                             "weighting": weighting, "pareto_k": float(result.khat)}
+    groups: dict[str, Any] = {"posterior": posterior}
+    # The evaluations are per distinct draw: a resample repeats draws.
+    uniq, inverse = np.unique(z, axis=0, return_inverse=True)
+    inverse = np.ravel(inverse)
+    lik = None
+    try:
+        lik = _log_likelihood(result, uniq)
+    except Exception as exc:  # the fit's draws are still worth writing; say what is missing
+        attrs["log_likelihood"] = f"not computed: {type(exc).__name__}: {exc}"
+    if isinstance(lik, str):
+        attrs["log_likelihood"], lik = lik, None
+    if lik is not None:
+        pointwise, observed, dims, lp_data = lik
+        groups["log_likelihood"] = {k: v[inverse][None, ...] for k, v in pointwise.items()}
+        groups["observed_data"] = observed
+    else:
+        dims, lp_data = {}, None
+    try:
+        stats = _sample_stats(result, uniq, lp_data)
+        groups["sample_stats"] = {k: v[inverse][None, ...] for k, v in stats.items()}
+    except Exception as exc:
+        attrs["sample_stats"] = f"not computed: {type(exc).__name__}: {exc}"
+    idata = az.from_dict(**groups, dims=dims or None, attrs=attrs)
+    if "sample_stats" in groups:
+        idata.sample_stats.attrs["pareto_k"] = float(result.khat)
+        idata.sample_stats.attrs["log_weight"] = (
+            "lp - log_q of each draw as drawn from q" + (
+                "; the draws were resampled by these weights already (do not reweight)"
+                if weighting == "psis-resampled" else ""))
+    return idata
+
+
+def _batched(fn, z: np.ndarray):
+    """``jax.vmap(fn)`` over the rows of ``z`` in compiled chunks of ``DRAW_CHUNK`` (the last
+    one padded), concatenated as NumPy."""
+    run = jax.jit(jax.vmap(fn))
+    outs = []
+    for start in range(0, z.shape[0], DRAW_CHUNK):
+        chunk = z[start:start + DRAW_CHUNK]
+        pad = DRAW_CHUNK - chunk.shape[0] if z.shape[0] > DRAW_CHUNK else 0
+        if pad:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+        out = jax.tree.map(np.asarray, run(chunk))
+        outs.append(jax.tree.map(lambda a: a[:a.shape[0] - pad], out))
+    return jax.tree.map(lambda *a: np.concatenate(a), *outs)
+
+
+def _log_likelihood(result: FitResult, z: np.ndarray):
+    """``(pointwise {name: (m, ...)}, observed {name: array}, dims, lp (m,) or None)`` for
+    the distinct draws ``z (m, d)``; None for a target without data; a string saying why when
+    it would cost too much."""
+    from vifit.data.target import DataTarget
+
+    target = result.target
+    sites = getattr(target, "observed_sites", None)
+    is_data = isinstance(target, DataTarget)
+    if sites is None and not is_data:
+        return None
+    if is_data and z.shape[0] * target.n_rows > MAX_LIK_EVALS:
+        return (f"left out: {z.shape[0]} draws x {target.n_rows} rows exceeds "
+                f"{MAX_LIK_EVALS} likelihood evaluations")
+    if sites is not None:  # a NumPyro model: its observed sites, by name
+        first = sites(jax.numpy.asarray(z[0]))
+        observed = {k: np.asarray(v[0]) for k, v in first.items()}
+        if not observed:
+            return None
+        pointwise = _batched(lambda u: {k: v[1] for k, v in sites(u).items()}, z)
+        dims = {k: [f"{k}_dim_{i}" for i in range(observed[k].ndim)] for k in observed
+                if pointwise[k].shape[1:] == observed[k].shape}
+        return pointwise, observed, dims, None
+    # A DataTarget: one log-likelihood per row; the prior plus their sum is log p.
+    data = target.device_data()
+    lik = _batched(lambda u: target.log_lik(u, data), z)
+    prior = _batched(target.log_prior, z)
+    observed = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(target.data)[0]:
+        name = "".join(c if c.isalnum() or c == "_" else "_"
+                       for c in jax.tree_util.keystr(path)).strip("_") or "data"
+        arr = np.asarray(leaf)
+        observed[name] = arr
+    dims = {"log_lik": ["row"]}
+    for name, arr in observed.items():
+        dims[name] = ["row"] + [f"{name}_dim_{i}" for i in range(1, arr.ndim)]
+    lp = prior + lik.sum(axis=1)
+    return {"log_lik": lik}, observed, dims, lp
+
+
+def _sample_stats(result: FitResult, z: np.ndarray, lp: np.ndarray | None
+                  ) -> dict[str, np.ndarray]:
+    """``lp``, ``log_q`` and ``log_weight`` of the distinct draws ``z (m, d)``."""
+    from vifit.data.target import DataTarget
+
+    family, params, target = result.family, result.params, result.target
+    log_q = _batched(lambda u: family.log_prob(params, u), z).astype(np.float64)
+    if lp is None and isinstance(target, DataTarget) and result.eval_draws is not None:
+        # A data fit's resampled draws come from its final evaluation, whose log weights are
+        # known: lp = log w + log q, without another pass over the rows per draw.
+        pool_z, pool_logw = (np.asarray(a) for a in result.eval_draws)
+        index = {row.tobytes(): w for row, w in zip(pool_z.astype(z.dtype), pool_logw)}
+        known = [index.get(row.tobytes()) for row in z]
+        if all(k is not None for k in known):
+            lp = np.asarray(known, dtype=np.float64) + log_q
+    if lp is None:
+        if isinstance(target, DataTarget) and z.shape[0] * target.n_rows > MAX_LIK_EVALS:
+            lp = np.full(z.shape[0], np.nan)
+        else:
+            lp = _batched(target.log_density, z)
+    lp = np.asarray(lp, dtype=np.float64)
+    return {"lp": lp, "log_q": log_q, "log_weight": lp - log_q}
