@@ -121,7 +121,7 @@ def fit_command(
     baseline: Annotated[bool, typer.Option(help="score: leave-one-out baseline.")] = True,
     cv: Annotated[bool, typer.Option(help="score: control variate on the score.")] = True,
     out: Annotated[Optional[Path], typer.Option(
-        help="Write result.json, draws.nc, elbo.png and report.md here.")] = None,
+        help="Write result.json, draws.nc, elbo.png, report.md and report.html here.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     method: Annotated[str, typer.Option(help="vi, or ep: expectation propagation (MODEL must "
                                              "declare its factors; see docs/ep.md).")] = "vi",
