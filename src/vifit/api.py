@@ -4,13 +4,15 @@ resolve -> run -> evaluate -> result); ``family="auto"`` is a strategy above it
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optax
 
-from vifit.clock import Timing, timed
+from vifit.clock import timed
 from vifit.errors import ConfigError
 from vifit.estimators import Estimator
 from vifit.families import Family
@@ -23,6 +25,20 @@ from vifit.target import Target
 __all__ = ["fit", "resolve", "resolve_draws", "resolve_estimator", "resolve_family"]
 
 
+def _timed(fit_fn):
+    """``fit_fn`` whose result carries ``info["timing"]``: the whole call's wall seconds, the
+    part spent compiling (tracing, lowering, XLA; persistent-cache reads included) and the
+    rest."""
+    @functools.wraps(fit_fn)
+    def timed_fit(*args, **kwargs) -> FitResult:
+        with timed() as timing:
+            result = fit_fn(*args, **kwargs)
+        return replace(result, info={**result.info, "timing": timing.as_dict()})
+
+    return timed_fit
+
+
+@_timed
 def fit(
     target: Target,
     family: str | Family | None = None,
@@ -151,37 +167,23 @@ def fit(
         if _on_minibatches(target, batch_size):
             from vifit.auto import fit_auto_minibatch
 
-            with timed() as timing:
-                result = fit_auto_minibatch(
-                    target, steps=steps, draws=draws, seed=seed, window=window,
-                    patience=patience, tol=tol, n_eval=n_eval, progress=progress,
-                    callback=callback, checkpoint=ckpt, batch_size=batch_size,
-                    control_variate=control_variate, devices=devices, distributed=distributed)
-            return _timed_result(result, timing)
-        with timed() as timing:
-            result = fit_auto(target, steps=steps, draws=draws, seed=seed, window=window,
-                              patience=patience, tol=tol, n_eval=n_eval, progress=progress,
-                              callback=callback, checkpoint=ckpt)
-        return _timed_result(result, timing)
+            return fit_auto_minibatch(
+                target, steps=steps, draws=draws, seed=seed, window=window,
+                patience=patience, tol=tol, n_eval=n_eval, progress=progress,
+                callback=callback, checkpoint=ckpt, batch_size=batch_size,
+                control_variate=control_variate, devices=devices, distributed=distributed)
+        return fit_auto(target, steps=steps, draws=draws, seed=seed, window=window,
+                        patience=patience, tol=tol, n_eval=n_eval, progress=progress,
+                        callback=callback, checkpoint=ckpt)
     from vifit.engine import fit_one
 
-    with timed() as timing:
-        result = fit_one(target, family, objective=objective, estimator=estimator,
-                         optimizer=optimizer, lr=lr, schedule=schedule, steps=steps, draws=draws,
-                         seed=seed, window=window, patience=patience, tol=tol, n_eval=n_eval,
-                         init_params=init_params, init=init, optimizer_options=optimizer_options,
-                         progress=progress, callback=callback, checkpoint=ckpt,
-                         batch_size=batch_size, control_variate=control_variate,
-                         devices=devices, distributed=distributed)
-    return _timed_result(result, timing)
-
-
-def _timed_result(result: FitResult, timing: Timing) -> FitResult:
-    """``result`` with ``info["timing"]``: the whole call's wall seconds, the part spent
-    compiling (tracing, lowering, XLA; persistent-cache reads included) and the rest."""
-    from dataclasses import replace
-
-    return replace(result, info={**result.info, "timing": timing.as_dict()})
+    return fit_one(target, family, objective=objective, estimator=estimator,
+                   optimizer=optimizer, lr=lr, schedule=schedule, steps=steps, draws=draws,
+                   seed=seed, window=window, patience=patience, tol=tol, n_eval=n_eval,
+                   init_params=init_params, init=init, optimizer_options=optimizer_options,
+                   progress=progress, callback=callback, checkpoint=ckpt,
+                   batch_size=batch_size, control_variate=control_variate,
+                   devices=devices, distributed=distributed)
 
 
 

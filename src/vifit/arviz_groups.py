@@ -41,13 +41,7 @@ def inference_data(result: FitResult, key: jax.Array | int = 0, n: int = 4000,
     """See ``FitResult.to_arviz`` and the module docstring."""
     import arviz as az
 
-    if isinstance(key, int):
-        key = jax.random.key(key)
-    resample = result.use_weights() if resample is None else resample
-    z = result._resampled(key, n) if resample else None
-    weighting = "q" if z is None else "psis-resampled"
-    if z is None:
-        z = result.sample_unconstrained(key, n)
+    z, weighting = result._sample_z(key, n, resample)
     target = result.target
     values = target.in_model_order(jax.vmap(target.constrain)(z))
     posterior = {k: np.asarray(v)[None, ...] for k, v in values.items()}
@@ -116,11 +110,13 @@ def _log_likelihood(result: FitResult, z: np.ndarray):
         return (f"left out: {z.shape[0]} draws x {target.n_rows} rows exceeds "
                 f"{MAX_LIK_EVALS} likelihood evaluations")
     if sites is not None:  # a NumPyro model: its observed sites, by name
-        first = sites(jax.numpy.asarray(z[0]))
-        observed = {k: np.asarray(v[0]) for k, v in first.items()}
-        if not observed:
+        # Shapes only (an eager call would compile the model op by op); the observed values
+        # come out of the same compiled pass as the log-likelihoods.
+        if not jax.eval_shape(sites, jax.ShapeDtypeStruct(z.shape[1:], z.dtype)):
             return None
-        pointwise = _batched(lambda u: {k: v[1] for k, v in sites(u).items()}, z)
+        both = _batched(sites, z)
+        observed = {k: np.asarray(v[0][0]) for k, v in both.items()}
+        pointwise = {k: v[1] for k, v in both.items()}
         dims = {k: [f"{k}_dim_{i}" for i in range(observed[k].ndim)] for k in observed
                 if pointwise[k].shape[1:] == observed[k].shape}
         return pointwise, observed, dims, None

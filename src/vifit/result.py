@@ -119,15 +119,20 @@ class FitResult:
     def _sample(self, key: jax.Array | int, n: int, resample: bool | None
                 ) -> tuple[dict[str, np.ndarray], str]:
         """``sample()``'s draws and how they were made: "psis-resampled" or "q"."""
+        z, weighting = self._sample_z(key, n, resample)
+        values = self.target.in_model_order(jax.vmap(self.target.constrain)(z))
+        return {k: np.asarray(v) for k, v in values.items()}, weighting
+
+    def _sample_z(self, key: jax.Array | int, n: int, resample: bool | None
+                  ) -> tuple[jax.Array, str]:
+        """``n`` unconstrained draws ``(n, d)`` by ``sample()``'s rule, and that rule's name."""
         if isinstance(key, int):
             key = jax.random.key(key)
         resample = self.use_weights() if resample is None else resample
         z = self._resampled(key, n) if resample else None
-        weighting = "q" if z is None else "psis-resampled"
         if z is None:
-            z = self.sample_unconstrained(key, n)
-        values = self.target.in_model_order(jax.vmap(self.target.constrain)(z))
-        return {k: np.asarray(v) for k, v in values.items()}, weighting
+            return self.sample_unconstrained(key, n), "q"
+        return z, "psis-resampled"
 
     def _resampled(self, key: jax.Array, n: int) -> jax.Array | None:
         """``n`` draws of z resampled from a pool of q's draws by their PSIS weights (a data
