@@ -70,7 +70,7 @@ def inference_data(result: FitResult, key: jax.Array | int = 0, n: int = 4000,
         groups["sample_stats"] = {k: v[inverse][None, ...] for k, v in stats.items()}
     except Exception as exc:
         attrs["sample_stats"] = f"not computed: {type(exc).__name__}: {exc}"
-    idata = az.from_dict(**groups, dims=dims or None, attrs=attrs)
+    idata = _from_dict(az, groups, dims or None, attrs)
     if "sample_stats" in groups:
         idata.sample_stats.attrs["pareto_k"] = float(result.khat)
         idata.sample_stats.attrs["log_weight"] = (
@@ -78,6 +78,23 @@ def inference_data(result: FitResult, key: jax.Array | int = 0, n: int = 4000,
                 "; the draws were resampled by these weights already (do not reweight)"
                 if weighting == "psis-resampled" else ""))
     return idata
+
+
+def arviz_major(az) -> int:
+    """ArviZ's major version (0 for the InferenceData releases, 1 for the DataTree ones)."""
+    return int(az.__version__.split(".")[0])
+
+
+def _from_dict(az, groups: dict[str, Any], dims: dict | None, attrs: dict[str, Any]):
+    """ArviZ 0.2x's InferenceData or ArviZ 1.x's xarray DataTree of the same groups; either
+    has ``.posterior``, ``.sample_stats``, ... and ``.attrs``, which is all vifit uses."""
+    if arviz_major(az) < 1:
+        return az.from_dict(**groups, dims=dims, attrs=attrs)
+    tree = az.from_dict(groups, dims=dims)
+    tree.attrs.update(attrs)
+    for name in groups:
+        tree[name].attrs.update(attrs)  # as 0.2x does: every group says where it came from
+    return tree
 
 
 def _batched(fn, z: np.ndarray):

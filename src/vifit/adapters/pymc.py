@@ -147,6 +147,30 @@ def from_pymc(model: Any, *, target_name: str | None = None) -> ModelTarget:
         args = [jnp.asarray(values[rv.name]) for rv in model.free_RVs]
         return jnp.concatenate([jnp.ravel(v) for v in forward_graph(*args)])
 
-    return ModelTarget(log_density, init=init, param_names=flat_names(shapes),
-                       constrain=constrain, unconstrain=unconstrain, source="pymc",
-                       site_shapes=shapes, name=target_name or model.name or "pymc_model")
+    target = ModelTarget(log_density, init=init, param_names=flat_names(shapes),
+                         constrain=constrain, unconstrain=unconstrain, source="pymc",
+                         site_shapes=shapes, name=target_name or model.name or "pymc_model")
+    target.observed_sites = _observed_sites(model, value_vars, unflatten, get_jaxified_graph)
+    return target
+
+
+def _observed_sites(model, value_vars, unflatten, get_jaxified_graph):
+    """A jitted ``z (dim,) -> {observed variable: (value, pointwise log-likelihood)}`` (one
+    log-likelihood per observation, PyMC's elementwise ``model.logp(vars=[obs], sum=False)``)
+    for ``FitResult.to_arviz``'s ``log_likelihood`` and ``observed_data``; None when the model
+    observes nothing."""
+    observed = list(model.observed_RVs)
+    if not observed:
+        return None
+    names = [rv.name for rv in observed]
+    values = [np.asarray(model.rvs_to_values[rv].eval()) for rv in observed]
+    pointwise = _quiet(get_jaxified_graph(inputs=value_vars,
+                                          outputs=model.logp(vars=observed, sum=False)))
+
+    @jax.jit
+    def sites(z: Array) -> dict[str, tuple[Array, Array]]:
+        logs = pointwise(*unflatten(z))
+        return {name: (jnp.asarray(value), jnp.asarray(log).astype(z.dtype))
+                for name, value, log in zip(names, values, logs)}
+
+    return sites

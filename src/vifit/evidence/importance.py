@@ -8,10 +8,11 @@ the estimate can be trusted: k < 0.5 good, 0.5-0.7 usable with care, > 0.7 not r
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import numpy as np
+
+from vifit.evidence.psis import psis
 
 
 class Verdict(NamedTuple):
@@ -64,15 +65,11 @@ CONSTANT_SPREAD = 1e-3
 
 def _smooth(lw: np.ndarray) -> tuple[np.ndarray, float]:
     """Pareto-smoothed log-weights (float64; -inf stays -inf) and the k-hat of the tail."""
-    import arviz as az  # imported here: arviz is slow to import and only needed at the end
-
     finite = np.isfinite(lw)
     smoothed = lw.copy()
     if np.ptp(lw[finite]) < CONSTANT_SPREAD:
         return smoothed, 0.0  # constant weights: no tail at all
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # arviz warns on k-hat > 0.7; we report it ourselves
-        s_fin, khat = az.psislw(lw[finite], reff=1.0, normalize=False)
+    s_fin, khat = psis(lw[finite])
     smoothed[finite] = s_fin
     return smoothed, float(khat)
 

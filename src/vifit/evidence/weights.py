@@ -3,9 +3,9 @@ standard error, effective sample size, and the Pareto k-hat of the weights' uppe
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+
+from vifit.evidence.psis import psis
 
 
 def weights_summary(logw: np.ndarray) -> tuple[float, float, float, float]:
@@ -26,14 +26,9 @@ def weights_summary(logw: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def pareto_khat(logw: np.ndarray) -> float:
-    """Pareto k-hat of the upper tail of exp(logw) (ArviZ's generalized-Pareto fit)."""
-    import arviz as az  # slow to import; only needed here
-
+    """Pareto k-hat of the upper tail of exp(logw) (``vifit.evidence.psis``)."""
     lw = np.asarray(logw, dtype=np.float64)
     lw = lw[np.isfinite(lw)]
     if lw.size < 20:
         return float("nan")  # too few for a tail fit
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _, khat = az.psislw(lw.copy(), reff=1.0)
-    return float(khat)
+    return psis(lw)[1]
