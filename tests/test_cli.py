@@ -26,7 +26,9 @@ def test_fit_builtin_writes_the_report(tmp_path):
     assert RESULT_KEYS <= set(record)
     assert set(record["params"]["beta[0]"]) == {"mean", "sd", "q5", "q50", "q95"}
     assert abs(record["log_z"] - record["exact_log_z"]) < 1e-3
-    for name in ["draws.nc", "elbo.png", "report.md"]:
+    assert record["bracket"] == {"lower": record["elbo"], "upper": None}
+    assert "bracket: log Z >=" in proc.stdout and "report.html" in proc.stdout
+    for name in ["draws.nc", "elbo.png", "report.md", "report.html"]:
         assert (out / name).stat().st_size > 0
     import arviz as az
 
@@ -79,3 +81,35 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message):
 def test_list_shows_examples():
     proc = vifit_cli("list")
     assert proc.returncode == 0 and "eight_schools" in proc.stdout
+
+
+LOUD_MODEL = """
+import os, sysconfig, warnings
+import jax.numpy as jnp
+# A library's warning, as if raised from an installed package, and the user's own.
+warnings.warn_explicit("a library's refactor notice", FutureWarning,
+                       filename=os.path.join(sysconfig.get_paths()["purelib"], "somelib", "x.py"),
+                       lineno=1)
+warnings.warn("the user's own warning")
+dim = 1
+def log_density(z):
+    return -0.5 * jnp.sum(z ** 2)
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_other_libraries_warnings_go_to_a_log(tmp_path, verbose):
+    model = tmp_path / "loud.py"
+    model.write_text(LOUD_MODEL)
+    out = tmp_path / "out"
+    args = ["fit", str(model), "--family", "meanfield", "--steps", "200", "--out", str(out),
+            "--no-progress"] + (["--verbose"] if verbose else [])
+    proc = vifit_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "the user's own warning" in proc.stderr
+    if verbose:
+        assert "refactor notice" in proc.stderr and not (out / "warnings.log").exists()
+    else:
+        assert "refactor notice" not in proc.stdout + proc.stderr
+        assert "refactor notice" in (out / "warnings.log").read_text()
+        assert "warnings.log" in proc.stderr and "--verbose" in proc.stderr

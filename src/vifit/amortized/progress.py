@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from types import TracebackType
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
+
+from vifit.progress import fitted_progress
 
 
 class EpochProgress:
@@ -21,18 +22,12 @@ class EpochProgress:
 
     def __enter__(self) -> EpochProgress:
         if self.enabled:
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("train {task.fields[train]}"),
-                TextColumn("held-out {task.fields[heldout]}"),
-                TextColumn("{task.fields[rate]} ex/s"),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-            )
+            self._progress, label = fitted_progress(
+                self.label, self.total,
+                [("train {task.fields[train]}", 14), ("held-out {task.fields[heldout]}", 17),
+                 ("{task.fields[rate]} ex/s", 12)])
             self._progress.__enter__()
-            self._task = self._progress.add_task(self.label, total=self.total,
+            self._task = self._progress.add_task(label, total=self.total,
                                                  completed=self.done, train="-", heldout="-",
                                                  rate="-")
         return self

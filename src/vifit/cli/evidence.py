@@ -55,8 +55,10 @@ def evidence_command(
     """Fit MODEL, then estimate its log evidence log Z: ELBO and IWAE (lower bounds), PSIS and
     AIS/SMC (point estimates), CUBO (upper bound), each with its standard error, and a verdict."""
     from vifit.cli.main import _fail
+    from vifit.cli.quiet import log_to
     from vifit.errors import VifitError
 
+    log_to(out)
     try:
         result = _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k,
                            particles, replicates, ais, progress)

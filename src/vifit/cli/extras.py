@@ -71,6 +71,8 @@ def info_lines(info: dict[str, Any]) -> list[str]:
         if modes["missed_mass_fraction"] >= 0.01:
             line += (f"; [red]q misses about {100 * modes['missed_mass_fraction']:.0f}% of the "
                      "mass[/] (Laplace)")
+        if modes.get("note"):
+            line += f" ({modes['note']})"
         lines.append(line)
     start = info.get("init", {}).get("pathfinder")
     if start:

@@ -23,6 +23,10 @@ class _OneLineErrors(TyperGroup):
              **extra):
         from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
+        # --verbose is the root command's, but users put it after the subcommand too.
+        args = list(sys.argv[1:] if args is None else args)
+        if "--verbose" in args[:args.index("--") if "--" in args else len(args)]:
+            args = ["--verbose"] + [a for a in args if a != "--verbose"]
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except NoArgsIsHelpError as exc:
@@ -57,9 +61,16 @@ def _root(cache: Annotated[bool, typer.Option(
         "--cache/--no-cache",
         help="Keep compiled programs on disk so a second run compiles nothing it compiled "
              "before ($VIFIT_CACHE_DIR, default ~/.cache/vifit/jax; VIFIT_NO_CACHE=1 turns "
-             "it off).")] = True) -> None:
+             "it off).")] = True,
+        verbose: Annotated[bool, typer.Option(
+            "--verbose",
+            help="Print other libraries' warnings as they come (else they go to "
+                 "warnings.log in --out, or in ~/.cache/vifit; VIFIT_VERBOSE=1).")] = False,
+        ) -> None:
     from vifit.cache import enable, fast_compile
+    from vifit.cli.quiet import install
 
+    install(verbose)
     fast_compile()
     if cache:
         enable()
@@ -153,10 +164,13 @@ def fit_command(
         help="Distributed fit: this process's id, 0..P-1 (or JAX_PROCESS_ID).")] = None,
 ) -> None:
     """Fit a variational approximation to MODEL and print the summary and log Z."""
+    from vifit.cli.quiet import log_to
+
     try:
         if out is not None and out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} is a file; give a directory for result.json and the "
                               "other outputs (it is created if missing).")
+        log_to(out)
         if method != "vi":
             from vifit.cli.ep import check_method, fit_ep
 
@@ -261,7 +275,10 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
         from vifit.report import write_report
 
         paths = write_report(result, out)
-        out_console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+        # Paths are never wrapped: they are copied into other commands.
+        out_console.print("wrote " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
+        out_console.print(f"report: [bold]{paths['html']}[/] (open it in a browser)",
+                          soft_wrap=True)
     if result.stop_reason in ("diverged", "non-finite"):
         _fail(result.verdict.text)
     if result.stop_reason == "interrupted":
@@ -305,6 +322,11 @@ def print_result(result) -> None:
                       f"(Pareto-smoothed importance sampling, {ev.n} draws)")
     if "log_z" in result.target.exact:
         out_console.print(f"exact log Z = {result.target.exact['log_z']:.4f}")
+    lower = result.bracket["lower"]
+    out_console.print("bracket: " + (f"log Z >= {lower:.4f} (the ELBO, ± {result.elbo_se:.4f})"
+                                     if lower is not None else "no finite lower bound")
+                      + "; upper: none from a fit (`vifit evidence` adds IWAE, AIS and CUBO)",
+                      soft_wrap=True)
     out_console.print(f"k-hat  = {ev.khat:.3f} ({ev.verdict.label})")
     verdict = result.verdict
     colour = {"good": "green", "usable with care": "yellow"}.get(verdict.label, "red")
