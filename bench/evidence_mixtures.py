@@ -9,6 +9,7 @@ ELBO and BlackJAX Pathfinder's ELBO beside them (as in bench/evidence.py).
     ... --no-peers            skip NumPyro and Pathfinder
     ... --timeout=300         seconds per configuration (vifit and peers together)
     ... --json=FILE           also write every row as JSON
+    ... --target-seed=N       another instance of each mixture (default 0: the table's)
 
 The targets (``mixture(K, d, S, seed)``): K full-covariance Gaussian components in d
 dimensions, weights proportional to 1, 2, ..., K in a seeded random order (smallest 2/(K(K+1)):
@@ -287,11 +288,11 @@ def run_peers(target) -> dict:
     return out
 
 
-def _child(name: str, out: str, seed: int, peers: bool) -> None:
+def _child(name: str, out: str, seed: int, peers: bool, target_seed: int = 0) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpus[0]})
     k, d, s = NAMES[name]
-    target = mixture(k, d, s)
+    target = mixture(k, d, s, seed=target_seed)
     row = {"name": name, "k": k, "d": d, "sep": s}
     row["vifit"] = run_vifit(target, seed)
     Path(out).write_text(json.dumps(row, default=float))  # kept if a peer then hangs
@@ -300,10 +301,11 @@ def _child(name: str, out: str, seed: int, peers: bool) -> None:
         Path(out).write_text(json.dumps(row, default=float))
 
 
-def run_one(name: str, seed: int, peers: bool, timeout: float) -> dict:
+def run_one(name: str, seed: int, peers: bool, timeout: float, target_seed: int = 0) -> dict:
     with tempfile.TemporaryDirectory(prefix="vifit-mixbench-") as tmp:
         out = Path(tmp) / "row.json"
-        cmd = [sys.executable, __file__, "--child", name, str(out), str(seed), str(int(peers))]
+        cmd = [sys.executable, __file__, "--child", name, str(out), str(seed), str(int(peers)),
+               str(target_seed)]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
@@ -362,18 +364,19 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--child"]:
-        name, out, seed, peers = argv[1:5]
-        _child(name, out, int(seed), bool(int(peers)))
+        name, out, seed, peers, target_seed = argv[1:6]
+        _child(name, out, int(seed), bool(int(peers)), int(target_seed))
         return
     opts = {a.split("=")[0]: (a.split("=", 1)[1] if "=" in a else True)
             for a in argv if a.startswith("--")}
     names = [a for a in argv if not a.startswith("--")] or list(NAMES)
     seed = int(opts.get("--seed", 0))
+    target_seed = int(opts.get("--target-seed", 0))
     timeout = float(opts.get("--timeout", 300))
     peers = "--no-peers" not in opts
     rows = []
     for name in names:
-        row = run_one(name, seed, peers, timeout)
+        row = run_one(name, seed, peers, timeout, target_seed)
         rows.append(row)
         print(" | ".join(str(c) for c in fmt_row(row)), flush=True)
         v = row.get("vifit")
