@@ -80,7 +80,7 @@ def inference_data(result: FitResult, key: jax.Array | int = 0, n: int = 4000,
     return idata
 
 
-def arviz_major(az) -> int:
+def _arviz_major(az) -> int:
     """ArviZ's major version (0 for the InferenceData releases, 1 for the DataTree ones)."""
     return int(az.__version__.split(".")[0])
 
@@ -88,7 +88,7 @@ def arviz_major(az) -> int:
 def _from_dict(az, groups: dict[str, Any], dims: dict | None, attrs: dict[str, Any]):
     """ArviZ 0.2x's InferenceData or ArviZ 1.x's xarray DataTree of the same groups; either
     has ``.posterior``, ``.sample_stats``, ... and ``.attrs``, which is all vifit uses."""
-    if arviz_major(az) < 1:
+    if _arviz_major(az) < 1:
         return az.from_dict(**groups, dims=dims, attrs=attrs)
     tree = az.from_dict(groups, dims=dims)
     tree.attrs.update(attrs)

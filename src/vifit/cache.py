@@ -18,11 +18,16 @@ from pathlib import Path
 MIN_COMPILE_SECONDS = 0.0
 
 
+def user_cache_root() -> Path:
+    """``$XDG_CACHE_HOME/vifit``, else ``~/.cache/vifit``: where vifit keeps per-user files."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vifit"
+
+
 def default_dir() -> Path:
     if os.environ.get("VIFIT_CACHE_DIR"):
         return Path(os.environ["VIFIT_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vifit" / "jax"
+    return user_cache_root() / "jax"
 
 
 def enable(path: str | Path | None = None) -> Path | None:

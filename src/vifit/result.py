@@ -469,13 +469,6 @@ def _fit_verdict(result: FitResult) -> Verdict:
                        "would then lack its mass.")
     if modes and result.target.dim > SEARCH_BLIND_DIM:
         found = modes.get("found", 0)
-        if found > 1 and khat.label == "good":
-            # p has several modes, and in this dimension the search finds only some of them
-            # on test mixtures (docs/evidence.md): a complete set is not shown.
-            return Verdict("usable with care", f"{khat.text} The mode search found {found} "
-                           f"separated modes and q covers them; in d = {result.target.dim} a "
-                           "search that finds several can miss others (narrow ones far from "
-                           "those found), whose mass q then lacks.")
         return Verdict(khat.label, f"{khat.text} The mode search ({modes.get('starts', 0)} "
                        f"climbs) found {found} mode{'s' if found != 1 else ''}, "
                        f"{_coverage_words(modes)}; in d = {result.target.dim} that cannot rule "

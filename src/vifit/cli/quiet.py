@@ -26,11 +26,6 @@ _LIBRARY_DIRS = tuple(sorted({str(Path(p).resolve()) for key in ("purelib", "pla
                               if (p := sysconfig.get_paths().get(key))}))
 
 
-def _log_path_default() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vifit" / "warnings.log"
-
-
 def is_library(category: type[Warning], filename: str) -> bool:
     """A warning from another library (logged, not shown, without ``--verbose``): raised from
     installed code that is not vifit's, with a category that is not vifit's."""
@@ -76,7 +71,9 @@ class WarningLog:
         None when nothing was collected."""
         if not self.lines:
             return None
-        path = (self.out_dir / "warnings.log") if self.out_dir is not None else _log_path_default()
+        from vifit.cache import user_cache_root
+
+        path = (self.out_dir if self.out_dir is not None else user_cache_root()) / "warnings.log"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as fh:
