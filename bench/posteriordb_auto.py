@@ -8,7 +8,8 @@ unconstrained scale against the long-NUTS references.
 Per model: ``vifit.fit(catalog.get_model(name), "auto", seed=0)``, then 4000 draws of z from q
 and, against the reference's mean and sd of every coordinate of z (``Reference.z_mean``,
 ``z_sd``), the largest |mean_q - mean| / sd and the largest |log(sd_q / sd)|; with the
-fit's k-hat, verdict, the family auto chose, its stop reason and the wall seconds of the fit
+fit's k-hat, verdict, the tail check's flag with p's excess mass in q's far tail
+(``info["tails"]``, ``vifit.evidence.tails``), the family auto chose, its stop reason and the wall seconds of the fit
 (compilation included). Each model runs in a process of its own (memory does not grow across
 models; ``--inline`` runs them in this one). Prints a markdown table and writes a CSV
 (default /tmp/pdb_auto.csv). Minutes per model on one core.
@@ -31,7 +32,7 @@ NAMES = ["arK", "arma11", "hmm_drive_0", "diamonds", "earn_height", "logearn_int
          "garch11", "hmm_example", "lotka_volterra", "kidscore_momhsiq", "kidscore_interaction",
          "kilpisjarvi", "low_dim_gauss_mix", "logmesquite_logvas", "nes", "blr"]
 COLUMNS = ["model", "d", "status", "mean_err_sd", "log_sd_err", "worst_mean", "worst_sd",
-           "khat", "verdict", "family", "stop_reason", "steps", "elbo", "seconds"]
+           "khat", "verdict", "tails", "family", "stop_reason", "steps", "elbo", "seconds"]
 
 
 def score(name: str, draws: int = 4000, seed: int = 0) -> dict:
@@ -62,7 +63,10 @@ def score(name: str, draws: int = 4000, seed: int = 0) -> dict:
     log_sd_err = np.abs(np.log(z.std(axis=0, ddof=1) / ref.z_sd))
     names = target.param_names
     auto = result.info.get("auto", {})
+    tails = result.info.get("tails") or {}
     return row | {
+        "tails": (f"{tails['flag']} ({100 * tails['excess']:+.2f}%)" if "excess" in tails
+                  else tails.get("flag", "-")),
         "status": "ok" if finite.all() else f"ok ({(~finite).sum()} non-finite draws dropped)",
         "mean_err_sd": float(mean_err.max()), "log_sd_err": float(log_sd_err.max()),
         "worst_mean": names[int(mean_err.argmax())], "worst_sd": names[int(log_sd_err.argmax())],

@@ -38,6 +38,7 @@ def _numbers(path):
     record.pop("seconds")  # wall times differ from run to run; the fit's numbers must not
     record.pop("timing")
     record.get("info", {}).pop("timing", None)
+    record.get("info", {}).get("tails", {}).pop("seconds", None)
     return record
 
 

@@ -84,7 +84,8 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                   file=sys.stderr)
 
     common = dict(steps=steps, draws=draws, seed=seed, window=window, patience=patience,
-                  tol=tol, n_eval=n_eval, progress=progress, callback=callback)
+                  tol=tol, n_eval=n_eval, progress=progress, callback=callback,
+                  check_tails=False)
 
     def stage(name: str) -> dict[str, Any]:  # each stage resumes from its own file
         return dict(common, checkpoint=None if checkpoint is None else checkpoint.child(name))
@@ -251,7 +252,9 @@ def _finish(result: FitResult, decisions: list[dict[str, Any]], chosen: str,
         info["modes"] = coverage(result, search)
     from dataclasses import replace
 
-    return replace(result, info=info)
+    from vifit.evidence.tails import with_tail_check
+
+    return with_tail_check(replace(result, info=info))
 
 
 def coverage(result: FitResult, search) -> dict[str, Any]:

@@ -56,9 +56,11 @@ def fit_one(
     control_variate: bool = True,
     devices: int | None = None,
     distributed: bool = False,
+    check_tails: bool = True,
 ) -> FitResult:
     """``vifit.fit`` for one family (not ``"auto"``); arguments as there. ``checkpoint``: a
-    ``vifit.optim.resume.FitCheckpoint`` for this fit's stages, or None."""
+    ``vifit.optim.resume.FitCheckpoint`` for this fit's stages, or None. ``check_tails``:
+    run ``vifit.evidence.tails`` on the final q (auto runs it once, on the q it keeps)."""
     fam, obj, est = resolve(target, family, objective, estimator)
     minibatch, data_notes = _minibatch(target, batch_size, control_variate, devices, seed,
                                        optimizer, distributed)
@@ -144,7 +146,7 @@ def fit_one(
                      "they carry zero importance weight, and the ELBO is taken over the rest "
                      f"plus log({finite.size}/{logw.size}), still a lower bound.")
     obj_value, obj_se = obj.estimate(logw)
-    return FitResult(
+    result = FitResult(
         target=target, family=fam, params=loop.params, objective=obj.label(),
         estimator=opt_name if own else est.label(),
         optimizer=opt_name, trace=loop.trace, steps=loop.steps, rejected=loop.rejected,
@@ -153,6 +155,12 @@ def fit_one(
         objective_value=obj_value, objective_se=obj_se, direction=obj.direction,
         notes=tuple(notes), info=info, eval_draws=kept,
     )
+    if not check_tails:
+        return result
+    from vifit.evidence.tails import with_tail_check
+
+    with single_threaded_blas():
+        return with_tail_check(result, n_eval)
 
 
 def _checked_init_params(fam: Family, init_params: Params, target: Target, key) -> Params:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from vifit.jsonio import dumps
-from vifit.result import FitResult
+from vifit.result import FitResult, weighting_words
 
 
 def plot_trace(result: FitResult, path: Path) -> None:
@@ -105,8 +105,7 @@ def _markdown(result: FitResult, record: dict) -> str:
     exact = (f"\nExact log Z (known for this target): {_num(record['exact_log_z'], '.4f')}\n"
              if "exact_log_z" in record else "")
     verdict = result.verdict
-    weighting = ("draws of q, importance-weighted toward p by PSIS"
-                 if record.get("summary_weighting") == "psis" else "draws from q")
+    weighting = weighting_words(record.get("summary_weighting"))
     notes = "".join(f"\n- {n}" for n in result.notes)
     notes = f"\nNotes:{notes}\n" if notes else ""
     return f"""# vifit fit: {result.target.name}

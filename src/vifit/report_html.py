@@ -263,8 +263,9 @@ def report_html(result=None, record: dict | None = None, evidence=None,
         if "exact_log_z" in record:
             rows.append(["exact log Z (known)", _fmt(record["exact_log_z"], ".4f"), ""])
         parts.append(_table(["quantity", "estimate", "standard error"], rows))
-        weighting = ("draws of q, importance-weighted toward p by PSIS"
-                     if record.get("summary_weighting") == "psis" else "draws from q")
+        from vifit.result import weighting_words
+
+        weighting = weighting_words(record.get("summary_weighting"))
         parts.append(f"<h2>Posterior summary ({escape(weighting)})</h2>")
         parts.append(_table(["param", "mean", "sd", "5%", "50%", "95%"],
                             summary_rows(record.get("params", {}))))

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from vifit.evidence.importance import ISEstimate, Verdict
+from vifit.evidence.tails import (defensive_pool, tail_verdict, tails_apply, use_defensive,
+                                  widen)
 from vifit.evidence.verdict import SEARCH_BLIND_DIM, multimode_blind
 from vifit.jsonio import jsonable as _jsonable
 from vifit.families.base import Family, Params
@@ -20,6 +22,14 @@ from vifit.target import Target
 
 QUANTILES = (0.05, 0.5, 0.95)
 KHAT_WEIGHTS = 0.7  # PSIS weights are usable below this k-hat (Vehtari et al., 2024)
+
+
+def weighting_words(weighting: str | None) -> str:
+    """How a summary's draws were made (``summary().attrs["weighting"]``), in words."""
+    return {"psis": "draws of q, importance-weighted toward p by PSIS",
+            "defensive": "draws of q widened by Cauchy-tailed components (q's tails are too "
+                         "light), importance-weighted toward p by PSIS"}.get(
+        weighting or "q", "draws from q")
 
 
 def _weighted_quantiles(x: np.ndarray, w: np.ndarray, probs) -> np.ndarray:
@@ -132,7 +142,7 @@ class FitResult:
         z = self._resampled(key, n) if resample else None
         if z is None:
             return self.sample_unconstrained(key, n), "q"
-        return z, "psis-resampled"
+        return z, "defensive-resampled" if self._defensive() else "psis-resampled"
 
     def _resampled(self, key: jax.Array, n: int) -> jax.Array | None:
         """``n`` draws of z resampled from a pool of q's draws by their PSIS weights (a data
@@ -164,8 +174,11 @@ class FitResult:
         ``weighted`` (default: when the fit's k-hat is below 0.7, where Pareto-smoothed
         importance weights are usable): the statistics are those of the draws weighted by
         their PSIS weights p/q, i.e. corrected toward p at no extra fit (``n`` evaluations of
-        log p); otherwise those of q itself. ``table.attrs["weighting"]`` says which ("psis"
-        or "q"), and ``attrs["ess"]`` the weights' effective sample size."""
+        log p); otherwise those of q itself. Where the tail check found q's tails too light
+        (``info["tails"]``, ``vifit.evidence.tails``), the weighted draws are those of its
+        defensive mixture (q widened by Cauchy-tailed components) with weights p/m, which reach
+        the tail q misses. ``table.attrs["weighting"]`` says which ("psis", "defensive" or
+        "q"), and ``attrs["ess"]`` the weights' effective sample size."""
         import pandas as pd
 
         names, draws, weights = self._weighted_draws(key, n, weighted)
@@ -184,7 +197,8 @@ class FitResult:
             ess = float(1.0 / (weights @ weights))
         table = pd.DataFrame({"mean": mean, "sd": sd, "q5": qs[0], "q50": qs[1], "q95": qs[2]},
                              index=pd.Index(names, name="param"))
-        table.attrs["weighting"] = "q" if weights is None else "psis"
+        table.attrs["weighting"] = ("q" if weights is None else
+                                    "defensive" if self._defensive() else "psis")
         table.attrs["ess"] = ess
         return table
 
@@ -208,11 +222,18 @@ class FitResult:
         return mean, sd, qs
 
     def use_weights(self) -> bool:
-        """Whether summaries are importance-weighted by default: a continuous target, a
-        finite k-hat below 0.7 and a fit that did not fail."""
-        return (not getattr(self.target, "discrete", False) and np.isfinite(self.khat)
-                and self.khat < KHAT_WEIGHTS and self.stop_reason not in ("diverged",
-                                                                           "non-finite"))
+        """Whether summaries are importance-weighted by default: a continuous target, a fit
+        that did not fail, and a finite k-hat below 0.7 or usable defensive weights (below)."""
+        return (not getattr(self.target, "discrete", False)
+                and self.stop_reason not in ("diverged", "non-finite")
+                and (self._defensive() or (np.isfinite(self.khat)
+                                           and self.khat < KHAT_WEIGHTS)))
+
+    def _defensive(self) -> bool:
+        """Whether weighted summaries and resampling draw from the tail check's defensive
+        mixture instead of q: the check found q's tails too light and its weights usable
+        (``vifit.evidence.tails``)."""
+        return use_defensive(self.info.get("tails"))
 
     def _weighted_draws(self, key, n: int, weighted: bool | None):
         """Names, constrained draws ``(n, m)`` and normalized PSIS weights (None: unweighted)."""
@@ -244,6 +265,8 @@ class FitResult:
         if isinstance(self.target, DataTarget) and self.eval_draws is not None:
             z, logw = self.eval_draws
             return z[:n], logw[:n]
+        if self._defensive():
+            return defensive_pool(self.family, self.target, self.params, key, n)
         return draw_logw(self.family, self.target, self.params, key, n)
 
     def to_arviz(self, key: jax.Array | int = 0, n: int = 4000, resample: bool | None = None):
@@ -341,24 +364,42 @@ DRAW_BLOCK = 4000
 
 @functools.lru_cache(maxsize=32)
 def _draw_block(family: Family, target: Target, n: int):
-    """A jitted ``(params, key) -> (z (n, d), log p - log q (n,))`` for draws of q."""
+    """A jitted ``(params, key) -> (z (n, d), log p - log q (n,), widened)`` for draws of q;
+    ``widened`` = (``n`` more draws ``(n, d)`` of the tail check's defensive mixture, and log q,
+    log p, log m at all 2n draws, q's first: ``vifit.evidence.tails.widen``). One program
+    serves the evaluation, the tail check and the summaries; log p is traced once, on all 2n.
+    ``widened`` is None where the check does not apply (``tails_apply``)."""
+    if not tails_apply(target):
+        @jax.jit
+        def draw_q(params, key):
+            z, log_q = family.sample_and_log_prob(params, key, n)
+            return z, target.batch_log_density(z) - log_q, None
+
+        return draw_q
+
     @jax.jit
     def draw(params, key):
         z, log_q = family.sample_and_log_prob(params, key, n)
-        return z, target.batch_log_density(z) - log_q
+        z_far, lq_all, log_m = widen(family, params, jax.random.fold_in(key, 1), z, log_q)
+        lp_all = target.batch_log_density(jnp.concatenate([z, z_far]))
+        return z, lp_all[:n] - log_q, (z_far, lq_all, lp_all, log_m)
 
     return draw
 
 
-def draw_logw(family: Family, target: Target, params, key: jax.Array, n: int):
-    """``n`` draws z ``(n, d)`` of q and their log weights ``(n,)`` (NumPy), in blocks of
-    ``DRAW_BLOCK`` (block i from ``fold_in(key, i)``; fewer than that in one block drawn
-    with ``key`` itself)."""
+def draw_blocks(family: Family, target: Target, params, key: jax.Array, n: int) -> list:
+    """The outputs of ``_draw_block`` for ``n`` draws of q: block i of ``DRAW_BLOCK`` from
+    ``fold_in(key, i)``; fewer than that in one block drawn with ``key`` itself."""
     if n <= DRAW_BLOCK:
-        z, logw = _draw_block(family, target, n)(params, key)
-        return np.asarray(z), np.asarray(logw)
-    blocks = [_draw_block(family, target, DRAW_BLOCK)(params, jax.random.fold_in(key, i))
-              for i in range(-(-n // DRAW_BLOCK))]
+        return [_draw_block(family, target, n)(params, key)]
+    return [_draw_block(family, target, DRAW_BLOCK)(params, jax.random.fold_in(key, i))
+            for i in range(-(-n // DRAW_BLOCK))]
+
+
+def draw_logw(family: Family, target: Target, params, key: jax.Array, n: int):
+    """``n`` draws z ``(n, d)`` of q and their log weights ``(n,)`` (NumPy), by
+    ``draw_blocks``."""
+    blocks = draw_blocks(family, target, params, key, n)
     z = np.concatenate([np.asarray(b[0]) for b in blocks])[:n]
     return z, np.concatenate([np.asarray(b[1]) for b in blocks])[:n]
 
@@ -376,6 +417,9 @@ REJECTED_CARE = 0.1
 def fit_verdict(result: FitResult) -> Verdict:
     """See ``FitResult.verdict``."""
     verdict = _fit_verdict(result)
+    tail = tail_verdict(result.info.get("tails"), verdict.label)
+    if tail is not None and verdict.label != "failed":
+        verdict = Verdict(tail[0], f"{tail[1]} {verdict.text}")
     note = _disagreement(result)
     return Verdict(verdict.label, f"{verdict.text} {note}") if note else verdict
 

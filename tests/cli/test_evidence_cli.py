@@ -26,10 +26,10 @@ def test_evidence_prints_the_table_and_writes_stable_json(tmp_path):
         assert words in proc.stdout, words
     record = json.loads((out / "evidence.json").read_text())
     assert set(record) == {"estimates", "bracket", "log_z", "log_z_se", "verdict"}
-    assert set(record["estimates"]) == {"elbo", "iwae", "psis", "ais", "cubo"}
+    assert set(record["estimates"]) == {"elbo", "iwae", "psis", "ais", "cubo", "defensive"}
     kinds = {name: v["kind"] for name, v in record["estimates"].items()}
     assert kinds == {"elbo": "lower", "iwae": "lower", "psis": "point", "ais": "point",
-                     "cubo": "upper"}
+                     "cubo": "upper", "defensive": "point"}
     for v in record["estimates"].values():
         assert set(v) == {"estimate", "se", "kind", "seconds"} and v["seconds"] > 0
     details = json.loads((out / "evidence_details.json").read_text())

@@ -18,13 +18,13 @@ def test_evidence_of_a_conjugate_regression():
     config = vifit.AISConfig(particles=512, replicates=512, explore=False)
     ev = vifit.evidence(target, fit, seed=3, ais=config)
     truth = target.exact["log_z"]
-    assert list(ev.estimates) == ["elbo", "iwae", "psis", "ais", "cubo"]
+    assert list(ev.estimates) == ["elbo", "iwae", "psis", "ais", "cubo", "defensive"]
     assert {e.kind for e in ev.estimates.values()} == {"lower", "point", "upper"}
-    z = z_bound(1e-3, n_comparisons=5)
+    z = z_bound(1e-3, n_comparisons=6)
     for name in ("elbo", "iwae"):
         assert ev.estimates[name].estimate < truth + z * ev.estimates[name].se
     assert ev.estimates["cubo"].estimate > truth - z * ev.estimates["cubo"].se
-    for name in ("psis", "ais"):
+    for name in ("psis", "ais", "defensive"):
         assert abs(ev.estimates[name].estimate - truth) < z * ev.estimates[name].se + 1e-3
     assert ev.estimates["ais"].details["method"] == "ais"
     assert ev.verdict.label == "good", ev.verdict.text

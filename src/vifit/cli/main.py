@@ -290,9 +290,11 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
 
 def print_result(result) -> None:
     summary = result.summary(result.seed)
-    how = ("; importance-weighted toward p (PSIS, ESS "
-           f"{summary.attrs['ess']:.0f})" if summary.attrs["weighting"] == "psis"
-           else "; draws of q")
+    how = {"psis": "; importance-weighted toward p (PSIS, ESS "
+                   f"{summary.attrs['ess']:.0f})",
+           "defensive": "; q's tails too light: draws of q widened by Cauchy tails, "
+                        f"importance-weighted toward p (ESS {summary.attrs['ess']:.0f})"}.get(
+        summary.attrs["weighting"], "; draws of q")
     table = Table(title=f"posterior summary ({result.family.name}, {result.estimator}{how})")
     table.add_column("param")
     for col in ("mean", "sd", "q5", "q50", "q95"):

@@ -31,6 +31,7 @@ LABELS = {
     "psis": "PSIS importance sampling",
     "ais": "annealed importance sampling",
     "cubo": "CUBO (chi-square, n = 2)",
+    "defensive": "widened IS (tail check)",
 }
 
 
@@ -187,6 +188,21 @@ ENUMERATE_MAX_STATES = 1 << 20
 CLIMBS_FROM_AIS = 4096  # AIS's final particles that climb log p (all, up to this many)
 
 
+def _tails(fit, target: Target, family, params, key: jax.Array, draws: int
+           ) -> dict[str, Any] | None:
+    """The fit's tail check (``vifit.evidence.tails``), or one made here when the fit has none
+    (a fit of another target object, or made before the check existed); None where it does
+    not apply (a discrete target)."""
+    from vifit.evidence.tails import tail_check
+
+    info = getattr(fit, "info", None) or {}
+    if fit.target is target and info.get("tails"):
+        return info["tails"]
+    if getattr(target, "discrete", False):
+        return None
+    return tail_check(family, target, params, key, draws)
+
+
 def _modes_beyond_q(target: Target, ais: AISResult, mean, cov) -> dict[str, Any] | None:
     """Climb log p from AIS's final particles (unweighted: one particle in a basin is enough)
     and report the modes they reach that q's moments do not cover, with their share of the
@@ -303,6 +319,13 @@ def evidence(
     b, s = timed(lambda: cubo_bound(logw))
     estimates["cubo"] = Estimate("cubo", b.estimate, floored(b.se), "upper", s,
                                  b.details | rounded)
+    tails = _tails(fit, target, family, params, jax.random.fold_in(k_draws, 0x7A11), draws)
+    if tails is not None and "log_z" in tails:
+        estimates["defensive"] = Estimate(
+            "defensive", tails["log_z"], floored(tails["log_z_se"]), "point",
+            tails.get("seconds", float("nan")),
+            {k: tails[k] for k in ("khat", "usable", "flag", "p_mass", "p_mass_se", "q_mass",
+                                 "draws")})
 
     exact = target.exact.get("log_z")
     if exact is None and getattr(target, "discrete", False) \
@@ -312,6 +335,7 @@ def evidence(
         exact = enumerate_exact(target)["log_z"]  # shown alongside, never used in the verdict
     return EvidenceResult(
         target_name=target.name, dim=target.dim, estimates=estimates,
-        verdict=judge_all(estimates, target.dim, (getattr(fit, "info", None) or {}).get("modes")),
+        verdict=judge_all(estimates, target.dim, (getattr(fit, "info", None) or {}).get("modes"),
+                          tails),
         exact_log_z=float(exact) if exact is not None else None, ais=ais_result,
     )

@@ -102,7 +102,8 @@ KHAT_W2 = 0.25  # k-hat of w below which E_q[w^4] is finite, so CUBO's standard 
 
 
 def unverified_bounds(estimates: dict[str, Estimate], verdict: EvidenceVerdict,
-                      dim: int | None = None, modes: dict | None = None) -> dict[str, str]:
+                      dim: int | None = None, modes: dict | None = None,
+                      tails: dict | None = None) -> dict[str, str]:
     """The estimates of kind "lower" or "upper" that vifit does not stand behind, with why.
 
     A lower bound (ELBO, IWAE) is a bound in expectation by Jensen's inequality whatever q is;
@@ -134,6 +135,9 @@ def unverified_bounds(estimates: dict[str, Estimate], verdict: EvidenceVerdict,
                 why = (f"in d = {dim} a separated mode can escape the mode search and AIS "
                        f"(measured beyond d = {SEARCH_BLIND_DIM}), and this estimate from q's "
                        "draws would then be too low")
+            if not why and tails and tails.get("flag") == "light":
+                why = ("the tail check finds p's tails heavier than q's: E_q[w^2] is then "
+                       "infinite and this estimate from q's draws is too low")
             if not why and multimode_blind(dim, modes):
                 why = (f"the mode search found {modes['found']} modes in d = {dim}: a narrow "
                        "mode among them can escape the search and AIS (measured in d = 5), "
@@ -220,12 +224,46 @@ def _ais_problems(ais: Estimate, lowers: list[Estimate]) -> list[str]:
 
 
 def judge(estimates: dict[str, Estimate], dim: int | None = None,
-          modes: dict | None = None) -> EvidenceVerdict:
+          modes: dict | None = None, tails: dict | None = None) -> EvidenceVerdict:
     """The verdict on a set of estimates keyed "elbo", "iwae", "psis", "cubo" and, when run,
     "ais" (see the module docstring for the rule), for a target of ``dim`` coordinates
     (above ``SEARCH_BLIND_DIM`` the label is at best "usable with care") whose fit's mode
     search recorded ``modes`` (``FitResult.info["modes"]``; an unsaturated search also caps
-    the label at "usable with care")."""
+    the label at "usable with care"), and whose tail check (``vifit.evidence.tails``) recorded
+    ``tails``: q's tails lighter than p's cap the label as in the fit's verdict and make the
+    widened draws' estimate ("defensive") the recommended one where it is higher."""
+    return _with_tails(_judge(estimates, dim, modes), estimates, tails)
+
+
+def _with_tails(verdict: EvidenceVerdict, estimates: dict[str, Estimate],
+                tails: dict | None) -> EvidenceVerdict:
+    """``verdict`` capped by the tail check, recommending the widened draws' estimate where q's
+    tails are too light and it is higher than the recommended one beyond their errors (both
+    estimate Z without bias; the one that sees the tail errs less)."""
+    from vifit.evidence.tails import tail_verdict
+
+    cap = tail_verdict(tails, verdict.label)
+    if cap is None:
+        return verdict
+    label, sentence = cap
+    rec = estimates[verdict.recommended]
+    reasons = [r for r in verdict.reasons if r != _AGREE]
+    wide = estimates.get("defensive")
+    if (tails.get("flag") == "light" and wide is not None and np.isfinite(wide.estimate)
+            and wide.details.get("usable") and _gap(wide, rec) > Z_DISAGREE):
+        reasons.append(f"The widened draws' estimate ({wide.estimate:.3f}) is above "
+                       f"{rec.name}'s ({rec.estimate:.3f}) beyond their errors: it sees the "
+                       "tail q misses, and is recommended.")
+        rec = wide
+    if rec.name in ("ais", "defensive") and label == "not reliable" and \
+            verdict.label != "not reliable":
+        # The mass q misses makes estimates from q's draws wrong, not these, which reach it.
+        label = "usable with care"
+    return _verdict(label, rec, [sentence, *reasons])
+
+
+def _judge(estimates: dict[str, Estimate], dim: int | None,
+           modes: dict | None) -> EvidenceVerdict:
     psis, ais, cubo = estimates.get("psis"), estimates.get("ais"), estimates.get("cubo")
     lowers = [e for e in estimates.values() if e.kind == "lower" and np.isfinite(e.estimate)]
     reasons: list[str] = []
@@ -352,18 +390,21 @@ def judge(estimates: dict[str, Estimate], dim: int | None = None,
     return _verdict("usable with care" if care else "good", rec, reasons)
 
 
+_AGREE = "The estimators agree within their errors and their diagnostics are clean."
+
+
 def _verdict(label: str, rec: Estimate, reasons: list[str]) -> EvidenceVerdict:
     head = f"{label}: log Z = {rec.estimate:.3f} ± {rec.se:.3f} by {rec.name}."
     if not reasons:
-        reasons = ["The estimators agree within their errors and their diagnostics are clean."]
+        reasons = [_AGREE]
     return EvidenceVerdict(label, rec.name, " ".join([head, *reasons]), tuple(reasons))
 
 
 def judge_all(estimates: dict[str, Estimate], dim: int | None = None,
-              modes: dict | None = None) -> EvidenceVerdict:
+              modes: dict | None = None, tails: dict | None = None) -> EvidenceVerdict:
     """``judge``, with ``unverified`` filled in (``unverified_bounds``)."""
-    verdict = judge(estimates, dim, modes)
-    return verdict._replace(unverified=unverified_bounds(estimates, verdict, dim, modes))
+    verdict = judge(estimates, dim, modes, tails)
+    return verdict._replace(unverified=unverified_bounds(estimates, verdict, dim, modes, tails))
 
 
 def _unsaturated(modes: dict | None) -> bool:

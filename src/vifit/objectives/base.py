@@ -84,6 +84,9 @@ class Objective(eqx.Module):
         g = np.asarray(self.group_values(jnp.asarray(lw - c)), dtype=np.float64) + c
         if g.size == 0:
             return float("nan"), float("nan")
+        if not np.all(np.isfinite(g)):  # -inf groups (draws outside the support): no se
+            with np.errstate(invalid="ignore"):  # +inf and -inf together: NaN
+                return float(g.mean()), float("nan")
         se = float(g.std(ddof=1) / np.sqrt(g.size)) if g.size > 1 else float("inf")
         return float(g.mean()), se
 
