@@ -101,3 +101,30 @@ def test_flow_settings_by_name():
         get_family("realnvp:colour=blue")
     with pytest.raises(vifit.ConfigError, match="not key=value"):
         get_family("realnvp:layers")
+
+
+@pytest.mark.parametrize("family", [RealNVP(), SplineFlow(knots=5), RealNVP(layers=3, depth=2)],
+                         ids=["realnvp", "spline", "realnvp-deep"])
+def test_the_shape_built_skeleton_is_flowjax_s_flow(family):
+    """The skeleton made from shapes only (no XLA) has flowjax's structure, valid permutations,
+    and, given the same arrays, computes what flowjax's own eager build computes."""
+    import equinox as eqx
+
+    from vifit.families.flows import _skeleton
+
+    dim = 6
+    skel, eager = _skeleton(family, dim), family._build(jax.random.key(5), dim)
+    arrays = lambda t: jax.tree.leaves(eqx.filter(t, eqx.is_array))
+    assert jax.tree.structure(skel) == jax.tree.structure(eager)
+    assert [(a.shape, a.dtype) for a in arrays(skel)] == [(a.shape, a.dtype) for a in arrays(eager)]
+    ints = [np.asarray(a) for a in arrays(skel) if jnp.issubdtype(a.dtype, jnp.integer)]
+    assert ints, "the coupling flow has permutations"
+    for perm, inv in zip(ints[::2], ints[1::2]):
+        for p, q in zip(perm.reshape(-1, dim), inv.reshape(-1, dim)):
+            assert sorted(p) == list(range(dim)) and np.array_equal(p[q], np.arange(dim))
+    mixed = eqx.combine(eqx.filter(eager, eqx.is_array), eqx.partition(skel, eqx.is_array)[1])
+    x = 0.7 * jax.random.normal(jax.random.key(2), (dim,))
+    for a, b in zip(mixed.transform_and_log_det(x), eager.transform_and_log_det(x)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(mixed.inverse_and_log_det(x), eager.inverse_and_log_det(x)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
