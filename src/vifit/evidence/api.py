@@ -19,6 +19,7 @@ import numpy as np
 from vifit.errors import ConfigError
 from vifit.evidence.ais import AISConfig, AISResult, run_ais
 from vifit.evidence.bounds import cubo_bound, elbo_bound, iwae_bound
+from vifit.evidence.found_modes import log_z_with_modes
 from vifit.evidence.importance import importance_log_z
 from vifit.evidence.verdict import Estimate, EvidenceVerdict, bracket, judge_all
 from vifit.families.base import Family, Params
@@ -32,6 +33,7 @@ LABELS = {
     "ais": "annealed importance sampling",
     "cubo": "CUBO (chi-square, n = 2)",
     "defensive": "widened IS (tail check)",
+    "modes": "IS from q + modes found",
 }
 
 
@@ -203,23 +205,25 @@ def _tails(fit, target: Target, family, params, key: jax.Array, draws: int
     return tail_check(family, target, params, key, draws)
 
 
-def _modes_beyond_q(target: Target, ais: AISResult, mean, cov) -> dict[str, Any] | None:
+def _modes_beyond_q(target: Target, ais: AISResult, mean, cov
+                    ) -> tuple[dict[str, Any] | None, list]:
     """Climb log p from AIS's final particles (unweighted: one particle in a basin is enough)
     and report the modes they reach that q's moments do not cover, with their share of the
-    Laplace mass of all modes reached (``vifit.modes``). None where the climb does not apply."""
+    Laplace mass of all modes reached (``vifit.modes``): the record (None where the climb does
+    not apply or reaches nothing) and the uncovered modes (``vifit.modes.Mode``)."""
     from vifit.modes import climb_from
 
     z = np.asarray(ais.z)
     z = z[np.all(np.isfinite(z), axis=1)]
     if z.shape[0] == 0:
-        return None
+        return None, []
     pick = np.unique(np.linspace(0, z.shape[0] - 1, min(CLIMBS_FROM_AIS, z.shape[0])).astype(int))
     found = climb_from(target, z[pick], mean, cov)
     if found is None or not found.modes:
-        return None
-    return {"found": len(found.modes), "not_covered": len(found.modes) - len(found.covered),
-            "missed_mass_fraction": found.missed_fraction, "climbs": int(pick.size),
-            "seconds": found.seconds}
+        return None, []
+    return ({"found": len(found.modes), "not_covered": len(found.modes) - len(found.covered),
+             "missed_mass_fraction": found.missed_fraction, "climbs": int(pick.size),
+             "seconds": found.seconds}, [m for m in found.modes if not m.covered])
 
 
 def default_ais_config(dim: int) -> AISConfig:
@@ -306,6 +310,7 @@ def evidence(
         mean, cov = _q_moments(family, params, z)
         ais_result = run_ais(target.log_density, mean, cov, k_ais, config,
                              components=_mixture_components(family, params))
+        beyond, missed = _modes_beyond_q(target, ais_result, mean, cov)
         estimates["ais"] = Estimate(
             "ais", ais_result.log_z, ais_result.se, "point", ais_result.seconds,
             {"method": ais_result.method, "khat": ais_result.khat, "ess": ais_result.ess,
@@ -314,8 +319,17 @@ def evidence(
              "accept": ais_result.accept, "pilot_log_z": ais_result.pilot_log_z,
              "explore_log_z": ais_result.explore_log_z,
              "compile_seconds": ais_result.compile_seconds,
-             "modes_beyond_q": _modes_beyond_q(target, ais_result, mean, cov)},
+             "modes_beyond_q": beyond},
         )
+        if missed:
+            joined = log_z_with_modes(target, family, params, missed,
+                                      estimates["psis"].estimate,
+                                      jax.random.fold_in(k_draws, 0x30DE), draws)
+            if joined is not None:
+                estimates["modes"] = Estimate(
+                    "modes", joined["log_z"], floored(joined["se"]), "point",
+                    joined["seconds"] + beyond["seconds"],
+                    {k: joined[k] for k in ("khat", "ess", "n", "modes", "shares")})
     b, s = timed(lambda: cubo_bound(logw))
     estimates["cubo"] = Estimate("cubo", b.estimate, floored(b.se), "upper", s,
                                  b.details | rounded)

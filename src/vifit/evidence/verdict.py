@@ -232,7 +232,31 @@ def judge(estimates: dict[str, Estimate], dim: int | None = None,
     the label at "usable with care"), and whose tail check (``vifit.evidence.tails``) recorded
     ``tails``: q's tails lighter than p's cap the label as in the fit's verdict and make the
     widened draws' estimate ("defensive") the recommended one where it is higher."""
-    return _with_tails(_judge(estimates, dim, modes), estimates, tails)
+    return _with_tails(_with_found_modes(_judge(estimates, dim, modes), estimates),
+                       estimates, tails)
+
+
+def _with_found_modes(verdict: EvidenceVerdict, estimates: dict[str, Estimate]
+                      ) -> EvidenceVerdict:
+    """``verdict``, recommending importance sampling from q joined by the modes that climbs
+    from AIS's particles reached and q misses (estimate "modes", ``vifit.evidence.
+    found_modes``) where its weights pass PSIS's check and it is above the recommended estimate
+    beyond their errors. Every estimate of Z here is unbiased, so in log space each errs low
+    when it misses mass; the one that draws from the modes found misses less. The label is
+    then at best "usable with care" (a search that missed modes once may have missed more)
+    and, since this estimate reaches the mass that made the verdict "not reliable", no worse."""
+    joined = estimates.get("modes")
+    rec = estimates.get(verdict.recommended)
+    k = _khat(joined)
+    if (joined is None or rec is None or not np.isfinite(joined.estimate)
+            or not (np.isfinite(k) and k < KHAT_OK) or not _gap(joined, rec) > Z_DISAGREE):
+        return verdict
+    reasons = [r for r in verdict.reasons if r not in (_AGREE, _EVERY_LOW)]
+    reasons.append(f"Importance sampling from q joined by the {joined.details.get('modes')} "
+                   f"mode(s) it misses ({joined.estimate:.3f}, k-hat {k:.2f}) is above "
+                   f"{rec.name} ({rec.estimate:.3f}) beyond their errors: it draws where that "
+                   "mass is, and is recommended; modes no climb reached can still be missing.")
+    return _verdict("usable with care", joined, reasons)
 
 
 def _with_tails(verdict: EvidenceVerdict, estimates: dict[str, Estimate],
@@ -321,8 +345,7 @@ def _judge(estimates: dict[str, Estimate], dim: int | None,
                        "reached: estimates from q's draws miss it.")
         if (beyond >= MISSED_UNRELIABLE and psis is not None and np.isfinite(psis.estimate)
                 and not _gap(ais, psis) > Z_DISAGREE):
-            reasons.append("AIS does not find that mass either (it agrees with importance "
-                           "sampling from q), so every estimate here is too low.")
+            reasons.append(_EVERY_LOW)
             return _verdict("not reliable", rec, reasons)
     if rec is ais:
         k_ais = _khat(ais)
@@ -391,6 +414,8 @@ def _judge(estimates: dict[str, Estimate], dim: int | None,
 
 
 _AGREE = "The estimators agree within their errors and their diagnostics are clean."
+_EVERY_LOW = ("AIS does not find that mass either (it agrees with importance sampling from q), "
+              "so every estimate from q's draws and AIS is too low.")
 
 
 def _verdict(label: str, rec: Estimate, reasons: list[str]) -> EvidenceVerdict:
