@@ -22,6 +22,7 @@ k-hat and time, what was decided and why) and, with ``verbose``, printed as it h
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -267,12 +268,10 @@ def coverage(result: FitResult, search) -> dict[str, Any]:
     from vifit.modes import log_sum_exp
 
     record = search.summary()
-    z = result.sample_unconstrained(jax.random.key(result.seed), 4000)
-    log_q = np.asarray(result.family.batch_log_prob(result.params, z))
+    log_q = _log_q_at_own_draws(result, jax.random.key(result.seed), 4000)
     floor = float(np.quantile(log_q[np.isfinite(log_q)], 0.001))
-    locs = jnp.asarray(np.stack([m.location for m in search.modes]) if search.modes
-                       else np.zeros((0, result.target.dim)), dtype=z.dtype)
-    at_modes = np.asarray(result.family.batch_log_prob(result.params, locs))
+    at_modes = _log_q_at(result, np.stack([m.location for m in search.modes])
+                         if search.modes else np.zeros((0, result.target.dim)))
     same_q = result.family.name == "fullrank"
     masses = np.array([m.log_mass for m in search.modes])
     missed = []
@@ -291,6 +290,41 @@ def coverage(result: FitResult, search) -> dict[str, Any]:
         record["note"] = ("no mode found lies in q's typical region: likely a funnel neck or a "
                           "spike of log p rather than separate mass; not used in the verdict")
     return record
+
+
+def _log_q_at_own_draws(result: FitResult, key, n: int) -> np.ndarray:
+    """log q at ``n`` draws of the result's q ``(n,)``: from the evaluation's compiled draw
+    program where it computes log q (``vifit.result.draw_blocks``), else eagerly."""
+    from vifit.result import draw_blocks
+
+    blocks = draw_blocks(result.family, result.target, result.params, key, n)
+    if all(b[2] is not None for b in blocks):  # widened: (z_far, log q at 2m draws, q's first)
+        return np.concatenate([np.asarray(b[2][1][:b[0].shape[0]]) for b in blocks])[:n]
+    z = result.sample_unconstrained(key, n)
+    return np.asarray(result.family.batch_log_prob(result.params, z))
+
+
+# Points at which log q is evaluated in one compiled program are padded to a multiple of this.
+_POINTS_BLOCK = 16
+
+
+def _log_q_at(result: FitResult, points: np.ndarray) -> np.ndarray:
+    """log q at the rows of ``points (k, d)``, by one jitted program per family (padded to a
+    multiple of ``_POINTS_BLOCK`` rows) instead of eager operations, which compile one small
+    program each."""
+    k = points.shape[0]
+    if k == 0:
+        return np.zeros(0)
+    pad = -k % _POINTS_BLOCK
+    rows = np.concatenate([points, np.repeat(points[-1:], pad, 0)])
+    out = _batch_log_prob(result.family)(result.params,
+                                         jnp.asarray(rows, result.target.init.dtype))
+    return np.asarray(out)[:k]
+
+
+@functools.lru_cache(maxsize=16)
+def _batch_log_prob(family):
+    return jax.jit(family.batch_log_prob)
 
 
 
