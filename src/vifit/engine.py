@@ -137,8 +137,7 @@ def fit_one(
     finite = logw[np.isfinite(logw)]
     # Draws outside the support (log p = -inf, or NaN) have zero weight. Jensen's inequality on
     # the rest gives log Z >= E_q[log w | finite] + log P_q(finite): still a lower bound.
-    elbo = float(finite.mean() + np.log(finite.size / logw.size)) if finite.size else -np.inf
-    elbo_se = float(finite.std(ddof=1) / np.sqrt(finite.size)) if finite.size > 1 else np.inf
+    elbo, elbo_se = _elbo_over_support(logw)
     if 0 < finite.size < logw.size:
         bad = logw.size - finite.size
         notes.append(f"{bad} of {logw.size} evaluation draws of q have log p = -inf, +inf or "
@@ -190,6 +189,24 @@ def _diverged_note(loop, target: Target) -> str:
         names = ", ".join(f"{target.param_names[i]} (|z| {spread[i]:.3g})" for i in worst)
         text += f" Largest: {names}."
     return text
+
+
+def _elbo_over_support(logw: np.ndarray) -> tuple[float, float]:
+    """The ELBO over draws in p's support, E_q[log w | finite] + log P_q(finite) (a lower
+    bound on log Z by Jensen's inequality), and its standard error. The error has two parts:
+    the finite log weights' spread over their count, and the binomial error of the estimated
+    P_q(finite), whose log has variance (1 - P) / (n P) by the delta method. Without the
+    second, a truncated density's ELBO came out 6.7 "standard errors" above the true log Z
+    while it was 1.2 of these."""
+    finite = logw[np.isfinite(logw)]
+    n, n_f = logw.size, finite.size
+    if n_f == 0:
+        return -np.inf, np.inf
+    share = n_f / n
+    elbo = float(finite.mean() + np.log(share))
+    if n_f < 2:
+        return elbo, np.inf
+    return elbo, float(np.sqrt(finite.var(ddof=1) / n_f + (1.0 - share) / (n * share)))
 
 
 def _check_start(target: Target, family: Family, params: Params, key: jax.Array, n: int) -> None:
