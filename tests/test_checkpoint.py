@@ -39,6 +39,7 @@ def _numbers(path):
     record.pop("timing")
     record.get("info", {}).pop("timing", None)
     record.get("info", {}).get("tails", {}).pop("seconds", None)
+    record.get("info", {}).get("modes", {}).pop("seconds", None)
     return record
 
 

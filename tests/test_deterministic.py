@@ -75,12 +75,16 @@ def test_too_few_fixed_draws_on_a_banana_are_flagged():
     ELBO then far exceeds the fresh-draw one, and the result says so."""
     from vifit.examples.shapes import banana
 
-    r = vifit.fit(banana(), "fullrank", optimizer="lbfgs-fixed", draws=30, seed=0,
-                  progress=False)
-    fixed = r.info["lbfgs_fixed"]
-    assert "fitted to its 30 draws" in fixed["warning"]
-    assert fixed["fixed_elbo"] - r.elbo > z_bound(1e-3) * np.hypot(fixed["fixed_elbo_se"],
-                                                                   r.elbo_se)
+    gaps, ses = [], []
+    for seed in range(3):  # how much q fits its 30 draws varies with them: pooled over three
+        r = vifit.fit(banana(), "fullrank", optimizer="lbfgs-fixed", draws=30, seed=seed,
+                      progress=False)
+        fixed = r.info["lbfgs_fixed"]
+        if seed == 0:
+            assert "fitted to its 30 draws" in fixed["warning"]
+        gaps.append(fixed["fixed_elbo"] - r.elbo)
+        ses.append(np.hypot(fixed["fixed_elbo_se"], r.elbo_se))
+    assert np.mean(gaps) > z_bound(1e-3) * np.sqrt(np.sum(np.square(ses))) / len(gaps)
 
 
 def test_full_rank_needs_more_fixed_draws_than_dimensions():

@@ -105,13 +105,21 @@ def test_a_mixture_fits_two_separated_modes():
 
     log_z = float(np.log(2.0) + D * np.log(np.sqrt(2 * np.pi) * 0.5))
     target = vifit.Target(log_density, dim=D)
-    result = vifit.fit(target, "mixture:k=2,init_spread=3.0", seed=0, progress=False)
-    assert result.estimator == "stratified"
-    w = np.sort(np.asarray(result.family.weights(result.params)))
-    # both modes found: weights near 1/2 (a one-mode fit would have one weight near 1)
-    assert np.all(np.abs(w - 0.5) < 0.1)
     k = z_bound(1e-3)
-    assert abs(result.log_z - log_z) < k * result.log_z_se + 1e-3
+    both = 0
+    # From random starts the two components can fall onto one mode (4 of seeds 0-9 did): such
+    # a fit must say so (the mode search after the fit sees the other mode), never "good".
+    for seed in range(5):
+        result = vifit.fit(target, "mixture:k=2,init_spread=3.0", seed=seed, progress=False)
+        assert result.estimator == "stratified"
+        w = np.sort(np.asarray(result.family.weights(result.params)))
+        if np.all(np.abs(w - 0.5) < 0.1):  # both modes found: weights near 1/2
+            both += 1
+            assert abs(result.log_z - log_z) < k * result.log_z_se + 1e-3
+            assert result.verdict.label == "good", result.verdict.text
+        else:  # by the mode search's missed mass, or already by k-hat
+            assert result.verdict.label == "not reliable", result.verdict.text
+    assert both >= 1
 
 
 def test_log_q_at_own_draws_matches_the_solved_density_and_the_same_draws():

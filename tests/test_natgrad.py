@@ -26,9 +26,12 @@ def test_natgrad_reaches_adams_optimum_in_fewer_steps():
     # converged fit; natgrad gets there within STEPS steps, Adam does not.
     assert kl(nat) < 0.01 and kl(adam) < 0.01
     assert kl(adam_short) > 0.01
-    # Same optimum: ELBOs agree with log Z within their Monte Carlo errors.
+    # Same optimum: the ELBO is log Z - KL, so the two agree within their Monte Carlo errors
+    # plus the 0.01 nats of KL allowed to Adam's converged fit above; natgrad's is not lower.
     k = z_bound(1e-3, 2)
-    assert abs(nat.elbo - adam.elbo) < k * np.hypot(nat.elbo_se, adam.elbo_se) + 1e-3
+    se = np.hypot(nat.elbo_se, adam.elbo_se)
+    assert abs(nat.elbo - adam.elbo) < k * se + 0.01
+    assert nat.elbo > adam.elbo - k * se
     assert nat.elbo <= log_z + k * nat.elbo_se
 
 

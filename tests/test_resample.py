@@ -31,5 +31,7 @@ def test_resampled_draws_correct_a_too_narrow_q():
     assert np.all(np.abs(own.std(0) - 1.0) > 0.08)
     assert np.all(np.abs(fixed.std(0) - 1.0) < tol), fixed.std(0)
     idata = fit.to_arviz(0, 100)
-    assert idata.attrs["weighting"] == "psis-resampled"
+    # Resampled by PSIS weights; from the tail check's widened draws when it finds q's tails
+    # too light, as this too narrow q's can be (p's mass in q's 0.1% tail is near 1%).
+    assert idata.attrs["weighting"] in ("psis-resampled", "defensive-resampled")
     assert fit.to_arviz(0, 100, resample=False).attrs["weighting"] == "q"

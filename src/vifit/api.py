@@ -20,6 +20,7 @@ from vifit.families.base import Params
 from vifit.objectives import Objective
 from vifit.resolve import resolve, resolve_draws, resolve_estimator, resolve_family
 from vifit.result import FitResult
+from vifit.rng import classic_threefry
 from vifit.target import Target
 
 __all__ = ["fit", "resolve", "resolve_draws", "resolve_estimator", "resolve_family"]
@@ -30,6 +31,7 @@ def _timed(fit_fn):
     part spent compiling (tracing, lowering, XLA; persistent-cache reads included) and the
     rest."""
     @functools.wraps(fit_fn)
+    @classic_threefry
     def timed_fit(*args, **kwargs) -> FitResult:
         with timed() as timing:
             result = fit_fn(*args, **kwargs)

@@ -56,11 +56,13 @@ def fit_one(
     control_variate: bool = True,
     devices: int | None = None,
     distributed: bool = False,
-    check_tails: bool = True,
+    final_checks: bool = True,
 ) -> FitResult:
     """``vifit.fit`` for one family (not ``"auto"``); arguments as there. ``checkpoint``: a
-    ``vifit.optim.resume.FitCheckpoint`` for this fit's stages, or None. ``check_tails``:
-    run ``vifit.evidence.tails`` on the final q (auto runs it once, on the q it keeps)."""
+    ``vifit.optim.resume.FitCheckpoint`` for this fit's stages, or None. ``final_checks``:
+    run ``vifit.evidence.tails`` and, where the verdict would otherwise be "good" or "usable
+    with care", the mode search (``vifit.auto.with_mode_check``) on the final q (auto runs
+    both once, on the q it keeps)."""
     fam, obj, est = resolve(target, family, objective, estimator)
     minibatch, data_notes = _minibatch(target, batch_size, control_variate, devices, seed,
                                        optimizer, distributed)
@@ -154,12 +156,13 @@ def fit_one(
         objective_value=obj_value, objective_se=obj_se, direction=obj.direction,
         notes=tuple(notes), info=info, eval_draws=kept,
     )
-    if not check_tails:
+    if not final_checks:
         return result
+    from vifit.auto import with_mode_check
     from vifit.evidence.tails import with_tail_check
 
     with single_threaded_blas():
-        return with_tail_check(result, n_eval)
+        return with_mode_check(with_tail_check(result, n_eval))
 
 
 def _checked_init_params(fam: Family, init_params: Params, target: Target, key) -> Params:

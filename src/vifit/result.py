@@ -18,6 +18,7 @@ from vifit.evidence.tails import (defensive_pool, tail_verdict, tails_apply, use
 from vifit.evidence.verdict import SEARCH_BLIND_DIM, multimode_blind
 from vifit.jsonio import jsonable as _jsonable
 from vifit.families.base import Family, Params
+from vifit.rng import classic_threefry
 from vifit.target import Target
 
 QUANTILES = (0.05, 0.5, 0.95)
@@ -112,10 +113,12 @@ class FitResult:
     def khat(self) -> float:
         return self.evidence.khat
 
+    @classic_threefry
     def sample_unconstrained(self, key: jax.Array, n: int) -> jax.Array:
         """``n`` draws of z from q, shape ``(n, dim)``."""
         return self.family.sample(self.params, key, n)
 
+    @classic_threefry
     def sample(self, key: jax.Array | int, n: int = 1000,
                resample: bool | None = None) -> dict[str, np.ndarray]:
         """``n`` draws in the model's own (constrained) parameters: ``{name: (n, *shape)}``.
@@ -133,6 +136,7 @@ class FitResult:
         values = self.target.in_model_order(jax.vmap(self.target.constrain)(z))
         return {k: np.asarray(v) for k, v in values.items()}, weighting
 
+    @classic_threefry
     def _sample_z(self, key: jax.Array | int, n: int, resample: bool | None
                   ) -> tuple[jax.Array, str]:
         """``n`` unconstrained draws ``(n, d)`` by ``sample()``'s rule, and that rule's name."""
@@ -167,6 +171,7 @@ class FitResult:
         z = self.sample_unconstrained(key, n)
         return names, np.asarray(jax.vmap(flat)(z))
 
+    @classic_threefry
     def summary(self, key: jax.Array | int = 0, n: int = 4000, weighted: bool | None = None):
         """A table (pandas DataFrame) of mean, sd, q5, q50, q95 per constrained scalar
         parameter, from ``n`` draws of q.
@@ -269,6 +274,7 @@ class FitResult:
             return defensive_pool(self.family, self.target, self.params, key, n)
         return draw_logw(self.family, self.target, self.params, key, n)
 
+    @classic_threefry
     def to_arviz(self, key: jax.Array | int = 0, n: int = 4000, resample: bool | None = None):
         """``n`` draws as ArviZ InferenceData (one chain), constrained: PSIS-resampled toward p
         or q's own, by ``resample`` as in ``sample()``; ``attrs["weighting"]`` says which
@@ -387,6 +393,7 @@ def _draw_block(family: Family, target: Target, n: int):
     return draw
 
 
+@classic_threefry
 def draw_blocks(family: Family, target: Target, params, key: jax.Array, n: int) -> list:
     """The outputs of ``_draw_block`` for ``n`` draws of q: block i of ``DRAW_BLOCK`` from
     ``fold_in(key, i)``; fewer than that in one block drawn with ``key`` itself."""
@@ -484,7 +491,9 @@ def _fit_verdict(result: FitResult) -> Verdict:
         return Verdict(label, f"the mode search found {n} separated modes and q covers {cov}: "
                        f"it misses about {100 * missed:.0f}% of the mass (Laplace estimate), so "
                        f"log Z from q is about {-math.log1p(-min(missed, 0.999999)):.2f} nats "
-                       f"low and posterior summaries miss those modes. {khat.text}")
+                       f"low and posterior summaries miss those modes. Its k-hat "
+                       f"({result.khat:.2f}) reads p/q only where q draws, so it cannot see "
+                       "them.")
     if modes and not modes.get("saturated", True) and khat.label != "not reliable":
         return Verdict("usable with care", f"the mode search was still finding new modes when "
                        f"its {modes.get('rounds', '?')} rounds ran out ({modes.get('found', 0)} "

@@ -72,12 +72,17 @@ def test_ais_is_within_a_tenth_of_a_nat(name):
     target, mean, cov, _ = CASES[name]()
     ev = vifit.evidence(target, fake_fit(target, mean, cov), seed=1)
     truth = target.exact["log_z"]
-    assert ev.recommended == "ais"
+    # AIS, or importance sampling from q joined by the mode that climbs from AIS's particles
+    # reach (recommended where it is higher: on mixture_10d, with the classic threefry
+    # streams, AIS's weight sat in 3 of 32 replicates, -0.40 nats, and the joined estimate
+    # was +0.0003).
+    assert ev.recommended in ("ais", "modes")
     assert abs(ev.log_z - truth) < 0.1, ev.table()
     if name.startswith("mixture"):
-        # k-hat cannot see the missing mode; the disagreement with AIS flags it.
+        # k-hat cannot see the missing mode; AIS or the climbs from its particles flag it.
         assert ev.estimates["psis"].details["khat"] < 0.5
         assert ev.verdict.label == "usable with care"
-        assert "q misses part of the posterior" in ev.verdict.text
+        assert ("q misses part of the posterior" in ev.verdict.text
+                or "mode(s) it misses" in ev.verdict.text), ev.verdict.text
     else:
         assert ev.estimates["psis"].details["khat"] > 0.7  # plain IS flagged unreliable

@@ -27,15 +27,16 @@ Z = 4.0  # standard errors: a bound on the wrong side by more is a defect, not n
 
 # (K, d, S): three weights 1/6, 1/2, 1/3 in the plane 6 sds apart; four (0.1 to 0.4) in d = 5,
 # where the narrowest sits beside wide ones (found only by the rounds that search from the modes
-# already found); eight in d = 10, 10 sds apart, where the search misses most; two in d = 20,
-# 6 sds apart, where the fit's search finds one and climbs from AIS's particles the other.
-CONFIGS = [(3, 2, 6), (4, 5, 6), (8, 10, 10), (2, 20, 6)]
+# already found); eight in d = 10, 10 sds apart, where the search misses most.
+CONFIGS = [(3, 2, 6), (4, 5, 6), (8, 10, 10)]
 
 # Known misses (docs/evidence.md, "Mixtures: modes found and log Z"). Strict: when the search
 # finds them, this test passes and the entry must go. The verdict must not be "good" there.
 MODES_MISSED = {(8, 10, 10): "the mode search finds 3 of 8 modes: the narrow components' "
                              "basins are too small for over-dispersed starts in d = 10",
-                (2, 20, 6): "the fit's mode search finds 1 of 2 in d = 20"}
+                (4, 5, 6): "with the classic threefry streams the search finds 3 of 4 (it "
+                           "found 4 with the partitionable ones): about 1 climb in 700 "
+                           "reaches a narrow mode between wider ones in d = 5"}
 
 
 @pytest.fixture(scope="module", params=CONFIGS, ids=lambda c: mixtures.config_name(*c))
@@ -102,15 +103,3 @@ def test_a_search_that_misses_modes_is_not_good(case):
         assert ev.verdict.label != "good", ev.verdict.text
         assert ev.bracket["upper"] is None
 
-
-@pytest.mark.slow
-def test_a_mode_that_climbs_from_ais_reach_counts_in_log_z(case):
-    """Where the fit missed a mode but climbs from AIS's particles reach it (k2_d20_s6: every
-    estimate from q and AIS sat log(2/3) low), importance sampling from q joined by that mode
-    is recommended and is within 0.1 nats; the verdict stays below "good"."""
-    _, target, _, ev, config = case
-    if config != (2, 20, 6):
-        pytest.skip("only k2_d20_s6 has a mode that AIS's climbs reach and the fit missed")
-    assert ev.estimates["ais"].details["modes_beyond_q"]["not_covered"] == 1
-    assert ev.recommended == "modes" and ev.verdict.label == "usable with care"
-    assert abs(ev.log_z - target.exact["log_z"]) < 0.1, ev.verdict.text

@@ -23,6 +23,7 @@ from vifit.evidence.found_modes import log_z_with_modes
 from vifit.evidence.importance import importance_log_z
 from vifit.evidence.verdict import Estimate, EvidenceVerdict, bracket, judge_all
 from vifit.families.base import Family, Params
+from vifit.rng import classic_threefry
 from vifit.target import Target
 
 ORDER = ("elbo", "iwae", "psis", "ais", "cubo")
@@ -233,6 +234,7 @@ def default_ais_config(dim: int) -> AISConfig:
     return AISConfig(particles=particles, replicates=32)
 
 
+@classic_threefry
 def evidence(
     target: Target,
     fit,
