@@ -180,3 +180,31 @@ def test_pymc_model_loo_matches_the_numpyro_form(fits):
                 for t in (ours, theirs)]
     mc = np.hypot(_loo_mc_se(ll_p, distinct[0]), _loo_mc_se(ll_n, distinct[1]))
     assert abs(elpd_p - elpd_n) < max(4 * mc, 0.05 * se_p), (elpd_p, elpd_n, mc)
+
+
+def test_the_written_draws_file_is_to_arviz_s(fits, tmp_path):
+    """write_netcdf (what `vifit fit --out` writes, without importing ArviZ) gives the file
+    that to_arviz().to_netcdf() gives: az.from_netcdf reads the same groups, variables, dims,
+    values and record attributes, on ArviZ 0.2x and 1.x alike (a data model: posterior,
+    sample_stats, log_likelihood and observed_data)."""
+    from vifit.arviz_groups import write_netcdf
+
+    fit = fits[0]
+    ours, theirs = tmp_path / "ours.nc", tmp_path / "theirs.nc"
+    write_netcdf(fit, ours, 3, 200)
+    fit.to_arviz(3, 200).to_netcdf(str(theirs))
+    a, b = az.from_netcdf(ours), az.from_netcdf(theirs)
+    assert _groups(a) == _groups(b)
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= _groups(a)
+    for g in _groups(a):
+        da, db = a[g], b[g]
+        assert sorted(da.data_vars) == sorted(db.data_vars)
+        for v in da.data_vars:
+            assert da[v].dims == db[v].dims, (g, v)
+            np.testing.assert_array_equal(np.asarray(da[v]), np.asarray(db[v]))
+    for k in ("pareto_k", "log_weight"):  # the attributes vifit gives a group of its own
+        assert np.ravel(a["sample_stats"].attrs[k]).tolist() == \
+            np.ravel(b["sample_stats"].attrs[k]).tolist()
+    for k in ("inference_library", "family", "weighting"):
+        assert a.attrs[k] == b.attrs[k]
+    assert np.ravel(a.attrs["pareto_k"])[0] == pytest.approx(np.ravel(b.attrs["pareto_k"])[0])
