@@ -103,3 +103,24 @@ def test_several_modes_in_five_dimensions_cap_the_fit_verdict():
     assert "3 separated modes" in capped.verdict.text
     assert replace(fit, info={"modes": dict(record, found=1, covered_by_q=1)}
                    ).verdict.label == "good"
+
+
+@pytest.mark.parametrize("family", ["fullrank", "realnvp"])
+def test_a_named_family_on_one_of_two_modes_is_not_called_good(family):
+    """Equal modes at +-3 (sd 0.5) in d = 2: a one-family fit settles on one of them, where
+    its k-hat looks clean. Its final check runs the mode search (a flow's moments from its
+    draws), finds the other mode holding half the mass, and the verdict says so."""
+    def log_density(z):
+        return jnp.logaddexp(-0.5 * jnp.sum(((z - 3.0) / 0.5) ** 2),
+                             -0.5 * jnp.sum(((z + 3.0) / 0.5) ** 2))
+
+    log_z = math.log(2.0) + 2 * math.log(math.sqrt(2 * math.pi) * 0.5)
+    r = vifit.fit(vifit.Target(log_density, dim=2), family, seed=0, progress=False)
+    modes = r.info["modes"]
+    assert modes["found"] == 2
+    if modes["covered_by_q"] == 1:  # on one mode: log Z is log 2 low, and not "good"
+        assert r.log_z - log_z == pytest.approx(-math.log(2.0), abs=0.05)
+        assert modes["missed_mass_fraction"] == pytest.approx(0.5, abs=0.05)
+        assert r.verdict.label == "not reliable", r.verdict.text
+    else:  # a q over both modes (a flow can): then log Z is right
+        assert abs(r.log_z - log_z) < 0.05, r.verdict.text
