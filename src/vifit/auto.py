@@ -332,11 +332,15 @@ def coverage(result: FitResult, search) -> dict[str, Any]:
 
 def _log_q_at_own_draws(result: FitResult, key, n: int) -> np.ndarray:
     """log q at ``n`` draws of the result's q ``(n,)``: from the evaluation's compiled draw
-    program where it computes log q (``vifit.result.draw_blocks``), else eagerly."""
+    program where it computes log q (``vifit.result.draw_blocks``, with the tail check's
+    widened draws), else eagerly. Never the draw program of a data target: its log p is a pass
+    over every row per draw, and only log q is wanted."""
+    from vifit.evidence.tails import tails_apply
     from vifit.result import draw_blocks
 
-    blocks = draw_blocks(result.family, result.target, result.params, key, n)
-    if all(b[2] is not None for b in blocks):  # widened: (z_far, log q at 2m draws, q's first)
+    if tails_apply(result.target):
+        blocks = draw_blocks(result.family, result.target, result.params, key, n)
+        # widened: (z_far, log q at all 2m draws with q's m first, log p, log m)
         return np.concatenate([np.asarray(b[2][1][:b[0].shape[0]]) for b in blocks])[:n]
     z = result.sample_unconstrained(key, n)
     return np.asarray(result.family.batch_log_prob(result.params, z))
