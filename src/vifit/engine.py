@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -213,19 +214,26 @@ def _elbo_over_support(logw: np.ndarray) -> tuple[float, float]:
 
 
 def _check_start(target: Target, family: Family, params: Params, key: jax.Array, n: int) -> None:
-    z = family.sample(params, key, n)
     if isinstance(target, DataTarget):  # streamed in chunks: never the whole data at once
         from vifit.data.passes import full_log_density
 
-        logp = full_log_density(target, z)
+        logp = full_log_density(target, family.sample(params, key, n))
     else:
-        logp = np.asarray(target.batch_log_density(z))
+        logp = np.asarray(_start_log_p(family, target, n)(params, key))
     if not np.isfinite(logp).any():
         raise TargetError(
             f"log_density is not finite at any of {n} draws from the initial q around init; "
             "start closer to the posterior (init=...) or with a smaller initial scale "
             "(e.g. FullRank(init_scale=0.01))."
         )
+
+
+@functools.lru_cache(maxsize=32)
+def _start_log_p(family: Family, target: Target, n: int):
+    """Jitted ``(params, key) -> log p (n,)`` at ``n`` draws of q: one program (in the
+    persistent cache once compiled) where eager sampling ran a flow's layers op by op, about
+    a second of every run."""
+    return jax.jit(lambda params, key: target.batch_log_density(family.sample(params, key, n)))
 
 
 def _with_callback(update: Callable[[int, float, float], None],
