@@ -22,7 +22,6 @@ k-hat and time, what was decided and why) and, with ``verbose``, printed as it h
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 import time
@@ -33,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vifit.families import get_family
+from vifit.mode_check import coverage, search_around
 from vifit.optim.pathfinder import pathfinder
 from vifit.result import FitResult
 from vifit.target import Target
@@ -204,50 +204,8 @@ def _fit_gaussian(fit, target: Target, fullrank, init, stage) -> FitResult:
 
 def _search(target: Target, gauss: FitResult, seed: int):
     """The mode search around the Gaussian stage's q (None where it does not apply)."""
-    return _search_around(target, jnp.asarray(gauss.mean()), jnp.asarray(gauss.covariance()),
-                          seed)
-
-
-def _search_around(target: Target, mean, cov, seed: int):
-    from vifit.modes import search_modes
-
-    return search_modes(target, mean, cov,
-                        key=jax.random.fold_in(jax.random.key(seed), 0x0DE5))
-
-
-def with_mode_check(result: FitResult) -> FitResult:
-    """``result`` (a fit of one named family) with ``info["modes"]`` from the mode search
-    around its q's mean and covariance (``vifit.modes``) and ``coverage`` by its q, where the
-    search applies (a differentiable, non-data target of at most ``vifit.modes.MAX_DIM``
-    coordinates) and the verdict would otherwise be "good" or "usable with care": k-hat reads
-    p/q at q's draws and cannot see a separated mode q never reaches, so without the search a
-    Gaussian (or a mixture whose components fell onto one mode) fitted to one of two equal
-    modes read "good" with log Z log 2 low. The search's cost (one compiled climb per target,
-    256 x 400 gradients of log p and more per mode found; 1-3 s on small models) is paid only
-    where it can change the verdict."""
-    from dataclasses import replace
-
-    from vifit.data.target import DataTarget
-
-    target = result.target
-    if (isinstance(target, DataTarget) or not target.differentiable
-            or getattr(target, "discrete", False) or "modes" in result.info
-            or result.verdict.label not in ("good", "usable with care")):
-        return result
-    try:
-        mean, cov = result.family.mean(result.params), result.family.covariance(result.params)
-    except NotImplementedError:
-        z = np.asarray(result.sample_unconstrained(jax.random.key(result.seed), 4000),
-                       np.float64)
-        z = z[np.all(np.isfinite(z), axis=1)]
-        if z.shape[0] < 2 * target.dim:
-            return result
-        mean, cov = z.mean(0), np.atleast_2d(np.cov(z.T))
-    search = _search_around(target, jnp.asarray(mean, target.init.dtype),
-                            jnp.asarray(cov, target.init.dtype), result.seed)
-    if search is None:
-        return result
-    return replace(result, info={**result.info, "modes": coverage(result, search)})
+    return search_around(target, jnp.asarray(gauss.mean()), jnp.asarray(gauss.covariance()),
+                         seed)
 
 
 def _modes_why(search) -> str:
@@ -294,80 +252,6 @@ def _finish(result: FitResult, decisions: list[dict[str, Any]], chosen: str,
     from vifit.evidence.tails import with_tail_check
 
     return with_tail_check(replace(result, info=info))
-
-
-def coverage(result: FitResult, search) -> dict[str, Any]:
-    """The mode search's record, with each mode marked covered or not by the *chosen* q: a mode
-    is covered when q's log density there is above the 0.1% quantile of log q at q's own
-    draws (it lies in q's typical region), or, for the Gaussian the search started from, when
-    a climb from q's own draws ended there."""
-    import jax
-
-    from vifit.modes import log_sum_exp
-
-    record = search.summary()
-    log_q = _log_q_at_own_draws(result, jax.random.key(result.seed), 4000)
-    floor = float(np.quantile(log_q[np.isfinite(log_q)], 0.001))
-    at_modes = _log_q_at(result, np.stack([m.location for m in search.modes])
-                         if search.modes else np.zeros((0, result.target.dim)))
-    same_q = result.family.name == "fullrank"
-    masses = np.array([m.log_mass for m in search.modes])
-    missed = []
-    for row, mode, lq in zip(record["modes"], search.modes, at_modes):
-        row["covered_by_q"] = bool(lq >= floor or (same_q and mode.covered))
-        if not row["covered_by_q"]:
-            missed.append(mode.log_mass)
-    record["covered_by_q"] = sum(r["covered_by_q"] for r in record["modes"])
-    record["missed_mass_fraction"] = (
-        float(np.exp(log_sum_exp(np.array(missed)) - log_sum_exp(masses))) if missed else 0.0)
-    if search.modes and record["covered_by_q"] == 0:
-        # q holds its mass somewhere, yet reaches none of the points found: they are peaks of
-        # log p without the mass of a mode (a funnel's neck, a horseshoe's spike at zero
-        # scale), where a Laplace mass means nothing. Reported, not used in the verdict.
-        record["missed_mass_fraction"] = 0.0
-        record["note"] = ("no mode found lies in q's typical region: likely a funnel neck or a "
-                          "spike of log p rather than separate mass; not used in the verdict")
-    return record
-
-
-def _log_q_at_own_draws(result: FitResult, key, n: int) -> np.ndarray:
-    """log q at ``n`` draws of the result's q ``(n,)``: from the evaluation's compiled draw
-    program where it computes log q (``vifit.result.draw_blocks``, with the tail check's
-    widened draws), else eagerly. Never the draw program of a data target: its log p is a pass
-    over every row per draw, and only log q is wanted."""
-    from vifit.evidence.tails import tails_apply
-    from vifit.result import draw_blocks
-
-    if tails_apply(result.target):
-        blocks = draw_blocks(result.family, result.target, result.params, key, n)
-        # widened: (z_far, log q at all 2m draws with q's m first, log p, log m)
-        return np.concatenate([np.asarray(b[2][1][:b[0].shape[0]]) for b in blocks])[:n]
-    z = result.sample_unconstrained(key, n)
-    return np.asarray(result.family.batch_log_prob(result.params, z))
-
-
-# Points at which log q is evaluated in one compiled program are padded to a multiple of this.
-_POINTS_BLOCK = 16
-
-
-def _log_q_at(result: FitResult, points: np.ndarray) -> np.ndarray:
-    """log q at the rows of ``points (k, d)``, by one jitted program per family (padded to a
-    multiple of ``_POINTS_BLOCK`` rows) instead of eager operations, which compile one small
-    program each."""
-    k = points.shape[0]
-    if k == 0:
-        return np.zeros(0)
-    pad = -k % _POINTS_BLOCK
-    rows = np.concatenate([points, np.repeat(points[-1:], pad, 0)])
-    out = _batch_log_prob(result.family)(result.params,
-                                         jnp.asarray(rows, result.target.init.dtype))
-    return np.asarray(out)[:k]
-
-
-@functools.lru_cache(maxsize=16)
-def _batch_log_prob(family):
-    return jax.jit(family.batch_log_prob)
-
 
 
 # Row evaluations the mode search of a minibatch fit may spend: its climbs (64 starts x 400

@@ -62,7 +62,7 @@ def fit_one(
     """``vifit.fit`` for one family (not ``"auto"``); arguments as there. ``checkpoint``: a
     ``vifit.optim.resume.FitCheckpoint`` for this fit's stages, or None. ``final_checks``:
     run ``vifit.evidence.tails`` and, where the verdict would otherwise be "good" or "usable
-    with care", the mode search (``vifit.auto.with_mode_check``) on the final q (auto runs
+    with care", the mode search (``vifit.mode_check.with_mode_check``) on the final q (auto runs
     both once, on the q it keeps)."""
     fam, obj, est = resolve(target, family, objective, estimator)
     minibatch, data_notes = _minibatch(target, batch_size, control_variate, devices, seed,
@@ -159,7 +159,7 @@ def fit_one(
     )
     if not final_checks:
         return result
-    from vifit.auto import with_mode_check
+    from vifit.mode_check import with_mode_check
     from vifit.evidence.tails import with_tail_check
 
     with single_threaded_blas():

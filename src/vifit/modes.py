@@ -46,6 +46,7 @@ import jax.scipy.linalg
 import numpy as np
 import optax
 
+from vifit.blocks import in_blocks
 from vifit.rng import standard_normal
 from vifit.target import Target
 
@@ -250,14 +251,7 @@ CLIMB_BLOCK = 64
 def _climb_frames(climb, cs, chols, u0):
     """``climb`` with a frame per start, in blocks of ``CLIMB_BLOCK``, its outputs as float64
     NumPy arrays."""
-    n = u0.shape[0]
-    pad = -n % CLIMB_BLOCK
-    if pad:  # repeat the last start; its copies are cut off below
-        cs, chols, u0 = (jnp.concatenate([a, jnp.repeat(a[-1:], pad, 0)]) for a in (cs, chols, u0))
-    blocks = [climb(*(a[i:i + CLIMB_BLOCK] for a in (cs, chols, u0)))
-              for i in range(0, n + pad, CLIMB_BLOCK)]
-    return tuple(np.concatenate([np.asarray(b[j], np.float64) for b in blocks])[:n]
-                 for j in range(3))
+    return tuple(a.astype(np.float64) for a in in_blocks(climb, (cs, chols, u0), CLIMB_BLOCK))
 
 
 def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned,

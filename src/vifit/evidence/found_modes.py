@@ -24,7 +24,6 @@ found, not a check that they all were.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -34,6 +33,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from vifit.families.base import Family
+from vifit.families.gaussian import FullRank, cholesky_to_raw
 from vifit.target import Target
 
 # Share of the mixture's draws given out equally among its parts; the rest by estimated mass.
@@ -62,22 +62,17 @@ def log_z_with_modes(target: Target, family: Family, params, modes: list, log_z_
     many joined q), ``shares`` (q's first) and ``seconds``."""
     from vifit.evidence.importance import importance_log_z
 
-    usable = [m for m in modes if m.cov is not None and np.all(np.isfinite(m.location))]
-    chols = []
-    for m in usable:
-        try:
-            chols.append(np.linalg.cholesky(0.5 * (m.cov + m.cov.T)))
-        except np.linalg.LinAlgError:
-            chols.append(None)
-    usable = [m for m, c in zip(usable, chols) if c is not None]
-    chols = [c for c in chols if c is not None]
+    usable = [(m, c) for m in modes if np.all(np.isfinite(m.location))
+              and (c := _cholesky_or_none(m.cov)) is not None]
     if not usable:
         return None
     t0 = time.perf_counter()
     dtype = target.init.dtype
-    shares = mixture_shares(log_z_q, np.array([m.log_mass for m in usable]))
-    means = jnp.asarray(np.stack([m.location for m in usable]), dtype)
-    chol = jnp.asarray(np.stack(chols), dtype)
+    shares = mixture_shares(log_z_q, np.array([m.log_mass for m, _ in usable]))
+    # The modes' Laplace Gaussians as FullRank parameters, stacked along a leading axis.
+    means = jnp.asarray(np.stack([m.location for m, _ in usable]), dtype)
+    chol = jnp.asarray(np.stack([c for _, c in usable]), dtype)
+    laplace = {"loc": means, "chol": jax.vmap(cholesky_to_raw)(chol)}
     log_shares = jnp.asarray(np.log(shares), dtype)
 
     @jax.jit
@@ -92,7 +87,7 @@ def log_z_with_modes(target: Target, family: Family, params, modes: list, log_z_
         z = jnp.where((part == 0)[:, None], z_q, z_modes)
         log_q = family.batch_log_prob(params, z)
         log_q = jnp.where(jnp.isnan(log_q), -jnp.inf, log_q)
-        log_n = jax.vmap(lambda mu, c: _gaussian_log_pdf(z, mu, c))(means, chol)  # (K, n)
+        log_n = jax.vmap(lambda p: _LAPLACE.batch_log_prob(p, z))(laplace)  # (K, n)
         log_m = logsumexp(jnp.concatenate([log_shares[0] + log_q[None],
                                            log_shares[1:, None] + log_n]), axis=0)
         log_p = target.batch_log_density(z)
@@ -105,9 +100,15 @@ def log_z_with_modes(target: Target, family: Family, params, modes: list, log_z_
             "seconds": time.perf_counter() - t0}
 
 
-def _gaussian_log_pdf(z: jax.Array, mean: jax.Array, chol: jax.Array) -> jax.Array:
-    """log N(z; mean, chol chol^T) at each row of ``z (n, d)``."""
-    u = jax.scipy.linalg.solve_triangular(chol, (z - mean).T, lower=True)
-    d = z.shape[1]
-    return (-0.5 * jnp.sum(u**2, axis=0) - jnp.sum(jnp.log(jnp.diag(chol)))
-            - 0.5 * d * math.log(2.0 * math.pi))
+
+_LAPLACE = FullRank()
+
+
+def _cholesky_or_none(cov) -> np.ndarray | None:
+    """The lower Cholesky factor of the symmetrized ``cov``; None where there is none."""
+    if cov is None:
+        return None
+    try:
+        return np.linalg.cholesky(0.5 * (cov + cov.T))
+    except np.linalg.LinAlgError:
+        return None
