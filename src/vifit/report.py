@@ -3,6 +3,7 @@ report.html (self-contained: images embedded)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from vifit.jsonio import dumps
 from vifit.result import FitResult, weighting_words
 
 
-def plot_trace(result: FitResult, path: Path) -> None:
+def plot_trace(result: FitResult, path: Path | io.BytesIO) -> None:
     """The per-step objective (ELBO by default) with its running mean over the stopping-rule
     window, the final value, and the importance-sampling log Z where it shares the units."""
     import matplotlib
@@ -82,9 +83,12 @@ def write_report(result: FitResult, out: str | Path, n_draws: int = 4000,
     record = result.to_dict(result.seed, n_draws)
     paths["result"].write_text(dumps(record))
     write_netcdf(result, paths["draws"], result.seed, n_draws)  # no ArviZ import: 2 s
-    plot_trace(result, paths["trace"])
+    buf = io.BytesIO()  # drawn once: elbo.png and the page's trace are the same image
+    plot_trace(result, buf)
+    paths["trace"].write_bytes(buf.getvalue())
     paths["report"].write_text(_markdown(result, record))
-    paths["html"].write_text(report_html(result, record, evidence, n_draws), encoding="utf-8")
+    paths["html"].write_text(report_html(result, record, evidence, n_draws, buf.getvalue()),
+                             encoding="utf-8")
     return paths
 
 

@@ -59,6 +59,11 @@ class Entry:
     reference: str  # the stem of the reference file under references/
 
 
+def _module_entry(name: str) -> Entry:
+    module = importlib.import_module(f"vifit.catalog.{_MODULES[name]}")
+    return Entry(name, module.DESCRIPTION, module.make, getattr(module, "REFERENCE", name))
+
+
 def _entries() -> dict[str, Entry]:
     from vifit import examples
 
@@ -66,16 +71,16 @@ def _entries() -> dict[str, Entry]:
         name: Entry(name, desc, lambda name=name: examples.get_example(name), name)
         for name, desc in examples.describe_examples().items()
     }
-    for name, module_name in _MODULES.items():
-        module = importlib.import_module(f"vifit.catalog.{module_name}")
-        entries[name] = Entry(name, module.DESCRIPTION, module.make,
-                              getattr(module, "REFERENCE", name))
+    for name in _MODULES:
+        entries[name] = _module_entry(name)
     return entries
 
 
 def catalog_names() -> list[str]:
-    """Every model in the catalog, the examples first."""
-    return list(_entries())
+    """Every model in the catalog, the examples first (nothing is imported to list them)."""
+    from vifit import examples
+
+    return examples.example_names() + list(_MODULES)
 
 
 def describe() -> dict[str, str]:
@@ -83,12 +88,17 @@ def describe() -> dict[str, str]:
 
 
 def entry(name: str) -> Entry:
-    entries = _entries()
-    if name not in entries:
-        raise ConfigError(
-            f"unknown model {name!r}; the catalog has {', '.join(entries)} (see `vifit list`)."
-        )
-    return entries[name]
+    """Model ``name``'s entry; imports its module alone (a model's module may import NumPyro
+    or read data: fitting one model should not pay for the others)."""
+    from vifit import examples
+
+    if name in _MODULES:
+        return _module_entry(name)
+    if name in examples.example_names():
+        return Entry(name, examples.describe_examples()[name],
+                     lambda: examples.get_example(name), name)
+    raise ConfigError(f"unknown model {name!r}; the catalog has "
+                      f"{', '.join(catalog_names())} (see `vifit list`).")
 
 
 def get_model(name: str) -> Target:
