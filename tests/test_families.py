@@ -11,12 +11,12 @@ FAMILIES = [vifit.MeanField(), vifit.FullRank(), vifit.LowRank(rank=2)]
 D = 4
 
 
-def random_params(family, key):
+def random_params(family, key, scale=0.5):
     """Parameters away from the initial ones, so that off-diagonal terms are exercised."""
     params = family.init(key, D)
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
-    leaves = [x + 0.5 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
+    leaves = [x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
     return jax.tree.unflatten(tree, leaves)
 
 
@@ -62,15 +62,24 @@ def test_unknown_family_name_is_refused():
         vifit.get_family("normalish")
 
 
-@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+FLOWS = [vifit.RealNVP(), vifit.SplineFlow(), vifit.RealNVP(tail_df=5.0)]
+
+
+@pytest.mark.parametrize("family", FAMILIES + FLOWS,
+                         ids=lambda f: f.name + ("-t" if getattr(f, "tail_df", None) else ""))
 def test_sample_and_log_prob_agrees_with_sample_and_log_prob(family, x64):
-    """The shortcut (log q from eps, no solve) has the same draws, values and gradients as
-    sample + log_prob: total gradients for reparam, path-only gradients for STL."""
-    params = random_params(family, jax.random.key(4))
+    """The shortcut (log q from eps, no solve; a flow's forward pass alone) has the same
+    draws, values and gradients as sample + log_prob: total gradients for reparam, path-only
+    gradients for STL. A flow's couplings are perturbed less: at 0.5 a spline's log-det
+    reached -50 and its numerical inverse (what log_prob uses) was off by up to 2.9 in eps."""
+    is_flow = family in FLOWS
+    params = random_params(family, jax.random.key(4), 0.1 if is_flow else 0.5)
     key = jax.random.key(5)
     z, log_q = family.sample_and_log_prob(params, key, 6)
-    np.testing.assert_allclose(z, family.sample(params, key, 6), rtol=1e-12)
-    np.testing.assert_allclose(log_q, family.batch_log_prob(params, z), rtol=1e-10)
+    # A flow's forward pass with its log-det rounds differently from the plain forward pass.
+    rtol = 1e-9 if is_flow else 1e-12
+    np.testing.assert_allclose(z, family.sample(params, key, 6), rtol=rtol)
+    np.testing.assert_allclose(log_q, family.batch_log_prob(params, z), rtol=rtol * 100)
 
     def slow(p, path_only):
         q_params = jax.tree.map(jax.lax.stop_gradient, p) if path_only else p
@@ -85,4 +94,5 @@ def test_sample_and_log_prob_agrees_with_sample_and_log_prob(family, x64):
         g_fast = jax.grad(fast)(params, path_only)
         g_slow = jax.grad(slow)(params, path_only)
         for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_slow)):
-            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(a, b, rtol=1e-9 if not is_flow else 1e-7,
+                                       atol=1e-12 if not is_flow else 1e-10)

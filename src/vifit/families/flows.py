@@ -145,6 +145,22 @@ class _CouplingFlow(Family):
         u = jax.vmap(bij.transform)(eps)
         return params["loc"] + u @ _cholesky(params["chol"]).T
 
+    def sample_and_log_prob(self, params: Params, key: Array, n: int, *,
+                            path_only: bool = False) -> tuple[Array, Array]:
+        """Draws and log q from the forward pass alone: log q(z) = log base(eps) - log|det
+        dT/deps| - sum(log diag L), the same function of the parameters as log_prob at z(eps),
+        so its total gradient is the same, without the inverse pass and the triangular solve
+        (the fitting loop and the evaluation of a flow were compiled and run with both). STL's
+        path-only gradient needs log q at a fixed z: that keeps the inverse."""
+        if path_only:
+            return super().sample_and_log_prob(params, key, n, path_only=True)
+        eps = self._base_sample(key, (n, params["loc"].shape[-1]), params["loc"].dtype)
+        u, log_det = jax.vmap(self._bijection(params).transform_and_log_det)(eps)
+        z = params["loc"] + u @ _cholesky(params["chol"]).T
+        log_q = (jax.vmap(self._base_log_prob)(eps) - log_det
+                 - jnp.sum(jnp.diag(params["chol"])))
+        return z, log_q
+
     def log_prob(self, params: Params, z: Array) -> Array:
         chol = _cholesky(params["chol"])
         u = jsl.solve_triangular(chol, z - params["loc"], lower=True)
