@@ -30,9 +30,11 @@ loop resumes from it.
 
 from __future__ import annotations
 
+import functools
+
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -89,6 +91,25 @@ OVERFLOW_SPREAD = 1e4
 OBJECTIVE_JUMP = 1e8
 PROBE_DRAWS = 32
 _PROBE_SALT = 0x5EED
+
+
+def reused(build: Callable[..., Any], *args: Any) -> Any:
+    """``build(*args)``, the same object again for equal hashable ``args`` (the last 32): a
+    step, probe or chunk made again for a second fit of the same target and settings (auto's
+    retry from Pathfinder's start, a fit with another seed) is then the same jitted function,
+    and JAX's in-process cache skips tracing and compiling it. Unhashable arguments (a callable
+    module holding arrays) build afresh; callers do not pass a minibatch feed, whose data the
+    cache would keep alive."""
+    try:
+        hash(args)
+    except TypeError:
+        return build(*args)
+    return _reused(build, *args)
+
+
+@functools.lru_cache(maxsize=32)
+def _reused(build: Callable[..., Any], *args: Any) -> Any:
+    return build(*args)
 
 
 def make_probe(family: Family) -> Callable[[Params, Array], Array]:
@@ -191,7 +212,9 @@ def run_loop(state: State, step, config: LoopConfig,
     ``vifit.optim.resume.FitCheckpoint``) saves the state between chunks and resumes from it.
     ``feed`` (a ``vifit.data.minibatch.Minibatch``, with the ``family``) gives a batched step
     its inputs, chunk by chunk, and may refresh what the steps share between chunks."""
-    chunk = make_chunk(step, config.window, probe)
+    # A minibatch fit's step holds its data: not kept beyond the fit.
+    chunk = (make_chunk(step, config.window, probe) if feed is not None else
+             reused(make_chunk, step, config.window, probe))
     t0 = time.perf_counter()
     trace: list[np.ndarray] = []
     done, stale, best, spread0, prior_seconds = 0, 0, -np.inf, None, 0.0

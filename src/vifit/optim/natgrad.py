@@ -124,7 +124,7 @@ def make_natgrad_step(family: Family, log_density, draws: int, rho: float,
 def run_natgrad(args: RunArgs) -> tuple[Any, dict[str, Any]]:
     """Runner for ``fit(..., optimizer="natgrad")``: the compiled loop over iBLR steps.
     ``lr`` is the step size rho (default 0.2); ``draws`` default 16."""
-    from vifit.optim.loop import LoopConfig, make_probe, run_loop
+    from vifit.optim.loop import LoopConfig, make_probe, reused, run_loop
 
     if not args.target.differentiable:
         raise ConfigError("optimizer 'natgrad' needs gradients of log p; this target is "
@@ -138,13 +138,14 @@ def run_natgrad(args: RunArgs) -> tuple[Any, dict[str, Any]]:
     if not max_step > 0:
         raise ConfigError(f"natgrad's max_step must be positive, got {max_step}.")
     density = args.minibatch if args.minibatch is not None else args.target.log_density
-    step = make_natgrad_step(args.family, density, draws, rho, hessian, max_step)
+    build = reused if args.minibatch is None else (lambda make, *a: make(*a))
+    step = build(make_natgrad_step, args.family, density, draws, rho, hessian, max_step)
     state = State(params=args.params, opt_state=(), key=args.key,
                   rejected=jnp.zeros((), jnp.int32))
     config = LoopConfig(max_steps=args.max_steps, draws=draws, window=args.window,
                         patience=args.patience, tol=args.tol)
     loop = run_loop(state, step, config, on_window=args.on_window,
-                    probe=make_probe(args.family), checkpoint=args.checkpoint,
+                    probe=reused(make_probe, args.family), checkpoint=args.checkpoint,
                     feed=args.minibatch, family=args.family)
     return loop, {"natgrad": {"rho": rho, "hessian": _check(args.family, hessian),
                               "draws": draws, "max_step": max_step}}

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 
 from vifit.errors import ConfigError
 from vifit.objectives import get_objective
-from vifit.optim.loop import LoopConfig, LoopResult, State, make_probe, make_step, run_loop
+from vifit.optim.loop import (LoopConfig, LoopResult, State, make_probe, make_step, reused,
+                              run_loop)
 from vifit.optim.lr_search import search_lr
 from vifit.optim.optimizers import make_optimizer
 from vifit.optim.runner import RunArgs
@@ -35,8 +36,10 @@ def run_optax(args: RunArgs) -> tuple[LoopResult, dict[str, Any]]:
             lr, params, info["lr_search"] = search_lr(obj, est, fam, target.log_density,
                                                       args.optimizer, params, args.init_key,
                                                       args.draws)
-    opt = make_optimizer(args.optimizer, lr=DEFAULT_LR if lr is None else lr,
-                         schedule=args.schedule, steps=args.max_steps)
+    # The same optimizer object for the same settings, so that the step and loop made from
+    # it are reused too (``reused``).
+    opt = reused(_optimizer, args.optimizer, DEFAULT_LR if lr is None else lr, args.schedule,
+                 args.max_steps)
     config = LoopConfig(max_steps=args.max_steps, draws=args.draws, window=args.window,
                         patience=args.patience, tol=args.tol, direction=obj.direction)
     key = args.key
@@ -62,13 +65,18 @@ def run_optax(args: RunArgs) -> tuple[LoopResult, dict[str, Any]]:
     return loop, info
 
 
+def _optimizer(name, lr, schedule, steps: int):
+    return make_optimizer(name, lr=lr, schedule=schedule, steps=steps)
+
+
 def _loop(args: RunArgs, obj, est, opt, params, key, config: LoopConfig, on_window,
           checkpoint) -> LoopResult:
     state = State(params=params, opt_state=opt.init(params), key=key,
                   rejected=jnp.zeros((), jnp.int32))
     density = args.minibatch if args.minibatch is not None else args.target.log_density
-    step = make_step(obj, est, args.family, density, opt, config.draws)
+    build = reused if args.minibatch is None else (lambda make, *a: make(*a))
+    step = build(make_step, obj, est, args.family, density, opt, config.draws)
     with single_threaded_blas():
         return run_loop(state, step, config, on_window=on_window,
-                        probe=make_probe(args.family), checkpoint=checkpoint,
+                        probe=reused(make_probe, args.family), checkpoint=checkpoint,
                         feed=args.minibatch, family=args.family)
