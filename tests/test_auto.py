@@ -50,7 +50,53 @@ def test_auto_keeps_the_gaussian_on_a_gaussian_target(capsys):
     assert auto["chosen"] == "fullrank" and [r["stage"] for r in auto["decisions"]] == [
         "pathfinder", "mode search", "fullrank"]
     assert result.info["modes"]["found"] == 1 and result.info["modes"]["covered_by_q"] == 1
+    # natgrad from the default start converges on a Gaussian: Pathfinder is not run
+    assert auto["decisions"][0]["decision"].startswith("not run")
     assert "k-hat" in auto["decisions"][2]["why"] and result.khat < 0.5
     assert abs(result.log_z - log_z) < z_bound(1e-3) * result.log_z_se + 1e-4
     with pytest.raises(vifit.ConfigError, match="chooses the estimator"):
         vifit.fit(vifit.Target(log_density, dim=4), "auto", optimizer="sgd")
+
+
+def _scaled_regression(n: int = 200):
+    """Earnings-on-height-like regression on the raw scale (intercept ~ -6e4, slope ~ 1e3,
+    noise sd ~ 2e4), flat priors on the coefficients and on sigma (z = log sigma): natgrad from
+    the default start (0, 0, 0) overflows. Returns the target and its exact log Z:
+    integrating out beta leaves (2 pi) |X'X|^-1/2 s^(2-n) exp(-R / 2s^2) with R the least-squares
+    residual sum, and over u = log s, with the Jacobian s of the flat prior on s,
+    1/2 (2/R)^((n-3)/2) Gamma((n-3)/2)."""
+    import jax.numpy as jnp
+    import numpy as np
+    from scipy.special import gammaln
+
+    rng = np.random.default_rng(0)
+    h = rng.normal(66.0, 4.0, n)
+    y = -60000.0 + 1300.0 * h + rng.normal(0.0, 19000.0, n)
+    x = np.stack([np.ones(n), h], axis=1)
+    resid = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+    r = float(resid @ resid)
+    log_z = (math.log(2 * math.pi) - 0.5 * np.linalg.slogdet(x.T @ x)[1] + math.log(0.5)
+             + 0.5 * (n - 3) * math.log(2.0 / r) + gammaln(0.5 * (n - 3)))
+    hj, yj = jnp.asarray(h), jnp.asarray(y)
+
+    def log_density(z):
+        b0, b1, log_s = z[0], z[1], z[2]
+        return jnp.sum(-0.5 * ((yj - b0 - b1 * hj) / jnp.exp(log_s)) ** 2) - (n - 1) * log_s
+
+    return vifit.Target(log_density, dim=3), float(log_z)
+
+
+def test_auto_asks_pathfinder_for_a_start_where_the_default_one_fails():
+    """On a badly scaled regression natgrad from the default start fails; auto then fits again
+    from Pathfinder's start, and the answer is right: the ELBO is a lower bound on the exact
+    log Z and the importance-sampling log Z agrees with it."""
+    target, log_z = _scaled_regression()
+    result = vifit.fit(target, "auto", seed=0, progress=False)
+    first = result.info["auto"]["decisions"][0]
+    assert first["stage"] == "pathfinder"
+    assert "from the default start stopped" in first["why"]
+    assert first["decision"] == "start the full-rank Gaussian from Pathfinder's"
+    z = z_bound(1e-3, 2)
+    assert result.elbo < log_z + z * result.elbo_se
+    # 1e-3: float32 rounding of a log p near -2000 nats
+    assert abs(result.log_z - log_z) < z * result.log_z_se + 1e-3
