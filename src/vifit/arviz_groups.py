@@ -55,7 +55,7 @@ def draw_groups(result: FitResult, key: jax.Array | int = 0, n: int = 4000,
     of that group alone})``; arrays of draws have leading axes (chain = 1, draw = n)."""
     z, weighting = result._sample_z(key, n, resample)
     target = result.target
-    values = target.in_model_order(jax.vmap(target.constrain)(z))
+    values = target.in_model_order(target.batch_constrain(z))
     posterior = {k: np.asarray(v)[None, ...] for k, v in values.items()}
     z = np.asarray(z)
     attrs: dict[str, Any] = {"inference_library": "vifit", "family": result.family.name,

@@ -116,7 +116,7 @@ class FitResult:
     @classic_threefry
     def sample_unconstrained(self, key: jax.Array, n: int) -> jax.Array:
         """``n`` draws of z from q, shape ``(n, dim)``."""
-        return self.family.sample(self.params, key, n)
+        return _sampler(self.family, n)(self.params, key)
 
     @classic_threefry
     def sample(self, key: jax.Array | int, n: int = 1000,
@@ -133,7 +133,7 @@ class FitResult:
                 ) -> tuple[dict[str, np.ndarray], str]:
         """``sample()``'s draws and how they were made: "psis-resampled" or "q"."""
         z, weighting = self._sample_z(key, n, resample)
-        values = self.target.in_model_order(jax.vmap(self.target.constrain)(z))
+        values = self.target.in_model_order(self.target.batch_constrain(z))
         return {k: np.asarray(v) for k, v in values.items()}, weighting
 
     @classic_threefry
@@ -167,9 +167,8 @@ class FitResult:
         """Names and draws ``(n, m)`` of every scalar of the constrained parameters."""
         if isinstance(key, int):
             key = jax.random.key(key)
-        names, flat = self.target.constrained_names()
-        z = self.sample_unconstrained(key, n)
-        return names, np.asarray(jax.vmap(flat)(z))
+        names, _ = self.target.constrained_names()
+        return names, np.asarray(self.target.batch_flat(self.sample_unconstrained(key, n)))
 
     @classic_threefry
     def summary(self, key: jax.Array | int = 0, n: int = 4000, weighted: bool | None = None):
@@ -216,8 +215,8 @@ class FitResult:
         Quantiles are q's, moved and scaled to the corrected mean and sd."""
         if isinstance(key, int):
             key = jax.random.key(key)
-        names, flat = self.target.constrained_names()
-        big = np.asarray(jax.vmap(flat)(self.sample_unconstrained(key, n)), dtype=np.float64)
+        big = np.asarray(self.target.batch_flat(self.sample_unconstrained(key, n)),
+                         dtype=np.float64)
         mean_q, sd_q = big.mean(0), big.std(0, ddof=1)
         mean = mean_q + (weights @ small - small.mean(0))
         second = (big**2).mean(0) + (weights @ small**2 - (small**2).mean(0))
@@ -245,14 +244,14 @@ class FitResult:
         if isinstance(key, int):
             key = jax.random.key(key)
         weighted = self.use_weights() if weighted is None else weighted
-        names, flat = self.target.constrained_names()
+        names, _ = self.target.constrained_names()
         if not weighted:
             z = self.sample_unconstrained(key, n)
-            return names, np.asarray(jax.vmap(flat)(z)), None
+            return names, np.asarray(self.target.batch_flat(z)), None
         from vifit.evidence.importance import psis_weights
 
         z, logw = self._logw_pool(key, n)
-        values = jax.vmap(flat)(jnp.asarray(z))
+        values = self.target.batch_flat(jnp.asarray(z))
         weights, _ = psis_weights(np.asarray(logw, dtype=np.float64))
         values = np.array(values, dtype=np.float64)  # a writable copy (x64 arrays are views)
         bad = ~np.all(np.isfinite(values), axis=1)
@@ -366,6 +365,13 @@ class FitResult:
 # the fit's final evaluation (n_eval = 4000 by default), the summaries and the resampling pool
 # all run that same program instead of compiling one each.
 DRAW_BLOCK = 4000
+
+
+@functools.lru_cache(maxsize=32)
+def _sampler(family: Family, n: int):
+    """``(params, key) -> z (n, d)``: ``family.sample`` jitted (a flow sampled eagerly ran its
+    layers op by op, each a program compiled once per process)."""
+    return jax.jit(lambda params, key: family.sample(params, key, n))
 
 
 @functools.lru_cache(maxsize=32)

@@ -281,9 +281,33 @@ class Target:
         before ``z[2]``)."""
         keys = getattr(self, "_constrained_keys", None)
         if keys is None:
-            keys = list(self.constrain(self.init).keys())
-            self._constrained_keys = keys
+            order: list[str] = []
+
+            def constrain(z):  # traced for shapes only: no program runs (eagerly: several)
+                values = self.constrain(z)
+                order.extend(values.keys())
+                return values
+
+            jax.eval_shape(constrain, jax.ShapeDtypeStruct((self.dim,), self.init.dtype))
+            keys = self._constrained_keys = order
         return keys
+
+    def batch_constrain(self, z: Array) -> dict[str, Array]:
+        """``constrain`` at each row of ``z (n, dim)``: ``{name: (n, ...)}``, by one jitted
+        program kept on the target (run eagerly, a model's transforms were a dozen small
+        programs compiled for every summary and file of a fit)."""
+        run = getattr(self, "_batch_constrain", None)
+        if run is None:
+            run = self._batch_constrain = jax.jit(jax.vmap(self.constrain))
+        return run(z)
+
+    def batch_flat(self, z: Array) -> Array:
+        """The flat constrained values ``(n, m)`` at the rows of ``z (n, dim)``, in the order of
+        ``constrained_names``; one jitted program kept on the target."""
+        run = getattr(self, "_batch_flat", None)
+        if run is None:
+            run = self._batch_flat = jax.jit(jax.vmap(self.constrained_names()[1]))
+        return run(z)
 
     def in_model_order(self, values: dict[str, Any]) -> dict[str, Any]:
         """``values`` (a dict keyed by constrained name) re-ordered as the model orders them."""
