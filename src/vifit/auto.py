@@ -47,10 +47,11 @@ KHAT_UNRELIABLE = 0.7
 # reached -64.8 (docs/families.md, "Choosing for you").
 NATGRAD_MAX_DIM = 200
 # Natural-gradient steps from the target's default start before auto asks Pathfinder for one.
-# From Pathfinder's start natgrad converged in 500-800 steps on the posteriordb models; from
-# the default start it converged in 500-1000 to the same ELBO (to 1e-4 nats) on 7 of 9, and
-# failed on the two badly scaled regressions (earn_height, logearn_interaction), which then
-# take the old path. Pathfinder's program took 2-2.5 s of compiling.
+# On the 17 posteriordb models and eight schools natgrad from the default start converged in
+# 500-1000 steps on 15, to the Gaussian it reached from Pathfinder's start (ELBO equal to 1e-3
+# nats), and overflowed within 200 steps on the three raw-scale regressions (earn_height,
+# logearn_interaction, kilpisjarvi), which then take the old path (docs/bench.md, "Pathfinder
+# only when needed"). Pathfinder's program took 2-2.5 s of compiling.
 DIRECT_STEPS = 2000
 
 

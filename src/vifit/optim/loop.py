@@ -31,7 +31,6 @@ loop resumes from it.
 from __future__ import annotations
 
 import functools
-
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
