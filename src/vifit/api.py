@@ -33,7 +33,12 @@ def _timed(fit_fn):
     @functools.wraps(fit_fn)
     @classic_threefry
     def timed_fit(*args, **kwargs) -> FitResult:
+        from vifit import freshness
+
+        target = args[0] if args else kwargs.get("target")
         with timed() as timing:
+            if isinstance(target, Target):
+                freshness.check(target)  # kept programs of a density that has changed
             result = fit_fn(*args, **kwargs)
         return replace(result, info={**result.info, "timing": timing.as_dict()})
 

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from vifit.estimators import Estimator
 from vifit.evidence.importance import importance_log_z
 from vifit.families import Family
 from vifit.families.base import Params
+from vifit.freshness import kept
 from vifit.objectives import Objective
 from vifit.optim.runner import RunArgs, runner_for
 from vifit.progress import FitProgress
@@ -228,7 +228,7 @@ def _check_start(target: Target, family: Family, params: Params, key: jax.Array,
         )
 
 
-@functools.lru_cache(maxsize=32)
+@kept(32)
 def _start_log_p(family: Family, target: Target, n: int):
     """Jitted ``(params, key) -> log p (n,)`` at ``n`` draws of q: one program (in the
     persistent cache once compiled) where eager sampling ran a flow's layers op by op, about

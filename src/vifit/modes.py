@@ -35,7 +35,6 @@ proof that there is one mode.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from typing import Any, NamedTuple
@@ -47,6 +46,7 @@ import numpy as np
 import optax
 
 from vifit.blocks import in_blocks
+from vifit.freshness import kept
 from vifit.rng import standard_normal
 from vifit.target import Target
 
@@ -285,7 +285,7 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
     return ModeSearch(modes, ridges, unconverged, starts, steps, time.perf_counter() - t0)
 
 
-@functools.lru_cache(maxsize=8)
+@kept(8)
 def _segment(batch_log_density):
     """Jitted ``(a, b) -> log p`` at ``SEGMENT_POINTS`` interior points of the segment a-b."""
     ts = np.linspace(0.0, 1.0, SEGMENT_POINTS + 2)[1:-1]
@@ -293,12 +293,12 @@ def _segment(batch_log_density):
         a[None, :] + jnp.asarray(ts, a.dtype)[:, None] * (b - a)[None, :]))
 
 
-@functools.lru_cache(maxsize=8)
+@kept(8)
 def _hessian(log_density):
     return jax.jit(jax.hessian(log_density))
 
 
-@functools.lru_cache(maxsize=8)
+@kept(8)
 def _climber(log_density, steps: int, lr: float):
     """Adam ascent on log p, compiled once per (log density, steps, lr): called with per-start
     frames ``cs (n, d)``, ``chols (n, d, d)`` and whitened starts ``u0 (n, d)``, it returns the

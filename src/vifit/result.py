@@ -18,6 +18,7 @@ from vifit.evidence.tails import (defensive_pool, tail_verdict, tails_apply, use
 from vifit.evidence.verdict import SEARCH_BLIND_DIM, multimode_blind
 from vifit.jsonio import jsonable as _jsonable
 from vifit.families.base import Family, Params
+from vifit.freshness import kept
 from vifit.rng import classic_threefry
 from vifit.target import Target
 
@@ -374,7 +375,7 @@ def _sampler(family: Family, n: int):
     return jax.jit(lambda params, key: family.sample(params, key, n))
 
 
-@functools.lru_cache(maxsize=32)
+@kept(32)
 def _draw_block(family: Family, target: Target, n: int):
     """A jitted ``(params, key) -> (z (n, d), log p - log q (n,), widened)`` for draws of q;
     ``widened`` = (``n`` more draws ``(n, d)`` of the tail check's defensive mixture, and log q,

@@ -265,6 +265,9 @@ def evidence(
                           f"target has {target.dim} coordinates; pass the target you fitted.")
     if draws < 2 * iwae_k:
         raise ConfigError(f"draws ({draws}) must be at least 2 * iwae_k ({2 * iwae_k}).")
+    from vifit import freshness
+
+    freshness.check(target)  # kept programs of a density that has changed since the fit
     if ais is True and not target.differentiable:
         ais = False  # the default skips what cannot run; the verdict says AIS was not run
     if ais is not False and not target.differentiable:

@@ -30,7 +30,6 @@ loop resumes from it.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -41,6 +40,7 @@ import numpy as np
 import optax
 
 from vifit.estimators.base import Estimator, LogDensity
+from vifit.freshness import kept_dict
 from vifit.families.base import Family, Params
 from vifit.objectives.base import Array, Objective
 
@@ -92,23 +92,29 @@ PROBE_DRAWS = 32
 _PROBE_SALT = 0x5EED
 
 
+# What ``reused`` built, oldest first (dropped by ``vifit.freshness.forget_all``).
+_REUSED = kept_dict()
+_REUSED_MAX = 32
+
+
 def reused(build: Callable[..., Any], *args: Any) -> Any:
     """``build(*args)``, the same object again for equal hashable ``args`` (the last 32): a
     step, probe or chunk made again for a second fit of the same target and settings (auto's
-    retry from Pathfinder's start, a fit with another seed) is then the same jitted function,
-    and JAX's in-process cache skips tracing and compiling it. Unhashable arguments (a callable
-    module holding arrays) build afresh; callers do not pass a minibatch feed, whose data the
-    cache would keep alive."""
+    retry from Pathfinder's start, a refit with another seed) is then the same jitted function,
+    and JAX's in-process cache skips tracing and compiling it. ``vifit.freshness`` drops them
+    all when the target's density now traces to another program (a global it reads was
+    rebound). Unhashable arguments (a callable module holding arrays) build afresh; callers do
+    not pass a minibatch feed, whose data the store would keep alive."""
+    key = (build, *args)
     try:
-        hash(args)
+        hash(key)
     except TypeError:
         return build(*args)
-    return _reused(build, *args)
-
-
-@functools.lru_cache(maxsize=32)
-def _reused(build: Callable[..., Any], *args: Any) -> Any:
-    return build(*args)
+    if key not in _REUSED:
+        while len(_REUSED) >= _REUSED_MAX:
+            _REUSED.pop(next(iter(_REUSED)))
+        _REUSED[key] = build(*args)
+    return _REUSED[key]
 
 
 def make_probe(family: Family) -> Callable[[Params, Array], Array]:
