@@ -13,6 +13,10 @@ program its ``log_density`` and ``constrain`` trace to at ``init``, with the val
 array they read (a hash of them). When the same functions now trace to another program, every
 kept program is dropped (``forget_all``). A trace of the density at one point costs
 milliseconds, against the seconds of compiling it saves.
+
+An array changed in place (``mu[:] = new``) is not seen: once JAX has used a NumPy array as a
+constant it keeps its first values (even a fresh ``jax.jit`` of the same density computed
+with the old ones), so nothing built on JAX can see that change; rebinding is seen.
 """
 
 from __future__ import annotations
