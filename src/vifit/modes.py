@@ -206,8 +206,12 @@ def climb_points(target: Target, points: Any, frame_mean: Any, frame_sd: Any, *,
 
 def _frame(target: Target, mean: Any, cov: Any):
     c = jnp.asarray(mean, dtype=target.init.dtype)
-    cov = jnp.asarray(cov, dtype=target.init.dtype)
-    return c, jnp.linalg.cholesky(cov + 1e-9 * jnp.eye(target.dim, dtype=c.dtype))
+    return c, _jittered_cholesky(jnp.asarray(cov, dtype=target.init.dtype))
+
+
+@jax.jit
+def _jittered_cholesky(cov):
+    return jnp.linalg.cholesky(cov + 1e-9 * jnp.eye(cov.shape[0], dtype=cov.dtype))
 
 
 def _finite(ends: np.ndarray, logp: np.ndarray) -> np.ndarray:

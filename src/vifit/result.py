@@ -299,11 +299,11 @@ class FitResult:
 
     def mean(self) -> np.ndarray:
         """Mean of q on the unconstrained scale, ``(dim,)``."""
-        return np.asarray(self.family.mean(self.params))
+        return np.asarray(_family_fn(self.family, "mean")(self.params))
 
     def covariance(self) -> np.ndarray:
         """Covariance of q on the unconstrained scale, ``(dim, dim)``."""
-        return np.asarray(self.family.covariance(self.params))
+        return np.asarray(_family_fn(self.family, "covariance")(self.params))
 
     @property
     def bracket(self) -> dict[str, float | None]:
@@ -366,6 +366,13 @@ class FitResult:
 # the fit's final evaluation (n_eval = 4000 by default), the summaries and the resampling pool
 # all run that same program instead of compiling one each.
 DRAW_BLOCK = 4000
+
+
+@functools.lru_cache(maxsize=32)
+def _family_fn(family: Family, name: str):
+    """``family.<name>`` (mean, covariance) jitted: eagerly a Cholesky factor's few operations
+    were each a program compiled once per process."""
+    return jax.jit(getattr(family, name))
 
 
 @functools.lru_cache(maxsize=32)

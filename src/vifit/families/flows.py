@@ -42,8 +42,9 @@ from flowjax.distributions import StandardNormal
 from flowjax.flows import coupling_flow
 from flowjax.utils import get_ravelled_pytree_constructor
 
+from vifit.arrays import on_device
 from vifit.families.base import Array, Family, Params
-from vifit.families.gaussian import _cholesky, cholesky_to_raw
+from vifit.families.gaussian import _cholesky, raw_from_cov
 from vifit.rng import numpy_rng
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -121,13 +122,15 @@ class _CouplingFlow(Family):
         else:
             flow = _redraw_hidden(built[0], key)
         flow, _ = eqx.partition(flow, eqx.is_inexact_array, is_leaf=_is_frozen)
-        loc = jnp.zeros(dim) if loc is None else jnp.asarray(loc, dtype=jnp.result_type(float))
-        return {"loc": loc, "chol": jnp.eye(dim) * jnp.log(self.init_scale), "flow": flow}
+        loc = on_device(np.zeros(dim)) if loc is None else jnp.asarray(
+            loc, dtype=jnp.result_type(float))
+        return {"loc": loc, "chol": on_device(np.eye(dim) * math.log(self.init_scale)),
+                "flow": flow}
 
     def from_gaussian(self, mean: Array, cov: Array) -> Params:
         params = self.init(jax.random.key(_STRUCTURE_SEED), mean.shape[-1])
         return {**params, "loc": jnp.asarray(mean),
-                "chol": cholesky_to_raw(jnp.linalg.cholesky(cov))}
+                "chol": raw_from_cov(jnp.asarray(cov))}
 
     def _base_sample(self, key: Array, shape: tuple[int, ...], dtype) -> Array:
         if self.tail_df is None:
@@ -192,8 +195,8 @@ def _redraw_hidden(flow, key: Array):
     for i in range(0, len(old), 2):
         weight, bias = old[i], old[i + 1]
         lim = 1.0 / math.sqrt(weight.shape[-1])
-        fresh += [jnp.asarray(rng.uniform(-lim, lim, weight.shape), weight.dtype),
-                  jnp.asarray(rng.uniform(-lim, lim, bias.shape), bias.dtype)]
+        fresh += [on_device(rng.uniform(-lim, lim, weight.shape), weight.dtype),
+                  on_device(rng.uniform(-lim, lim, bias.shape), bias.dtype)]
     return eqx.tree_at(hidden, flow, fresh) if old else flow
 
 
@@ -217,7 +220,7 @@ def _skeleton(family: "_CouplingFlow", dim: int):
         if not isinstance(leaf, jax.ShapeDtypeStruct):
             filled.append(leaf)
         elif jnp.issubdtype(leaf.dtype, jnp.floating) and in_mlp:
-            filled.append(jnp.zeros(leaf.shape, leaf.dtype))
+            filled.append(on_device(np.zeros(leaf.shape), leaf.dtype))
         elif name in ("permutation", "inverse_permutation") and len(leaf.shape) >= 1:
             owner = jax.tree_util.keystr(path[:at])
             if owner not in perms:
@@ -225,7 +228,7 @@ def _skeleton(family: "_CouplingFlow", dim: int):
                 perms[owner] = np.stack([rng.permutation(leaf.shape[-1]) for _ in range(rows)])
             perm = perms[owner]
             value = perm if name == "permutation" else np.argsort(perm, axis=-1)
-            filled.append(jnp.asarray(value.reshape(leaf.shape), leaf.dtype))
+            filled.append(on_device(value.reshape(leaf.shape), leaf.dtype))
         else:
             return family._build(jax.random.key(_STRUCTURE_SEED), dim)
     flow = jax.tree_util.tree_unflatten(treedef, filled)
@@ -283,8 +286,13 @@ class SplineFlow(_CouplingFlow):
 
 
 def _affine_min_scale(min_scale: float) -> Affine:
-    from paramax.utils import inv_softplus
-
-    scale = paramax.Parameterize(lambda x: jax.nn.softplus(x) + min_scale,
-                                 inv_softplus(1.0 - min_scale))
-    return eqx.tree_at(lambda a: a.scale, Affine(), replace=scale)
+    # softplus^-1(1 - min_scale) in NumPy: paramax's inv_softplus ran eight small programs.
+    raw = np.log(-np.expm1(-(1.0 - min_scale))) + (1.0 - min_scale)
+    scale = paramax.Parameterize(lambda x: jax.nn.softplus(x) + min_scale, on_device(raw))
+    # Affine()'s own constructor runs inv_softplus eagerly too: its shape alone, then filled.
+    try:
+        affine = eqx.tree_at(lambda a: a.loc, eqx.filter_eval_shape(Affine),
+                             on_device(np.zeros(())))
+    except Exception:  # a flowjax whose Affine this does not fit: build it as it builds
+        affine = Affine()
+    return eqx.tree_at(lambda a: a.scale, affine, replace=scale)

@@ -13,7 +13,9 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+import numpy as np
 
+from vifit.arrays import on_device
 from vifit.errors import ConfigError
 from vifit.families.base import Array, Family, Params, gaussian_entropy
 
@@ -35,7 +37,9 @@ def _draws_and_log_prob(loc: Array, eps: Array, z: Array, log_det_scale: Array,
 
 
 def _loc(dim: int, loc: Array | None) -> Array:
-    return jnp.zeros(dim) if loc is None else jnp.asarray(loc, dtype=jnp.result_type(float))
+    if loc is None:
+        return on_device(np.zeros(dim))
+    return jnp.asarray(loc, dtype=jnp.result_type(float))
 
 
 class MeanField(Family):
@@ -47,7 +51,8 @@ class MeanField(Family):
 
     def init(self, key: Array, dim: int, loc: Array | None = None) -> Params:
         del key
-        return {"loc": _loc(dim, loc), "log_scale": jnp.full(dim, jnp.log(self.init_scale))}
+        return {"loc": _loc(dim, loc),
+                "log_scale": on_device(np.full(dim, math.log(self.init_scale)))}
 
     def sample(self, params: Params, key: Array, n: int) -> Array:
         eps = jax.random.normal(key, (n,) + params["loc"].shape)
@@ -84,6 +89,12 @@ def cholesky_to_raw(chol: Array) -> Array:
     return jnp.tril(chol, -1) + jnp.diag(jnp.log(jnp.diag(chol)))
 
 
+@jax.jit
+def raw_from_cov(cov: Array) -> Array:
+    """``cholesky_to_raw(cholesky(cov))`` as one program (eagerly, five)."""
+    return cholesky_to_raw(jnp.linalg.cholesky(cov))
+
+
 def _cholesky(raw: Array) -> Array:
     """Lower-triangular factor with a positive diagonal from an unconstrained square matrix:
     strictly-lower part as is, diagonal through exp (so the diagonal of ``raw`` is log-scale)."""
@@ -103,7 +114,7 @@ class FullRank(Family):
 
     def init(self, key: Array, dim: int, loc: Array | None = None) -> Params:
         del key
-        return {"loc": _loc(dim, loc), "chol": jnp.eye(dim) * jnp.log(self.init_scale)}
+        return {"loc": _loc(dim, loc), "chol": on_device(np.eye(dim) * math.log(self.init_scale))}
 
     def sample(self, params: Params, key: Array, n: int) -> Array:
         eps = jax.random.normal(key, (n,) + params["loc"].shape)
@@ -135,7 +146,7 @@ class FullRank(Family):
         return chol @ chol.T
 
     def from_gaussian(self, mean: Array, cov: Array) -> Params:
-        return {"loc": jnp.asarray(mean), "chol": cholesky_to_raw(jnp.linalg.cholesky(cov))}
+        return {"loc": jnp.asarray(mean), "chol": raw_from_cov(jnp.asarray(cov))}
 
 
 class LowRank(Family):
@@ -159,7 +170,7 @@ class LowRank(Family):
         return {
             "loc": _loc(dim, loc),
             "factor": 0.01 * self.init_scale * jax.random.normal(key, (dim, rank)),
-            "log_scale": jnp.full(dim, jnp.log(self.init_scale)),
+            "log_scale": on_device(np.full(dim, math.log(self.init_scale))),
         }
 
     def sample(self, params: Params, key: Array, n: int) -> Array:

@@ -71,7 +71,8 @@ def _optimizer(name, lr, schedule, steps: int):
 
 def _loop(args: RunArgs, obj, est, opt, params, key, config: LoopConfig, on_window,
           checkpoint) -> LoopResult:
-    state = State(params=params, opt_state=opt.init(params), key=key,
+    # One program for the optimizer's state (eagerly, one per parameter shape and op).
+    state = State(params=params, opt_state=reused(jax.jit, opt.init)(params), key=key,
                   rejected=jnp.zeros((), jnp.int32))
     density = args.minibatch if args.minibatch is not None else args.target.log_density
     build = reused if args.minibatch is None else (lambda make, *a: make(*a))
