@@ -23,24 +23,32 @@ def test_a_flow_beats_the_full_rank_gaussian(make):
 
     On the banana the k-hat gap must exceed 2 asymptotic standard errors of the difference (a
     gap this large between equal k-hats has probability < 2.3%). On the funnel we only ask for
-    a lower point estimate: measured gaps there were 0.10-0.15 against a 2-sd margin of 0.16,
-    the flow fits the funnel's bulk (KL from ~0.9 to ~0.05 nats) but not reliably its tails
-    (docs/families.md, "Tails"). The banana's margin holds at this seed since flows default to
-    patience 20; across seeds the flow's k-hat is not reliably lower (seed 2: 0.75 against
-    0.78, docs/families.md "Stopping"): reverse KL does not control the tails."""
+    a lower k-hat on average over seeds 0-2: the flow fits the funnel's bulk (KL from ~0.9 to
+    ~0.05 nats) but not reliably its tails (docs/families.md, "Tails"). Measured gaps, seeds
+    0-3: 0.02, 0.09, 0.15, 0.29 (Python 3.11, jax 0.10) and -0.01, 0.21, 0.23, 0.23 (3.12,
+    jax 0.12), each with an sd of about 0.07: one seed alone is within noise of zero. The
+    banana's margin holds at this seed since flows default to patience 20; across seeds the
+    flow's k-hat is not reliably lower (seed 2: 0.75 against 0.78, docs/families.md
+    "Stopping"): reverse KL does not control the tails."""
     target = make()
-    result = fit_auto(target, seed=0, n_eval=N_EVAL, progress=False, verbose=False)
-    rows = {row["stage"]: row for row in result.info["auto"]["decisions"]}
-    gauss, flow = rows["fullrank"], rows["realnvp"]
-    assert gauss["khat"] > 0.5  # the Gaussian is not good enough: the reason to try a flow
-    assert result.info["auto"]["chosen"] == "realnvp" and result.family.name == "realnvp"
-    gain_se = math.hypot(gauss["elbo_se"], flow["elbo_se"])
-    assert flow["elbo"] - gauss["elbo"] > z_bound(1e-3) * gain_se
-    k_sd = math.hypot(_khat_sd(gauss["khat"], N_EVAL), _khat_sd(flow["khat"], N_EVAL))
-    margin = 2.0 * k_sd if target.name == "banana" else 0.0
-    assert gauss["khat"] - flow["khat"] > margin
-    # log Z = 0 for both shapes: the flow's ELBO is a lower bound on it
-    assert result.elbo < z_bound(1e-3) * result.elbo_se
+    seeds = [0] if target.name == "banana" else [0, 1, 2]
+    gaps = []
+    for seed in seeds:
+        result = fit_auto(target, seed=seed, n_eval=N_EVAL, progress=False, verbose=False)
+        rows = {row["stage"]: row for row in result.info["auto"]["decisions"]}
+        gauss, flow = rows["fullrank"], rows["realnvp"]
+        assert gauss["khat"] > 0.5  # the Gaussian is not good enough: the reason to try a flow
+        assert result.info["auto"]["chosen"] == "realnvp" and result.family.name == "realnvp"
+        gain_se = math.hypot(gauss["elbo_se"], flow["elbo_se"])
+        assert flow["elbo"] - gauss["elbo"] > z_bound(1e-3) * gain_se
+        # log Z = 0 for both shapes: the flow's ELBO is a lower bound on it
+        assert result.elbo < z_bound(1e-3) * result.elbo_se
+        gaps.append(gauss["khat"] - flow["khat"])
+        k_sd = math.hypot(_khat_sd(gauss["khat"], N_EVAL), _khat_sd(flow["khat"], N_EVAL))
+    if target.name == "banana":
+        assert gaps[0] > 2.0 * k_sd
+    else:
+        assert sum(gaps) / len(gaps) > 0.0
 
 
 def test_auto_keeps_the_gaussian_on_a_gaussian_target(capsys):
