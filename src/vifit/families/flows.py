@@ -291,8 +291,12 @@ def _affine_min_scale(min_scale: float) -> Affine:
     scale = paramax.Parameterize(lambda x: jax.nn.softplus(x) + min_scale, on_device(raw))
     # Affine()'s own constructor runs inv_softplus eagerly too: its shape alone, then filled.
     try:
-        affine = eqx.tree_at(lambda a: a.loc, eqx.filter_eval_shape(Affine),
-                             on_device(np.zeros(())))
-    except Exception:  # a flowjax whose Affine this does not fit: build it as it builds
-        affine = Affine()
-    return eqx.tree_at(lambda a: a.scale, affine, replace=scale)
+        affine = eqx.tree_at(lambda a: (a.loc, a.scale), eqx.filter_eval_shape(Affine),
+                             (on_device(np.zeros(())), scale))
+        shapes_left = any(isinstance(leaf, jax.ShapeDtypeStruct)
+                          for leaf in jax.tree.leaves(affine, is_leaf=_is_frozen))
+    except Exception:
+        shapes_left = True
+    if shapes_left:  # a flowjax whose Affine has other parts: build it as flowjax does
+        affine = eqx.tree_at(lambda a: a.scale, Affine(), replace=scale)
+    return affine
