@@ -17,7 +17,7 @@ import numpy as np
 
 from vifit.blocks import in_blocks
 from vifit.modes import log_sum_exp, search_modes
-from vifit.result import FitResult
+from vifit.result import FitResult, family_program
 from vifit.target import Target
 
 
@@ -48,7 +48,7 @@ def with_mode_check(result: FitResult) -> FitResult:
             or result.verdict.label not in ("good", "usable with care")):
         return result
     try:
-        mean, cov = result.family.mean(result.params), result.family.covariance(result.params)
+        mean, cov = result.mean(), result.covariance()
     except NotImplementedError:
         z = np.asarray(result.sample_unconstrained(jax.random.key(result.seed), 4000),
                        np.float64)
@@ -106,7 +106,7 @@ def _log_q_at_own_draws(result: FitResult, key, n: int) -> np.ndarray:
         # widened: (z_far, log q at all 2m draws with q's m first, log p, log m)
         return np.concatenate([np.asarray(b[2][1][:b[0].shape[0]]) for b in blocks])[:n]
     z = result.sample_unconstrained(key, n)
-    return np.asarray(result.family.batch_log_prob(result.params, z))
+    return np.asarray(family_program(result.family, "batch_log_prob")(result.params, z))
 
 
 # log q at given points runs in blocks of this many rows: one compiled program per family.
@@ -120,10 +120,5 @@ def _log_q_at(result: FitResult, points: np.ndarray) -> np.ndarray:
     if points.shape[0] == 0:
         return np.zeros(0)
     rows = np.asarray(points, result.target.init.dtype)
-    return in_blocks(functools.partial(_batch_log_prob(result.family), result.params), (rows,),
-                     _POINTS_BLOCK)[0]
-
-
-@functools.lru_cache(maxsize=16)
-def _batch_log_prob(family):
-    return jax.jit(family.batch_log_prob)
+    log_prob = family_program(result.family, "batch_log_prob")
+    return in_blocks(functools.partial(log_prob, result.params), (rows,), _POINTS_BLOCK)[0]

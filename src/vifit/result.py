@@ -299,11 +299,11 @@ class FitResult:
 
     def mean(self) -> np.ndarray:
         """Mean of q on the unconstrained scale, ``(dim,)``."""
-        return np.asarray(_family_fn(self.family, "mean")(self.params))
+        return np.asarray(family_program(self.family, "mean")(self.params))
 
     def covariance(self) -> np.ndarray:
         """Covariance of q on the unconstrained scale, ``(dim, dim)``."""
-        return np.asarray(_family_fn(self.family, "covariance")(self.params))
+        return np.asarray(family_program(self.family, "covariance")(self.params))
 
     @property
     def bracket(self) -> dict[str, float | None]:
@@ -369,9 +369,10 @@ DRAW_BLOCK = 4000
 
 
 @functools.lru_cache(maxsize=32)
-def _family_fn(family: Family, name: str):
-    """``family.<name>`` (mean, covariance) jitted: eagerly a Cholesky factor's few operations
-    were each a program compiled once per process."""
+def family_program(family: Family, name: str):
+    """``family.<name>`` (``mean``, ``covariance``, ``batch_log_prob``) jitted, one per family:
+    eagerly each operation (a Cholesky factor's few, a flow's layers) was a program compiled
+    once per process."""
     return jax.jit(getattr(family, name))
 
 

@@ -44,7 +44,7 @@ from flowjax.utils import get_ravelled_pytree_constructor
 
 from vifit.arrays import on_device
 from vifit.families.base import Array, Family, Params
-from vifit.families.gaussian import _cholesky, raw_from_cov
+from vifit.families.gaussian import FullRank, _cholesky, raw_from_cov
 from vifit.rng import numpy_rng
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -122,10 +122,8 @@ class _CouplingFlow(Family):
         else:
             flow = _redraw_hidden(built[0], key)
         flow, _ = eqx.partition(flow, eqx.is_inexact_array, is_leaf=_is_frozen)
-        loc = on_device(np.zeros(dim)) if loc is None else jnp.asarray(
-            loc, dtype=jnp.result_type(float))
-        return {"loc": loc, "chol": on_device(np.eye(dim) * math.log(self.init_scale)),
-                "flow": flow}
+        # the Gaussian part is FullRank's start: loc, and L = init_scale * I
+        return {**FullRank(init_scale=self.init_scale).init(key, dim, loc), "flow": flow}
 
     def from_gaussian(self, mean: Array, cov: Array) -> Params:
         params = self.init(jax.random.key(_STRUCTURE_SEED), mean.shape[-1])

@@ -97,14 +97,17 @@ _REUSED = kept_dict()
 _REUSED_MAX = 32
 
 
-def reused(build: Callable[..., Any], *args: Any) -> Any:
+def reused(build: Callable[..., Any], *args: Any, keep: bool = True) -> Any:
     """``build(*args)``, the same object again for equal hashable ``args`` (the last 32): a
     step, probe or chunk made again for a second fit of the same target and settings (auto's
     retry from Pathfinder's start, a refit with another seed) is then the same jitted function,
     and JAX's in-process cache skips tracing and compiling it. ``vifit.freshness`` drops them
     all when the target's density now traces to another program (a global it reads was
-    rebound). Unhashable arguments (a callable module holding arrays) build afresh; callers do
-    not pass a minibatch feed, whose data the store would keep alive."""
+    rebound). With ``keep=False`` (a minibatch fit, whose step holds its data: the store would
+    keep them alive) or unhashable arguments (a callable module holding arrays) it builds
+    afresh."""
+    if not keep:
+        return build(*args)
     key = (build, *args)
     try:
         hash(key)
@@ -217,9 +220,7 @@ def run_loop(state: State, step, config: LoopConfig,
     ``vifit.optim.resume.FitCheckpoint``) saves the state between chunks and resumes from it.
     ``feed`` (a ``vifit.data.minibatch.Minibatch``, with the ``family``) gives a batched step
     its inputs, chunk by chunk, and may refresh what the steps share between chunks."""
-    # A minibatch fit's step holds its data: not kept beyond the fit.
-    chunk = (make_chunk(step, config.window, probe) if feed is not None else
-             reused(make_chunk, step, config.window, probe))
+    chunk = reused(make_chunk, step, config.window, probe, keep=feed is None)
     t0 = time.perf_counter()
     trace: list[np.ndarray] = []
     done, stale, best, spread0, prior_seconds = 0, 0, -np.inf, None, 0.0

@@ -138,8 +138,8 @@ def run_natgrad(args: RunArgs) -> tuple[Any, dict[str, Any]]:
     if not max_step > 0:
         raise ConfigError(f"natgrad's max_step must be positive, got {max_step}.")
     density = args.minibatch if args.minibatch is not None else args.target.log_density
-    build = reused if args.minibatch is None else (lambda make, *a: make(*a))
-    step = build(make_natgrad_step, args.family, density, draws, rho, hessian, max_step)
+    step = reused(make_natgrad_step, args.family, density, draws, rho, hessian, max_step,
+                  keep=args.minibatch is None)
     state = State(params=args.params, opt_state=(), key=args.key,
                   rejected=jnp.zeros((), jnp.int32))
     config = LoopConfig(max_steps=args.max_steps, draws=draws, window=args.window,

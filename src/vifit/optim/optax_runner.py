@@ -38,8 +38,8 @@ def run_optax(args: RunArgs) -> tuple[LoopResult, dict[str, Any]]:
                                                       args.draws)
     # The same optimizer object for the same settings, so that the step and loop made from
     # it are reused too (``reused``).
-    opt = reused(_optimizer, args.optimizer, DEFAULT_LR if lr is None else lr, args.schedule,
-                 args.max_steps)
+    opt = reused(make_optimizer, args.optimizer, DEFAULT_LR if lr is None else lr,
+                 args.schedule, args.max_steps)
     config = LoopConfig(max_steps=args.max_steps, draws=args.draws, window=args.window,
                         patience=args.patience, tol=args.tol, direction=obj.direction)
     key = args.key
@@ -65,18 +65,14 @@ def run_optax(args: RunArgs) -> tuple[LoopResult, dict[str, Any]]:
     return loop, info
 
 
-def _optimizer(name, lr, schedule, steps: int):
-    return make_optimizer(name, lr=lr, schedule=schedule, steps=steps)
-
-
 def _loop(args: RunArgs, obj, est, opt, params, key, config: LoopConfig, on_window,
           checkpoint) -> LoopResult:
     # One program for the optimizer's state (eagerly, one per parameter shape and op).
     state = State(params=params, opt_state=reused(jax.jit, opt.init)(params), key=key,
                   rejected=jnp.zeros((), jnp.int32))
     density = args.minibatch if args.minibatch is not None else args.target.log_density
-    build = reused if args.minibatch is None else (lambda make, *a: make(*a))
-    step = build(make_step, obj, est, args.family, density, opt, config.draws)
+    step = reused(make_step, obj, est, args.family, density, opt, config.draws,
+                  keep=args.minibatch is None)
     with single_threaded_blas():
         return run_loop(state, step, config, on_window=on_window,
                         probe=reused(make_probe, args.family), checkpoint=checkpoint,
