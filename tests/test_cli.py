@@ -113,3 +113,26 @@ def test_other_libraries_warnings_go_to_a_log(tmp_path, verbose):
         assert "refactor notice" not in proc.stdout + proc.stderr
         assert "refactor notice" in (out / "warnings.log").read_text()
         assert "warnings.log" in proc.stderr and "--verbose" in proc.stderr
+
+
+@pytest.mark.parametrize("code, rc, err", [(None, 0, ""), (3, 3, ""), ("boom", 1, "boom")])
+def test_quick_exit_runs_the_exit_handlers_and_keeps_the_status(code, rc, err):
+    """The command line ends without the interpreter's teardown (``_leave``): the exit
+    handlers (the warnings log, JAX's clean-up) still run, output is flushed, and the exit
+    status is the one ``sys.exit(code)`` would give."""
+    script = ("import atexit, sys; from vifit.cli.main import _leave; "
+              "atexit.register(lambda: print('handler ran', flush=False)); "
+              "sys.stdout.write('buffered'); "
+              f"_leave({code!r})")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == rc
+    assert out.stdout == "bufferedhandler ran\n"
+    assert out.stderr.strip() == err
+
+
+def test_prefetch_leaves_a_failing_import_to_the_foreground():
+    from vifit.cli.prefetch import start
+
+    thread = start(("vifit_no_such_module", "json"))
+    thread.join(timeout=60)
+    assert not thread.is_alive() and "json" in sys.modules

@@ -73,14 +73,28 @@ def _xla_flags_after_cli(env_flags):
 
 
 def test_cli_compile_level_and_the_users_choice():
-    assert _xla_flags_after_cli({}) == "--xla_backend_optimization_level=1"
+    from vifit.cache import LEGACY_EMITTERS_FLAG, _jaxlib_version, LEGACY_EMITTERS_JAXLIB
+
+    legacy = _jaxlib_version().startswith(LEGACY_EMITTERS_JAXLIB)
+    quick = "--xla_backend_optimization_level=1" + (f" {LEGACY_EMITTERS_FLAG}" if legacy else "")
+    assert _xla_flags_after_cli({}) == quick
+    # a level of the user's choosing: full code generation, no legacy emitters
     assert _xla_flags_after_cli({"VIFIT_XLA_OPT_LEVEL": "2"}) == \
         "--xla_backend_optimization_level=2"
     mine = "--xla_backend_optimization_level=3 --xla_cpu_enable_fast_math=false"
     assert _xla_flags_after_cli({"XLA_FLAGS": mine}) == mine
     other = "--xla_force_host_platform_device_count=2"
-    assert _xla_flags_after_cli({"XLA_FLAGS": other}) == \
-        other + " --xla_backend_optimization_level=1"
+    assert _xla_flags_after_cli({"XLA_FLAGS": other}) == other + " " + quick
+
+
+def test_cli_xla_flags_are_known_to_this_jaxlib():
+    """An XLA flag this jaxlib does not know aborts the process at its first computation
+    (jaxlib 0.12 dropped the fusion-emitter switch): the command line's flags must start it."""
+    code = ("import os; from vifit.cache import fast_compile; fast_compile(); "
+            "import jax.numpy as jnp; print(float(jnp.ones(3).sum()))")
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "VIFIT_XLA_OPT_LEVEL")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "3.0", out.stderr[-2000:]
 
 
 def test_flow_fit_programs_reach_the_persistent_cache(tmp_path):
