@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
+from vifit.ahead import ready
+
 if TYPE_CHECKING:
     from vifit.result import FitResult
 
@@ -157,14 +159,20 @@ def _from_dict(az, groups: dict[str, Any], dims: dict | None, attrs: dict[str, A
 def _batched(fn, z: np.ndarray):
     """``jax.vmap(fn)`` over the rows of ``z`` in compiled chunks of ``DRAW_CHUNK`` (the last
     one padded), concatenated as NumPy."""
-    run = jax.jit(jax.vmap(fn))
+    return _in_chunks(jax.jit(jax.vmap(fn)), z)
+
+
+def _in_chunks(run, z: np.ndarray, *lead):
+    """The batched program ``run(*lead, rows)`` over the rows of ``z`` in chunks of
+    ``DRAW_CHUNK`` (the last one padded), concatenated as NumPy."""
+    ready(run)
     outs = []
     for start in range(0, z.shape[0], DRAW_CHUNK):
         chunk = z[start:start + DRAW_CHUNK]
         pad = DRAW_CHUNK - chunk.shape[0] if z.shape[0] > DRAW_CHUNK else 0
         if pad:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-        out = jax.tree.map(np.asarray, run(chunk))
+        out = jax.tree.map(np.asarray, run(*lead, chunk))
         outs.append(jax.tree.map(lambda a: a[:a.shape[0] - pad], out))
     return jax.tree.map(lambda *a: np.concatenate(a), *outs)
 
@@ -215,9 +223,11 @@ def _sample_stats(result: FitResult, z: np.ndarray, lp: np.ndarray | None
                   ) -> dict[str, np.ndarray]:
     """``lp``, ``log_q`` and ``log_weight`` of the distinct draws ``z (m, d)``."""
     from vifit.data.target import DataTarget
+    from vifit.result import batch_log_p, family_program
 
     family, params, target = result.family, result.params, result.target
-    log_q = _batched(lambda u: family.log_prob(params, u), z).astype(np.float64)
+    # The programs of vifit.result.output_programs: compiled ahead during a command's fit.
+    log_q = _in_chunks(family_program(family, "batch_log_prob"), z, params).astype(np.float64)
     if lp is None and isinstance(target, DataTarget) and result.eval_draws is not None:
         # A data fit's resampled draws come from its final evaluation, whose log weights are
         # known: lp = log w + log q, without another pass over the rows per draw.
@@ -230,6 +240,6 @@ def _sample_stats(result: FitResult, z: np.ndarray, lp: np.ndarray | None
         if isinstance(target, DataTarget) and z.shape[0] * target.n_rows > MAX_LIK_EVALS:
             lp = np.full(z.shape[0], np.nan)
         else:
-            lp = _batched(target.log_density, z)
+            lp = _in_chunks(batch_log_p(target), z)
     lp = np.asarray(lp, dtype=np.float64)
     return {"lp": lp, "log_q": log_q, "log_weight": lp - log_q}

@@ -33,10 +33,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vifit.ahead import compile_ahead, outputs_expected
+from vifit.engine import stage_programs
 from vifit.families import get_family
 from vifit.mode_check import coverage, search_around
+from vifit.modes import search_programs
 from vifit.optim.pathfinder import pathfinder
-from vifit.result import FitResult
+from vifit.result import FitResult, fit_programs, output_programs
 from vifit.target import Target
 
 KHAT_GOOD = 0.5
@@ -103,6 +106,12 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     t_all = time.perf_counter()
 
     fullrank = get_family("fullrank")
+    # On a worker, while natgrad's loop compiles and runs: the Gaussian's evaluation, then
+    # the mode search's programs (vifit.ahead).
+    if _natgrad_applies(target):
+        compile_ahead(stage_programs(target, fullrank, which=("eval",), optimizer="natgrad",
+                                     **_direct_settings(stage, steps)))
+    compile_ahead(search_programs(target))
     t0 = time.perf_counter()
     gauss, why_not = _direct_gaussian(fit, target, fullrank, stage, steps)
     if gauss is not None:
@@ -130,6 +139,17 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
         say(_row("fullrank", gauss, "stop: report the full-rank Gaussian as it is", why,
                  time.perf_counter() - t0))
         return _finish(gauss, decisions, "fullrank", t_all, None)
+    fam = get_family(flow)
+    flow_start = None
+    # Compiled on the worker while the search runs: a flow's fit where one comes next, else
+    # what the Gaussian's result runs after the fit.
+    if not gauss.khat < KHAT_GOOD:
+        flow_start = fam.from_gaussian(jnp.asarray(gauss.mean()),
+                                       jnp.asarray(gauss.covariance()))
+        compile_ahead(stage_programs(target, fam, init_params=flow_start,
+                                     lr=flow_lr, **stage(fam.name)))
+    else:
+        compile_ahead(_after_fit_programs(gauss.family, target, gauss.params, seed))
     t0 = time.perf_counter()
     search = _search(target, gauss, seed)
     if search is not None:
@@ -160,10 +180,9 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
              f"k-hat {gauss.khat:.2f} >= {KHAT_GOOD}: the Gaussian misses part of p",
              time.perf_counter() - t0))
 
-    fam = get_family(flow)
-    start = fam.from_gaussian(jnp.asarray(gauss.mean()), jnp.asarray(gauss.covariance()))
     t0 = time.perf_counter()
-    flowed = fit(target, fam, init_params=start, lr=flow_lr, **stage(fam.name))
+    compile_ahead(_after_fit_programs(fam, target, flow_start, seed))  # while the flow runs
+    flowed = fit(target, fam, init_params=flow_start, lr=flow_lr, **stage(fam.name))
     if flowed.stop_reason in ("diverged", "non-finite") or not math.isfinite(flowed.elbo):
         # Never prefer a stage for an ELBO that is huge or not finite. A flow that runs off
         # from a Gaussian that fits is itself evidence that the density may be improper.
@@ -210,16 +229,33 @@ def _direct_gaussian(fit, target: Target, fullrank, stage, steps: int
     converges within ``DIRECT_STEPS``: ``(fit, "")``; else ``(None, why)``, and auto asks
     Pathfinder for a start and fits again (``_fit_gaussian``). An interrupted fit is returned
     as it is."""
-    if not (target.differentiable and target.dim <= NATGRAD_MAX_DIM):
+    if not _natgrad_applies(target):
         return None, (f"d = {target.dim} > {NATGRAD_MAX_DIM}: Adam needs a start"
                       if target.differentiable else "no gradients")
-    res = fit(target, fullrank, optimizer="natgrad",
-              **dict(stage("fullrank-direct"), steps=min(steps, DIRECT_STEPS)))
+    res = fit(target, fullrank, optimizer="natgrad", **_direct_settings(stage, steps))
     if res.stop_reason == "interrupted" or (res.stop_reason == "converged"
                                             and math.isfinite(res.elbo)):
         return res, ""
     return None, (f"natural-gradient VI from the default start stopped {res.stop_reason} "
                   f"after {res.steps} steps")
+
+
+def _after_fit_programs(family, target: Target, params, seed: int) -> list[tuple]:
+    """The programs the kept q of ``family`` runs after its fit: the mode coverage, and the
+    files' where the caller writes them (``vifit.ahead.expecting_outputs``)."""
+    programs = fit_programs(family, target, params)
+    n = outputs_expected()
+    if n is not None:
+        programs += output_programs(family, target, params, jax.random.key(seed), n)
+    return programs
+
+
+def _natgrad_applies(target: Target) -> bool:
+    return target.differentiable and target.dim <= NATGRAD_MAX_DIM
+
+
+def _direct_settings(stage, steps: int) -> dict[str, Any]:
+    return dict(stage("fullrank-direct"), steps=min(steps, DIRECT_STEPS))
 
 
 def _fit_gaussian(fit, target: Target, fullrank, init, stage) -> FitResult:

@@ -79,3 +79,10 @@ def timed() -> Iterator[Timing]:
     finally:
         timing.seconds = time.perf_counter() - t0
         active.remove(timing)
+
+
+def count_compiling(seconds: float) -> None:
+    """Add ``seconds`` to the compile time of the blocks timing this thread: time spent
+    waiting for programs that another thread compiles for it (``vifit.ahead``)."""
+    for timing in getattr(_local, "active", ()):
+        timing.compile_seconds += seconds

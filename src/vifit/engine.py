@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vifit.ahead import compile_ahead, outputs_expected, ready
 from vifit.data.target import DataTarget
 from vifit.errors import ConfigError, TargetError
 from vifit.estimators import Estimator
@@ -67,25 +68,12 @@ def fit_one(
     fam, obj, est = resolve(target, family, objective, estimator)
     minibatch, data_notes = _minibatch(target, batch_size, control_variate, devices, seed,
                                        optimizer, distributed)
-    if optimizer is None:
-        optimizer = "natgrad" if minibatch is not None and fam.gaussian_form else "adam"
-    patience = fam.default_patience if patience is None else patience
-    runner, runner_draws = runner_for(optimizer)
-    own = runner_draws is not None  # a registered runner with its own step and draws
-    user_draws = draws
-    draws = runner_draws if own and draws is None else resolve_draws(draws, obj, est)
-    if steps < 1 or window < 1 or patience < 1:
-        raise ConfigError("steps, window and patience must be positive integers.")
-    if isinstance(lr, str) and lr != "auto":
-        raise ConfigError(f"lr must be a positive number or 'auto', got {lr!r}.")
-    if own and lr == "auto":
-        raise ConfigError(f"lr='auto' is for the stochastic optax optimizers; "
-                          f"{optimizer!r} sets its own step (leave lr out).")
+    optimizer, patience, runner, own, draws, user_draws = _settings(
+        fam, obj, est, minibatch, optimizer, patience, draws, steps, window, lr)
     opt_name = optimizer if isinstance(optimizer, str) else type(optimizer).__name__
     info: dict[str, Any] = {}
 
-    key = jax.random.key(seed)
-    k_init, k_check, k_loop, k_eval = jax.random.split(key, 4)
+    k_init, k_check, k_loop, k_eval = _keys(seed)
     if init_params is not None:
         params = _checked_init_params(fam, init_params, target, k_init)
     elif init == "pathfinder":
@@ -95,6 +83,13 @@ def fit_one(
     else:
         raise ConfigError(f"unknown init {init!r}; use init='pathfinder' or give init_params.")
     _check_start(target, fam, params, k_check, max(draws, 16))
+    if final_checks and not isinstance(target, DataTarget):
+        # A fit of its own (not a stage of auto, which plans its own): what runs after the
+        # loop compiles on a worker while the loop compiles and runs (vifit.ahead).
+        compile_ahead(_after_loop_programs(target, fam, params, seed, dict(
+            objective=obj, estimator=est, optimizer=optimizer, lr=lr, schedule=schedule,
+            steps=steps, draws=user_draws, seed=seed, window=window, patience=patience,
+            tol=tol, n_eval=n_eval)))
 
     args = RunArgs(target=target, family=fam, objective=obj, estimator=est, params=params,
                    key=k_loop, max_steps=int(steps),
@@ -166,6 +161,91 @@ def fit_one(
         return with_mode_check(with_tail_check(result, n_eval))
 
 
+def _settings(fam: Family, obj: Objective, est: Estimator, minibatch, optimizer, patience,
+              draws, steps: int, window: int, lr):
+    """The optimizer, patience, runner, whether the runner has its own step (``own``), the
+    draws per step and the user's own draws, checked, as ``fit_one`` and ``stage_programs``
+    resolve them."""
+    if optimizer is None:
+        optimizer = "natgrad" if minibatch is not None and fam.gaussian_form else "adam"
+    patience = fam.default_patience if patience is None else patience
+    runner, runner_draws = runner_for(optimizer)
+    own = runner_draws is not None  # a registered runner with its own step and draws
+    user_draws = draws
+    draws = runner_draws if own and draws is None else resolve_draws(draws, obj, est)
+    if steps < 1 or window < 1 or patience < 1:
+        raise ConfigError("steps, window and patience must be positive integers.")
+    if isinstance(lr, str) and lr != "auto":
+        raise ConfigError(f"lr must be a positive number or 'auto', got {lr!r}.")
+    if own and lr == "auto":
+        raise ConfigError(f"lr='auto' is for the stochastic optax optimizers; "
+                          f"{optimizer!r} sets its own step (leave lr out).")
+    return optimizer, patience, runner, own, draws, user_draws
+
+
+def _after_loop_programs(target: Target, fam: Family, params: Params, seed: int,
+                         settings: dict[str, Any]) -> list[tuple[Any, tuple]]:
+    """What ``fit_one`` runs after its loop: its evaluation, the mode search of its final
+    checks, and the files' programs where the caller writes them
+    (``vifit.ahead.expecting_outputs``)."""
+    from vifit.modes import search_programs
+    from vifit.result import fit_programs, output_programs
+
+    programs = stage_programs(target, fam, init_params=params, which=("eval",), **settings)
+    programs += search_programs(target) + fit_programs(fam, target, params)
+    n = outputs_expected()
+    if n is not None:
+        programs += output_programs(fam, target, params, jax.random.key(seed), n)
+    return programs
+
+
+def _keys(seed: int) -> list[jax.Array]:
+    """The keys of a fit's start, start check, loop and evaluation."""
+    return list(jax.random.split(jax.random.key(seed), 4))
+
+
+def stage_programs(target: Target, family: str | Family, *, init_params: Params | None = None,
+                   which: tuple[str, ...] = ("start", "loop", "eval"),
+                   objective: str | Objective = "elbo",
+                   estimator: str | Estimator | None = None,
+                   optimizer: str | optax.GradientTransformation | None = None,
+                   lr: float | str | None = None, schedule: str | optax.Schedule | None = None,
+                   steps: int = 10_000, draws: int | None = None, seed: int = 0,
+                   window: int = 100, patience: int | None = None, tol: float = 1e-3,
+                   n_eval: int = 4000, **_: Any) -> list[tuple[Any, tuple]]:
+    """The programs ``fit_one(target, family, init_params=..., <the same settings>)`` will
+    run (``init_params`` None: from its default start), as ``(jitted, args)`` for
+    ``vifit.ahead.compile_ahead``: ``"start"`` its check of the
+    start, ``"loop"`` its runner's loop (where the runner says which: ``runner.programs``),
+    ``"eval"`` its evaluation draws. Settings ``fit_one`` takes that do not shape a program
+    (progress, checkpoint, ...) are ignored. None for a data target (its programs depend on
+    the minibatches)."""
+    if isinstance(target, DataTarget):
+        return []
+    fam, obj, est = resolve(target, family, objective, estimator)
+    optimizer, patience, runner, own, draws, user_draws = _settings(
+        fam, obj, est, None, optimizer, patience, draws, steps, window, lr)
+    k_init, k_check, k_loop, k_eval = _keys(seed)
+    params = (fam.init(k_init, target.dim, loc=target.init) if init_params is None else
+              _checked_init_params(fam, init_params, target, k_init))
+    programs: list[tuple[Any, tuple]] = []
+    if "start" in which:
+        programs.append((_start_log_p(fam, target, max(draws, 16)), (params, k_check)))
+    loop_programs = getattr(runner, "programs", None)
+    if "loop" in which and loop_programs is not None:
+        programs += loop_programs(RunArgs(
+            target=target, family=fam, objective=obj, estimator=est, params=params,
+            key=k_loop, max_steps=int(steps), draws=user_draws if own else draws, lr=lr,
+            window=int(window), patience=int(patience), tol=float(tol), on_window=None,
+            options={}, optimizer=optimizer, schedule=schedule, warm_start=False,
+            init_key=k_init))
+    if "eval" in which:
+        from vifit.result import DRAW_BLOCK, _draw_block
+
+        programs.append((_draw_block(fam, target, min(n_eval, DRAW_BLOCK)), (params, k_eval)))
+    return programs
+
+
 def _checked_init_params(fam: Family, init_params: Params, target: Target, key) -> Params:
     """``init_params`` if it has the structure, shapes and dtypes of ``fam.init``'s, else a
     ConfigError that shows what is expected."""
@@ -219,7 +299,9 @@ def _check_start(target: Target, family: Family, params: Params, key: jax.Array,
 
         logp = full_log_density(target, family.sample(params, key, n))
     else:
-        logp = np.asarray(_start_log_p(family, target, n)(params, key))
+        program = _start_log_p(family, target, n)
+        ready(program)
+        logp = np.asarray(program(params, key))
     if not np.isfinite(logp).any():
         raise TargetError(
             f"log_density is not finite at any of {n} draws from the initial q around init; "

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vifit.ahead import ready
 from vifit.blocks import in_blocks
 from vifit.modes import log_sum_exp, search_modes
 from vifit.result import FitResult, family_program
@@ -121,4 +122,5 @@ def _log_q_at(result: FitResult, points: np.ndarray) -> np.ndarray:
         return np.zeros(0)
     rows = np.asarray(points, result.target.init.dtype)
     log_prob = family_program(result.family, "batch_log_prob")
+    ready(log_prob)
     return in_blocks(functools.partial(log_prob, result.params), (rows,), _POINTS_BLOCK)[0]

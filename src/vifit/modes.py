@@ -45,6 +45,7 @@ import jax.scipy.linalg
 import numpy as np
 import optax
 
+from vifit.ahead import ready
 from vifit.blocks import in_blocks
 from vifit.freshness import kept
 from vifit.rng import standard_normal
@@ -171,6 +172,21 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     return res._replace(rounds=len(found), saturated=saturated)
 
 
+def search_programs(target: Target, steps: int = 400, lr: float = 0.3) -> list[tuple]:
+    """The programs ``search_modes`` (with these ``steps`` and ``lr``) runs, as ``(jitted,
+    args)`` for ``vifit.ahead.compile_ahead``: the climb of a block of starts, the Hessian
+    and the segment test of log p. Empty where the search does not apply."""
+    if not target.differentiable or target.dim > MAX_DIM:
+        return []
+    d, dtype = target.dim, target.init.dtype
+    row = jax.ShapeDtypeStruct((d,), dtype)
+    block = [jax.ShapeDtypeStruct((CLIMB_BLOCK, *shape), dtype) for shape in ((d,), (d, d),
+                                                                             (d,))]
+    return [(_climber(target.log_density, steps, lr), tuple(block)),
+            (_hessian(target.log_density), (row,)),
+            (_segment(target.batch_log_density), (row, row))]
+
+
 # At most this many new modes seed the next round of a search (each costs ``per_mode`` climbs).
 MAX_NEW = 8
 
@@ -224,7 +240,9 @@ def _converged(ends: np.ndarray, logp: np.ndarray, gnorm: np.ndarray) -> np.ndar
 
 def _laplace_chol(target: Target, z: np.ndarray) -> np.ndarray | None:
     """Cholesky factor of the Laplace covariance (-H)^-1 at ``z``; None where -H is not PD."""
-    h = np.asarray(_hessian(target.log_density)(jnp.asarray(z, target.init.dtype)), np.float64)
+    hess = _hessian(target.log_density)
+    ready(hess)
+    h = np.asarray(hess(jnp.asarray(z, target.init.dtype)), np.float64)
     try:
         return np.linalg.cholesky(np.linalg.inv(-0.5 * (h + h.T)))
     except np.linalg.LinAlgError:
@@ -255,6 +273,7 @@ CLIMB_BLOCK = 64
 def _climb_frames(climb, cs, chols, u0):
     """``climb`` with a frame per start, in blocks of ``CLIMB_BLOCK``, its outputs as float64
     NumPy arrays."""
+    ready(climb)
     return tuple(a.astype(np.float64) for a in in_blocks(climb, (cs, chols, u0), CLIMB_BLOCK))
 
 
@@ -267,6 +286,7 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
     chol_np = np.asarray(chol, np.float64)
     modes, ridges = [], 0
     hess = _hessian(target.log_density)
+    ready(hess)
     for rep, who in zip(reps, members):
         z = ends[rep]
         h = np.asarray(hess(jnp.asarray(z, dtype=c.dtype)), np.float64)
@@ -338,6 +358,7 @@ def _assign(target: Target, ends: np.ndarray, logp: np.ndarray, conv: np.ndarray
     that belong to each: ``(representatives, members)``."""
     u = np.linalg.solve(chol, ends.T).T
     seg = _segment(target.batch_log_density)
+    ready(seg)
 
     def joins(i: int, rep: int) -> bool:
         if np.linalg.norm(u[i] - u[rep]) < 1.0:

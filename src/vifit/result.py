@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vifit.ahead import ready
 from vifit.evidence.importance import ISEstimate, Verdict
 from vifit.evidence.tails import (defensive_pool, tail_verdict, tails_apply, use_defensive,
                                   widen)
@@ -117,7 +118,9 @@ class FitResult:
     @classic_threefry
     def sample_unconstrained(self, key: jax.Array, n: int) -> jax.Array:
         """``n`` draws of z from q, shape ``(n, dim)``."""
-        return _sampler(self.family, n)(self.params, key)
+        program = _sampler(self.family, n)
+        ready(program)
+        return program(self.params, key)
 
     @classic_threefry
     def sample(self, key: jax.Array | int, n: int = 1000,
@@ -376,6 +379,44 @@ def family_program(family: Family, name: str):
     return jax.jit(getattr(family, name))
 
 
+@kept(32)
+def batch_log_p(target: Target):
+    """``target.batch_log_density`` jitted, one per target: ``z (n, d) -> (n,)``."""
+    return jax.jit(target.batch_log_density)
+
+
+def fit_programs(family: Family, target: Target, params) -> list[tuple]:
+    """What a fit runs on its q after the loop besides the evaluation, as ``(jitted, args)``
+    for ``vifit.ahead.compile_ahead``: log q at the modes the search found
+    (``vifit.mode_check.coverage``). Empty for a data target."""
+    from vifit.data.target import DataTarget
+    from vifit.mode_check import _POINTS_BLOCK
+
+    if isinstance(target, DataTarget):
+        return []
+    rows = jax.ShapeDtypeStruct((_POINTS_BLOCK, target.dim), target.init.dtype)
+    return [(family_program(family, "batch_log_prob"), (params, rows))]
+
+
+def output_programs(family: Family, target: Target, params, key: jax.Array,
+                    n: int = 4000) -> list[tuple]:
+    """What writing a fit's files runs on its q (``vifit.report.write_report``), as
+    ``(jitted, args)`` for ``vifit.ahead.compile_ahead``: ``n`` draws of q, their constrained
+    and flat values, and log q and log p at the draws in ArviZ's chunks. Empty for a data
+    target."""
+    from vifit.arviz_groups import DRAW_CHUNK
+    from vifit.data.target import DataTarget
+
+    if isinstance(target, DataTarget):
+        return []
+    rows = lambda m: jax.ShapeDtypeStruct((m, target.dim), target.init.dtype)
+    return [(_sampler(family, n), (params, key)),
+            (target.batch_constrain_program(), (rows(n),)),
+            (target.batch_flat_program(), (rows(n),)),
+            (family_program(family, "batch_log_prob"), (params, rows(DRAW_CHUNK))),
+            (batch_log_p(target), (rows(DRAW_CHUNK),))]
+
+
 @functools.lru_cache(maxsize=32)
 def _sampler(family: Family, n: int):
     """``(params, key) -> z (n, d)``: ``family.sample`` jitted (a flow sampled eagerly ran its
@@ -412,10 +453,11 @@ def _draw_block(family: Family, target: Target, n: int):
 def draw_blocks(family: Family, target: Target, params, key: jax.Array, n: int) -> list:
     """The outputs of ``_draw_block`` for ``n`` draws of q: block i of ``DRAW_BLOCK`` from
     ``fold_in(key, i)``; fewer than that in one block drawn with ``key`` itself."""
+    program = _draw_block(family, target, min(n, DRAW_BLOCK))
+    ready(program)
     if n <= DRAW_BLOCK:
-        return [_draw_block(family, target, n)(params, key)]
-    return [_draw_block(family, target, DRAW_BLOCK)(params, jax.random.fold_in(key, i))
-            for i in range(-(-n // DRAW_BLOCK))]
+        return [program(params, key)]
+    return [program(params, jax.random.fold_in(key, i)) for i in range(-(-n // DRAW_BLOCK))]
 
 
 def draw_logw(family: Family, target: Target, params, key: jax.Array, n: int):

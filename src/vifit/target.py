@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vifit.ahead import ready
 from vifit.errors import TargetError, describe
 
 Array = jax.Array
@@ -296,18 +297,30 @@ class Target:
         """``constrain`` at each row of ``z (n, dim)``: ``{name: (n, ...)}``, by one jitted
         program kept on the target (run eagerly, a model's transforms were a dozen small
         programs compiled for every summary and file of a fit)."""
+        program = self.batch_constrain_program()
+        ready(program)
+        return program(z)
+
+    def batch_constrain_program(self) -> Callable[[Array], dict[str, Array]]:
+        """The jitted program of ``batch_constrain``."""
         run = getattr(self, "_batch_constrain", None)
         if run is None:
             run = self._batch_constrain = jax.jit(jax.vmap(self.constrain))
-        return run(z)
+        return run
 
     def batch_flat(self, z: Array) -> Array:
         """The flat constrained values ``(n, m)`` at the rows of ``z (n, dim)``, in the order of
         ``constrained_names``; one jitted program kept on the target."""
+        program = self.batch_flat_program()
+        ready(program)
+        return program(z)
+
+    def batch_flat_program(self) -> Callable[[Array], Array]:
+        """The jitted program of ``batch_flat``."""
         run = getattr(self, "_batch_flat", None)
         if run is None:
             run = self._batch_flat = jax.jit(jax.vmap(self.constrained_names()[1]))
-        return run(z)
+        return run
 
     def in_model_order(self, values: dict[str, Any]) -> dict[str, Any]:
         """``values`` (a dict keyed by constrained name) re-ordered as the model orders them."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -257,13 +258,18 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
         out_console.print(f"resuming from the checkpoint in {checkpoint}")
     try:
         progress = progress and lead
-        if family == "auto":
-            result = vifit.fit(target, "auto", steps=steps, draws=draws, seed=seed, tol=tol,
-                               progress=progress, **resume, **data)
-        else:
-            result = vifit.fit(target, fam, objective=obj, estimator=est, optimizer=optimizer,
-                               lr=lr, schedule=schedule, steps=steps, draws=draws, seed=seed,
-                               tol=tol, progress=progress, init=init, **resume, **data)
+        from vifit.ahead import expecting_outputs
+
+        outputs = expecting_outputs() if out is not None and lead else contextlib.nullcontext()
+        with outputs:
+            if family == "auto":
+                result = vifit.fit(target, "auto", steps=steps, draws=draws, seed=seed,
+                                   tol=tol, progress=progress, **resume, **data)
+            else:
+                result = vifit.fit(target, fam, objective=obj, estimator=est,
+                                   optimizer=optimizer, lr=lr, schedule=schedule, steps=steps,
+                                   draws=draws, seed=seed, tol=tol, progress=progress,
+                                   init=init, **resume, **data)
     except KeyboardInterrupt:
         # Outside the compiled loop (Pathfinder, the final evaluation): nothing finished.
         print("interrupted before a fit finished; nothing was written"

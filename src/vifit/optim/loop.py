@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vifit.ahead import ready
 from vifit.estimators.base import Estimator, LogDensity
 from vifit.freshness import kept_dict
 from vifit.families.base import Family, Params
@@ -210,6 +211,12 @@ def make_chunk(step: Callable[..., tuple[State, StepInfo]], length: int,
     return jax.jit(chunk)
 
 
+def loop_chunk(step, window: int, probe=None, keep: bool = True):
+    """The jitted chunk ``run_loop`` runs ``step`` in: ``make_chunk`` of ``window`` steps,
+    ``reused``."""
+    return reused(make_chunk, step, window, probe, keep=keep)
+
+
 def run_loop(state: State, step, config: LoopConfig,
              on_window: Callable[[int, float, float], None] | None = None, *,
              probe: Callable[[Params, Array], Array] | None = None,
@@ -220,7 +227,8 @@ def run_loop(state: State, step, config: LoopConfig,
     ``vifit.optim.resume.FitCheckpoint``) saves the state between chunks and resumes from it.
     ``feed`` (a ``vifit.data.minibatch.Minibatch``, with the ``family``) gives a batched step
     its inputs, chunk by chunk, and may refresh what the steps share between chunks."""
-    chunk = reused(make_chunk, step, config.window, probe, keep=feed is None)
+    chunk = loop_chunk(step, config.window, probe, keep=feed is None)
+    ready(chunk)
     t0 = time.perf_counter()
     trace: list[np.ndarray] = []
     done, stale, best, spread0, prior_seconds = 0, 0, -np.inf, None, 0.0

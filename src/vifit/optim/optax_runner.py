@@ -9,10 +9,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from vifit.ahead import ready
 from vifit.errors import ConfigError
 from vifit.objectives import get_objective
-from vifit.optim.loop import (LoopConfig, LoopResult, State, make_probe, make_step, reused,
-                              run_loop)
+from vifit.optim.loop import (LoopConfig, LoopResult, State, loop_chunk, make_probe, make_step,
+                              reused, run_loop)
 from vifit.optim.lr_search import search_lr
 from vifit.optim.optimizers import make_optimizer
 from vifit.optim.runner import RunArgs
@@ -65,15 +66,42 @@ def run_optax(args: RunArgs) -> tuple[LoopResult, dict[str, Any]]:
     return loop, info
 
 
+def _parts(args: RunArgs, obj, est, opt, draws: int):
+    """The jitted optimizer-state init (one program, where eager init ran one per parameter
+    shape and op), the step and the probe of this fit: the same objects for the same settings
+    (``reused``)."""
+    density = args.minibatch if args.minibatch is not None else args.target.log_density
+    step = reused(make_step, obj, est, args.family, density, opt, draws,
+                  keep=args.minibatch is None)
+    return reused(jax.jit, opt.init), step, reused(make_probe, args.family)
+
+
 def _loop(args: RunArgs, obj, est, opt, params, key, config: LoopConfig, on_window,
           checkpoint) -> LoopResult:
-    # One program for the optimizer's state (eagerly, one per parameter shape and op).
-    state = State(params=params, opt_state=reused(jax.jit, opt.init)(params), key=key,
+    init, step, probe = _parts(args, obj, est, opt, config.draws)
+    ready(init)
+    state = State(params=params, opt_state=init(params), key=key,
                   rejected=jnp.zeros((), jnp.int32))
-    density = args.minibatch if args.minibatch is not None else args.target.log_density
-    step = reused(make_step, obj, est, args.family, density, opt, config.draws,
-                  keep=args.minibatch is None)
     with single_threaded_blas():
-        return run_loop(state, step, config, on_window=on_window,
-                        probe=reused(make_probe, args.family), checkpoint=checkpoint,
-                        feed=args.minibatch, family=args.family)
+        return run_loop(state, step, config, on_window=on_window, probe=probe,
+                        checkpoint=checkpoint, feed=args.minibatch, family=args.family)
+
+
+def _programs(args: RunArgs) -> list[tuple]:
+    """The optimizer-state init and the loop's chunk that ``run_optax(args)`` will run, with
+    arguments of their shapes (``vifit.engine.stage_programs``); none where a pilot or warm
+    start runs first (their programs come first) or on minibatches."""
+    if args.lr == "auto" or args.minibatch is not None or (
+            args.objective.warm_start is not None and args.warm_start):
+        return []
+    opt = reused(make_optimizer, args.optimizer, DEFAULT_LR if args.lr is None else args.lr,
+                 args.schedule, args.max_steps)
+    init, step, probe = _parts(args, args.objective, args.estimator, opt, args.draws)
+    state = State(params=args.params, opt_state=jax.eval_shape(init, args.params),
+                  key=args.key, rejected=jnp.zeros((), jnp.int32))
+    window = min(args.window, args.max_steps)
+    return [(init, (args.params,)),
+            (loop_chunk(step, args.window, probe), (state, jnp.asarray(window)))]
+
+
+run_optax.programs = _programs
