@@ -18,8 +18,10 @@ def in_blocks(fn: Callable, arrays: Sequence, size: int) -> tuple[np.ndarray, ..
     arrays with leading axis n."""
     n = int(np.shape(arrays[0])[0])
     pad = -n % size
+    # Sliced on the host: slicing a JAX array eagerly compiled a program per shape.
+    arrays = [np.asarray(a) for a in arrays]
     if pad:
-        arrays = [np.concatenate([a, np.repeat(a[-1:], pad, 0)]) for a in map(np.asarray, arrays)]
+        arrays = [np.concatenate([a, np.repeat(a[-1:], pad, 0)]) for a in arrays]
     outs = []
     for i in range(0, n + pad, size):
         out = fn(*(a[i:i + size] for a in arrays))

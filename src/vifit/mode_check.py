@@ -105,7 +105,7 @@ def _log_q_at_own_draws(result: FitResult, key, n: int) -> np.ndarray:
     if tails_apply(result.target):
         blocks = draw_blocks(result.family, result.target, result.params, key, n)
         # widened: (z_far, log q at all 2m draws with q's m first, log p, log m)
-        return np.concatenate([np.asarray(b[2][1][:b[0].shape[0]]) for b in blocks])[:n]
+        return np.concatenate([np.asarray(b[2][1])[:b[0].shape[0]] for b in blocks])[:n]
     z = result.sample_unconstrained(key, n)
     return np.asarray(family_program(result.family, "batch_log_prob")(result.params, z))
 

@@ -46,6 +46,7 @@ import numpy as np
 import optax
 
 from vifit.ahead import ready
+from vifit.arrays import on_device
 from vifit.blocks import in_blocks
 from vifit.freshness import kept
 from vifit.rng import standard_normal
@@ -134,7 +135,7 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     d, dtype = target.dim, c.dtype
     scales = np.resize(np.asarray(SCALES), starts)
     key, sub = jax.random.split(key)
-    u0 = jnp.asarray(scales[:, None] * standard_normal(sub, (starts, d), np.float64), dtype)
+    u0 = on_device(scales[:, None] * standard_normal(sub, (starts, d), np.float64), dtype)
     climb = _climber(target.log_density, steps, lr)
     found = [_climb_one_frame(climb, c, chol, u0)]
     from_q = [scales <= 1.0]
@@ -159,11 +160,11 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
             saturated = True
             break
         mode_scales = np.resize(np.asarray(SCALES[1:]), per_mode)
-        cs = jnp.asarray(np.repeat(np.stack([f[0] for f in frames]), per_mode, 0), dtype)
-        chols = jnp.asarray(np.repeat(np.stack([f[1] for f in frames]), per_mode, 0), dtype)
+        cs = on_device(np.repeat(np.stack([f[0] for f in frames]), per_mode, 0), dtype)
+        chols = on_device(np.repeat(np.stack([f[1] for f in frames]), per_mode, 0), dtype)
         key, sub = jax.random.split(key)
-        u = jnp.asarray(np.tile(mode_scales, len(frames))[:, None]
-                        * standard_normal(sub, (cs.shape[0], d), np.float64), dtype)
+        u = on_device(np.tile(mode_scales, len(frames))[:, None]
+                      * standard_normal(sub, (cs.shape[0], d), np.float64), dtype)
         found.append(_climb_frames(climb, cs, chols, u))
         from_q.append(np.zeros(cs.shape[0], bool))
     # every exit from the loop comes right after an assignment of all the ends found
@@ -242,7 +243,7 @@ def _laplace_chol(target: Target, z: np.ndarray) -> np.ndarray | None:
     """Cholesky factor of the Laplace covariance (-H)^-1 at ``z``; None where -H is not PD."""
     hess = _hessian(target.log_density)
     ready(hess)
-    h = np.asarray(hess(jnp.asarray(z, target.init.dtype)), np.float64)
+    h = np.asarray(hess(on_device(z, target.init.dtype)), np.float64)
     try:
         return np.linalg.cholesky(np.linalg.inv(-0.5 * (h + h.T)))
     except np.linalg.LinAlgError:
@@ -260,8 +261,9 @@ def _moment_frame(target: Target, locs: np.ndarray) -> tuple[np.ndarray, np.ndar
 def _climb_one_frame(climb, c, chol, u0):
     """``climb`` with every start in the frame ``c, chol``."""
     n = u0.shape[0]
-    return _climb_frames(climb, jnp.broadcast_to(c, (n,) + c.shape),
-                         jnp.broadcast_to(chol, (n,) + chol.shape), u0)
+    c, chol = np.asarray(c), np.asarray(chol)  # broadcast on the host: no program each
+    return _climb_frames(climb, np.broadcast_to(c, (n,) + c.shape),
+                         np.broadcast_to(chol, (n,) + chol.shape), u0)
 
 
 # Climbs run in blocks of this many starts (the last one padded), so that every round of a
@@ -289,7 +291,7 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
     ready(hess)
     for rep, who in zip(reps, members):
         z = ends[rep]
-        h = np.asarray(hess(jnp.asarray(z, dtype=c.dtype)), np.float64)
+        h = np.asarray(hess(on_device(z, c.dtype)), np.float64)
         h = 0.5 * (h + h.T)
         try:
             lchol = np.linalg.cholesky(-h)
@@ -357,13 +359,15 @@ def _assign(target: Target, ends: np.ndarray, logp: np.ndarray, conv: np.ndarray
     """Modes from the converged ends (best first), and the ends (converged or merely finite)
     that belong to each: ``(representatives, members)``."""
     u = np.linalg.solve(chol, ends.T).T
+    dtype = target.init.dtype
     seg = _segment(target.batch_log_density)
     ready(seg)
 
     def joins(i: int, rep: int) -> bool:
         if np.linalg.norm(u[i] - u[rep]) < 1.0:
             return True
-        path = np.asarray(seg(jnp.asarray(ends[i]), jnp.asarray(ends[rep])), np.float64)
+        path = np.asarray(seg(on_device(ends[i], dtype), on_device(ends[rep], dtype)),
+                          np.float64)
         return bool(np.all(np.isfinite(path)) and np.min(path) >= logp[i] - BARRIER)
 
     reps: list[int] = []

@@ -40,6 +40,7 @@ import numpy as np
 import optax
 
 from vifit.ahead import ready
+from vifit.arrays import on_device
 from vifit.estimators.base import Estimator, LogDensity
 from vifit.freshness import kept_dict
 from vifit.families.base import Family, Params
@@ -130,6 +131,12 @@ def make_probe(family: Family) -> Callable[[Params, Array], Array]:
         return jnp.max(jnp.where(jnp.isfinite(z), jnp.abs(z), jnp.inf), axis=0)
 
     return probe
+
+
+def no_rejections() -> Array:
+    """A ``State.rejected`` of zero, placed without compiling (``jnp.zeros`` compiled a program
+    of its own on a first run)."""
+    return on_device(0, np.int32)
 
 
 def _all_finite(tree) -> Array:
@@ -292,10 +299,11 @@ def run_loop(state: State, step, config: LoopConfig,
             finite = values[np.isfinite(values)]
             extent = None
             if probe is not None:
-                spread = np.asarray(new_spread[1], dtype=np.float64)
+                both = np.asarray(new_spread, dtype=np.float64)  # indexed here, not by XLA
+                spread = both[1]
                 extent = float(np.max(spread))
                 if spread0 is None:  # q's extent at the very start of the fit
-                    spread0 = float(np.max(np.asarray(new_spread[0])))
+                    spread0 = float(np.max(both[0]))
             if first is None and finite.size:
                 first = float(finite[0])
             if finite.size == 0:

@@ -33,7 +33,7 @@ import jax.scipy.linalg as jsl
 
 from vifit.errors import ConfigError
 from vifit.families.base import Family
-from vifit.optim.loop import State, StepInfo, _all_finite, _where
+from vifit.optim.loop import State, StepInfo, _all_finite, _where, no_rejections
 from vifit.optim.runner import RunArgs, register_runner
 
 DEFAULT_RHO = 0.2
@@ -141,7 +141,7 @@ def run_natgrad(args: RunArgs) -> tuple[Any, dict[str, Any]]:
     step = reused(make_natgrad_step, args.family, density, draws, rho, hessian, max_step,
                   keep=args.minibatch is None)
     state = State(params=args.params, opt_state=(), key=args.key,
-                  rejected=jnp.zeros((), jnp.int32))
+                  rejected=no_rejections())
     config = LoopConfig(max_steps=args.max_steps, draws=draws, window=args.window,
                         patience=args.patience, tol=args.tol)
     loop = run_loop(state, step, config, on_window=args.on_window,

@@ -13,7 +13,7 @@ from vifit.ahead import ready
 from vifit.errors import ConfigError
 from vifit.objectives import get_objective
 from vifit.optim.loop import (LoopConfig, LoopResult, State, loop_chunk, make_probe, make_step,
-                              reused, run_loop)
+                              no_rejections, reused, run_loop)
 from vifit.optim.lr_search import search_lr
 from vifit.optim.optimizers import make_optimizer
 from vifit.optim.runner import RunArgs
@@ -81,7 +81,7 @@ def _loop(args: RunArgs, obj, est, opt, params, key, config: LoopConfig, on_wind
     init, step, probe = _parts(args, obj, est, opt, config.draws)
     ready(init)
     state = State(params=params, opt_state=init(params), key=key,
-                  rejected=jnp.zeros((), jnp.int32))
+                  rejected=no_rejections())
     with single_threaded_blas():
         return run_loop(state, step, config, on_window=on_window, probe=probe,
                         checkpoint=checkpoint, feed=args.minibatch, family=args.family)
@@ -98,7 +98,7 @@ def _programs(args: RunArgs) -> list[tuple]:
                  args.schedule, args.max_steps)
     init, step, probe = _parts(args, args.objective, args.estimator, opt, args.draws)
     state = State(params=args.params, opt_state=jax.eval_shape(init, args.params),
-                  key=args.key, rejected=jnp.zeros((), jnp.int32))
+                  key=args.key, rejected=no_rejections())
     window = min(args.window, args.max_steps)
     return [(init, (args.params,)),
             (loop_chunk(step, args.window, probe), (state, jnp.asarray(window)))]
