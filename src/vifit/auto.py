@@ -106,11 +106,11 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     t_all = time.perf_counter()
 
     fullrank = get_family("fullrank")
-    # On a worker, while natgrad's loop compiles and runs: the Gaussian's evaluation, then
-    # the mode search's programs (vifit.ahead).
+    # On a worker (vifit.ahead): natgrad's loop while this thread checks the start, then the
+    # Gaussian's evaluation and the mode search's programs while that loop runs.
     if _natgrad_applies(target):
-        compile_ahead(stage_programs(target, fullrank, which=("eval",), optimizer="natgrad",
-                                     **_direct_settings(stage, steps)))
+        compile_ahead(stage_programs(target, fullrank, which=("loop", "eval", "moments"),
+                                     optimizer="natgrad", **_direct_settings(stage, steps)))
     compile_ahead(search_programs(target))
     t0 = time.perf_counter()
     gauss, why_not = _direct_gaussian(fit, target, fullrank, stage, steps)

@@ -217,7 +217,8 @@ def stage_programs(target: Target, family: str | Family, *, init_params: Params 
     run (``init_params`` None: from its default start), as ``(jitted, args)`` for
     ``vifit.ahead.compile_ahead``: ``"start"`` its check of the
     start, ``"loop"`` its runner's loop (where the runner says which: ``runner.programs``),
-    ``"eval"`` its evaluation draws. Settings ``fit_one`` takes that do not shape a program
+    ``"eval"`` its evaluation draws, ``"moments"`` its result's ``mean()`` and
+    ``covariance()`` (where the family has them). Settings ``fit_one`` takes that do not shape a program
     (progress, checkpoint, ...) are ignored. None for a data target (its programs depend on
     the minibatches)."""
     if isinstance(target, DataTarget):
@@ -243,6 +244,10 @@ def stage_programs(target: Target, family: str | Family, *, init_params: Params 
         from vifit.result import DRAW_BLOCK, _draw_block
 
         programs.append((_draw_block(fam, target, min(n_eval, DRAW_BLOCK)), (params, k_eval)))
+    if "moments" in which:  # a family without them fails to trace: compile_ahead skips it
+        from vifit.result import family_program
+
+        programs += [(family_program(fam, name), (params,)) for name in ("mean", "covariance")]
     return programs
 
 

@@ -302,11 +302,16 @@ class FitResult:
 
     def mean(self) -> np.ndarray:
         """Mean of q on the unconstrained scale, ``(dim,)``."""
-        return np.asarray(family_program(self.family, "mean")(self.params))
+        return self._moment("mean")
 
     def covariance(self) -> np.ndarray:
         """Covariance of q on the unconstrained scale, ``(dim, dim)``."""
-        return np.asarray(family_program(self.family, "covariance")(self.params))
+        return self._moment("covariance")
+
+    def _moment(self, name: str) -> np.ndarray:
+        program = family_program(self.family, name)
+        ready(program)
+        return np.asarray(program(self.params))
 
     @property
     def bracket(self) -> dict[str, float | None]:

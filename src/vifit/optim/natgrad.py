@@ -124,7 +124,31 @@ def make_natgrad_step(family: Family, log_density, draws: int, rho: float,
 def run_natgrad(args: RunArgs) -> tuple[Any, dict[str, Any]]:
     """Runner for ``fit(..., optimizer="natgrad")``: the compiled loop over iBLR steps.
     ``lr`` is the step size rho (default 0.2); ``draws`` default 16."""
-    from vifit.optim.loop import LoopConfig, make_probe, reused, run_loop
+    from vifit.optim.loop import run_loop
+
+    rho, draws, hessian, max_step, step, probe, state, config = _parts(args)
+    loop = run_loop(state, step, config, on_window=args.on_window, probe=probe,
+                    checkpoint=args.checkpoint, feed=args.minibatch, family=args.family)
+    return loop, {"natgrad": {"rho": rho, "hessian": _check(args.family, hessian),
+                              "draws": draws, "max_step": max_step}}
+
+
+def _programs(args: RunArgs) -> list[tuple]:
+    """The loop's chunk that ``run_natgrad(args)`` will run, with its first arguments
+    (``vifit.engine.stage_programs``); none on minibatches."""
+    from vifit.optim.loop import loop_chunk
+
+    if args.minibatch is not None:
+        return []
+    *_, step, probe, state, config = _parts(args)
+    window = min(config.window, config.max_steps)
+    return [(loop_chunk(step, config.window, probe), (state, jnp.asarray(window)))]
+
+
+def _parts(args: RunArgs):
+    """The checked settings, the step, the probe, the first state and the loop's settings of
+    a natgrad fit: the same objects for the same settings (``reused``)."""
+    from vifit.optim.loop import LoopConfig, make_probe, reused
 
     if not args.target.differentiable:
         raise ConfigError("optimizer 'natgrad' needs gradients of log p; this target is "
@@ -144,11 +168,8 @@ def run_natgrad(args: RunArgs) -> tuple[Any, dict[str, Any]]:
                   rejected=no_rejections())
     config = LoopConfig(max_steps=args.max_steps, draws=draws, window=args.window,
                         patience=args.patience, tol=args.tol)
-    loop = run_loop(state, step, config, on_window=args.on_window,
-                    probe=reused(make_probe, args.family), checkpoint=args.checkpoint,
-                    feed=args.minibatch, family=args.family)
-    return loop, {"natgrad": {"rho": rho, "hessian": _check(args.family, hessian),
-                              "draws": draws, "max_step": max_step}}
+    return rho, draws, hessian, max_step, step, reused(make_probe, args.family), state, config
 
 
+run_natgrad.programs = _programs
 register_runner("natgrad", run_natgrad, draws_default=16)
