@@ -33,13 +33,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vifit.ahead import compile_ahead, outputs_expected
+from vifit.ahead import compile_ahead
 from vifit.engine import stage_programs
 from vifit.families import get_family
 from vifit.mode_check import coverage, search_around
 from vifit.modes import search_programs
 from vifit.optim.pathfinder import pathfinder
-from vifit.result import FitResult, fit_programs, output_programs
+from vifit.result import FitResult, after_fit_programs
 from vifit.target import Target
 
 KHAT_GOOD = 0.5
@@ -149,7 +149,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
         compile_ahead(stage_programs(target, fam, init_params=flow_start,
                                      lr=flow_lr, **stage(fam.name)))
     else:
-        compile_ahead(_after_fit_programs(gauss.family, target, gauss.params, seed))
+        compile_ahead(after_fit_programs(gauss.family, target, gauss.params, seed))
     t0 = time.perf_counter()
     search = _search(target, gauss, seed)
     if search is not None:
@@ -181,7 +181,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
              time.perf_counter() - t0))
 
     t0 = time.perf_counter()
-    compile_ahead(_after_fit_programs(fam, target, flow_start, seed))  # while the flow runs
+    compile_ahead(after_fit_programs(fam, target, flow_start, seed))  # while the flow runs
     flowed = fit(target, fam, init_params=flow_start, lr=flow_lr, **stage(fam.name))
     if flowed.stop_reason in ("diverged", "non-finite") or not math.isfinite(flowed.elbo):
         # Never prefer a stage for an ELBO that is huge or not finite. A flow that runs off
@@ -238,16 +238,6 @@ def _direct_gaussian(fit, target: Target, fullrank, stage, steps: int
         return res, ""
     return None, (f"natural-gradient VI from the default start stopped {res.stop_reason} "
                   f"after {res.steps} steps")
-
-
-def _after_fit_programs(family, target: Target, params, seed: int) -> list[tuple]:
-    """The programs the kept q of ``family`` runs after its fit: the mode coverage, and the
-    files' where the caller writes them (``vifit.ahead.expecting_outputs``)."""
-    programs = fit_programs(family, target, params)
-    n = outputs_expected()
-    if n is not None:
-        programs += output_programs(family, target, params, jax.random.key(seed), n)
-    return programs
 
 
 def _natgrad_applies(target: Target) -> bool:

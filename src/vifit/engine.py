@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vifit.ahead import compile_ahead, outputs_expected, ready
+from vifit.ahead import compile_ahead, ready
 from vifit.data.target import DataTarget
 from vifit.errors import ConfigError, TargetError
 from vifit.estimators import Estimator
@@ -89,7 +89,7 @@ def fit_one(
         compile_ahead(_after_loop_programs(target, fam, params, seed, dict(
             objective=obj, estimator=est, optimizer=optimizer, lr=lr, schedule=schedule,
             steps=steps, draws=user_draws, seed=seed, window=window, patience=patience,
-            tol=tol, n_eval=n_eval)))
+            tol=tol, n_eval=n_eval, optimizer_options=optimizer_options)))
 
     args = RunArgs(target=target, family=fam, objective=obj, estimator=est, params=params,
                    key=k_loop, max_steps=int(steps),
@@ -186,17 +186,12 @@ def _settings(fam: Family, obj: Objective, est: Estimator, minibatch, optimizer,
 def _after_loop_programs(target: Target, fam: Family, params: Params, seed: int,
                          settings: dict[str, Any]) -> list[tuple[Any, tuple]]:
     """What ``fit_one`` runs after its loop: its evaluation, the mode search of its final
-    checks, and the files' programs where the caller writes them
-    (``vifit.ahead.expecting_outputs``)."""
+    checks, and ``vifit.result.after_fit_programs``."""
     from vifit.modes import search_programs
-    from vifit.result import fit_programs, output_programs
+    from vifit.result import after_fit_programs
 
     programs = stage_programs(target, fam, init_params=params, which=("eval",), **settings)
-    programs += search_programs(target) + fit_programs(fam, target, params)
-    n = outputs_expected()
-    if n is not None:
-        programs += output_programs(fam, target, params, jax.random.key(seed), n)
-    return programs
+    return programs + search_programs(target) + after_fit_programs(fam, target, params, seed)
 
 
 def _keys(seed: int) -> list[jax.Array]:
@@ -212,15 +207,16 @@ def stage_programs(target: Target, family: str | Family, *, init_params: Params 
                    lr: float | str | None = None, schedule: str | optax.Schedule | None = None,
                    steps: int = 10_000, draws: int | None = None, seed: int = 0,
                    window: int = 100, patience: int | None = None, tol: float = 1e-3,
-                   n_eval: int = 4000, **_: Any) -> list[tuple[Any, tuple]]:
+                   n_eval: int = 4000, optimizer_options: dict[str, Any] | None = None,
+                   **_: Any) -> list[tuple[Any, tuple]]:
     """The programs ``fit_one(target, family, init_params=..., <the same settings>)`` will
     run (``init_params`` None: from its default start), as ``(jitted, args)`` for
-    ``vifit.ahead.compile_ahead``: ``"start"`` its check of the
-    start, ``"loop"`` its runner's loop (where the runner says which: ``runner.programs``),
-    ``"eval"`` its evaluation draws, ``"moments"`` its result's ``mean()`` and
-    ``covariance()`` (where the family has them). Settings ``fit_one`` takes that do not shape a program
-    (progress, checkpoint, ...) are ignored. None for a data target (its programs depend on
-    the minibatches)."""
+    ``vifit.ahead.compile_ahead``: ``"start"`` its check of the start, ``"loop"`` its
+    runner's loop (where the runner says which: ``runner.programs``), ``"eval"`` its
+    evaluation draws, ``"moments"`` its result's ``mean()`` and ``covariance()`` (where the
+    family has them). Settings ``fit_one`` takes that do not shape a program (progress,
+    checkpoint, ...) are ignored. Empty for a data target (its programs depend on the
+    minibatches)."""
     if isinstance(target, DataTarget):
         return []
     fam, obj, est = resolve(target, family, objective, estimator)
@@ -238,8 +234,8 @@ def stage_programs(target: Target, family: str | Family, *, init_params: Params 
             target=target, family=fam, objective=obj, estimator=est, params=params,
             key=k_loop, max_steps=int(steps), draws=user_draws if own else draws, lr=lr,
             window=int(window), patience=int(patience), tol=float(tol), on_window=None,
-            options={}, optimizer=optimizer, schedule=schedule, warm_start=False,
-            init_key=k_init))
+            options=dict(optimizer_options or {}), optimizer=optimizer, schedule=schedule,
+            warm_start=init_params is None, init_key=k_init))
     if "eval" in which:
         from vifit.result import DRAW_BLOCK, _draw_block
 

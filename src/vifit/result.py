@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vifit.ahead import ready
+from vifit.ahead import outputs_expected, ready
 from vifit.evidence.importance import ISEstimate, Verdict
 from vifit.evidence.tails import (defensive_pool, tail_verdict, tails_apply, use_defensive,
                                   widen)
@@ -401,6 +401,16 @@ def fit_programs(family: Family, target: Target, params) -> list[tuple]:
         return []
     rows = jax.ShapeDtypeStruct((_POINTS_BLOCK, target.dim), target.init.dtype)
     return [(family_program(family, "batch_log_prob"), (params, rows))]
+
+
+def after_fit_programs(family: Family, target: Target, params, seed: int) -> list[tuple]:
+    """``fit_programs``, and ``output_programs`` (with the fit's seed) where the caller writes
+    the fit's files (``vifit.ahead.expecting_outputs``)."""
+    programs = fit_programs(family, target, params)
+    n = outputs_expected()
+    if n is not None:
+        programs += output_programs(family, target, params, jax.random.key(seed), n)
+    return programs
 
 
 def output_programs(family: Family, target: Target, params, key: jax.Array,
