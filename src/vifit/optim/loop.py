@@ -235,7 +235,6 @@ def run_loop(state: State, step, config: LoopConfig,
     ``feed`` (a ``vifit.data.minibatch.Minibatch``, with the ``family``) gives a batched step
     its inputs, chunk by chunk, and may refresh what the steps share between chunks."""
     chunk = loop_chunk(step, config.window, probe, keep=feed is None)
-    ready(chunk)
     t0 = time.perf_counter()
     trace: list[np.ndarray] = []
     done, stale, best, spread0, prior_seconds = 0, 0, -np.inf, None, 0.0
@@ -279,6 +278,9 @@ def run_loop(state: State, step, config: LoopConfig,
         checkpoint.save(state, params, np.concatenate(trace) if trace else np.zeros(0), meta)
 
     try:
+        # Inside the try: Ctrl-C while the worker compiles the chunk is an interrupt of the
+        # fit, as it is while this thread compiles it.
+        ready(chunk)
         while done < config.max_steps:
             n_active = min(config.window, config.max_steps - done)
             t_chunk = time.perf_counter()
