@@ -92,3 +92,24 @@ def test_auto_gives_the_same_fit_with_and_without_compiling_ahead():
     assert on["params"] == off["params"]
     assert on["elbo"] == off["elbo"] and on["khat"] == off["khat"]
     assert off["main_chunks"] == 2 and on["main_chunks"] == 0
+
+
+def test_shutdown_cancels_what_has_not_started_and_waits_for_the_rest():
+    """Before the command line's os._exit: no compile is cut off halfway (its persistent-cache
+    entry would be left half-written), and queued ones are dropped."""
+    from vifit import ahead
+
+    def big(x):
+        for i in range(60):
+            x = jnp.sin(x) @ x + i
+        return x
+
+    programs = [(jax.jit(lambda x, k=k: big(x) + k), (jnp.ones((4, 4)),)) for k in range(4)]
+    futures = compile_ahead(programs)
+    assert len(futures) == 4
+    ahead.shutdown()
+    # nothing left running: each one finished cleanly or was dropped before it started
+    assert all(f.done() for f in futures)
+    assert all(f.cancelled() or f.exception() is None for f in futures)
+    compile_ahead([(jax.jit(lambda x: x + 1), (jnp.ones(2),))])  # a new worker after it
+    ahead.shutdown()

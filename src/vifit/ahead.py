@@ -48,6 +48,19 @@ def _worker() -> concurrent.futures.ThreadPoolExecutor:
         return _pool
 
 
+def shutdown() -> None:
+    """Drop the programs not yet started and wait for the one being compiled. For a process
+    about to end without the interpreter's teardown (the command line's ``os._exit``): JAX
+    writes a persistent-cache entry in place, and one cut off half-written would be read back
+    as corrupt, and never rewritten, by every later run."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+        _pending.clear()
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _lower_and_compile(traced, x64: bool, threefry_partitionable: bool) -> None:
     with jax.enable_x64(x64), jax.threefry_partitionable(threefry_partitionable):
         traced.lower().compile()

@@ -403,6 +403,9 @@ def _leave(code) -> None:
     elif not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
+    ahead = sys.modules.get("vifit.ahead")
+    if ahead is not None:  # a compile still running: let it finish writing its cache entry
+        ahead.shutdown()
     run_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_handlers is None:  # an interpreter without it: the ordinary exit
         sys.exit(code)
