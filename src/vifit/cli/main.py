@@ -370,7 +370,7 @@ _register_evidence(app)  # vifit evidence, vifit compare
 # Python's collector, for a command that runs one job and exits: JAX and its libraries leave
 # some 350,000 objects that every full collection walks again (7 of them, 0.56-0.70 s of an
 # eight-schools run); collections every 20,000 allocations instead of 700, and the objects
-# alive when the fit starts frozen out of them (``gc.freeze``), took that to 0.07 s.
+# alive when the fit starts frozen out of them (``gc.freeze``), took all collecting to 0.13 s.
 GC_THRESHOLDS = (20_000, 20, 20)
 # Set by main(): this process is the command itself, not a host that called the app (a test).
 _own_process = False

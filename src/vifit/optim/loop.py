@@ -224,6 +224,13 @@ def loop_chunk(step, window: int, probe=None, keep: bool = True):
     return reused(make_chunk, step, window, probe, keep=keep)
 
 
+def first_chunk(step, state: State, config: LoopConfig, probe=None) -> tuple:
+    """``(chunk, args)`` of the first call ``run_loop(state, step, config, probe=probe)``
+    makes (without a feed), for ``vifit.ahead.compile_ahead``."""
+    n_active = min(config.window, config.max_steps)
+    return loop_chunk(step, config.window, probe), (state, jnp.asarray(n_active))
+
+
 def run_loop(state: State, step, config: LoopConfig,
              on_window: Callable[[int, float, float], None] | None = None, *,
              probe: Callable[[Params, Array], Array] | None = None,

@@ -136,13 +136,12 @@ def run_natgrad(args: RunArgs) -> tuple[Any, dict[str, Any]]:
 def _programs(args: RunArgs) -> list[tuple]:
     """The loop's chunk that ``run_natgrad(args)`` will run, with its first arguments
     (``vifit.engine.stage_programs``); none on minibatches."""
-    from vifit.optim.loop import loop_chunk
+    from vifit.optim.loop import first_chunk
 
     if args.minibatch is not None:
         return []
     *_, step, probe, state, config = _parts(args)
-    window = min(config.window, config.max_steps)
-    return [(loop_chunk(step, config.window, probe), (state, jnp.asarray(window)))]
+    return [first_chunk(step, state, config, probe)]
 
 
 def _parts(args: RunArgs):

@@ -7,12 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from vifit.ahead import ready
 from vifit.errors import ConfigError
 from vifit.objectives import get_objective
-from vifit.optim.loop import (LoopConfig, LoopResult, State, loop_chunk, make_probe, make_step,
+from vifit.optim.loop import (LoopConfig, LoopResult, State, first_chunk, make_probe, make_step,
                               no_rejections, reused, run_loop)
 from vifit.optim.lr_search import search_lr
 from vifit.optim.optimizers import make_optimizer
@@ -37,12 +36,7 @@ def run_optax(args: RunArgs) -> tuple[LoopResult, dict[str, Any]]:
             lr, params, info["lr_search"] = search_lr(obj, est, fam, target.log_density,
                                                       args.optimizer, params, args.init_key,
                                                       args.draws)
-    # The same optimizer object for the same settings, so that the step and loop made from
-    # it are reused too (``reused``).
-    opt = reused(make_optimizer, args.optimizer, DEFAULT_LR if lr is None else lr,
-                 args.schedule, args.max_steps)
-    config = LoopConfig(max_steps=args.max_steps, draws=args.draws, window=args.window,
-                        patience=args.patience, tol=args.tol, direction=obj.direction)
+    opt, config = _optimizer_and_config(args, lr)
     key = args.key
     notes: list[str] = []
     if obj.warm_start is not None and args.warm_start:
@@ -94,14 +88,22 @@ def _programs(args: RunArgs) -> list[tuple]:
     if args.lr == "auto" or args.minibatch is not None or (
             args.objective.warm_start is not None and args.warm_start):
         return []
-    opt = reused(make_optimizer, args.optimizer, DEFAULT_LR if args.lr is None else args.lr,
-                 args.schedule, args.max_steps)
-    init, step, probe = _parts(args, args.objective, args.estimator, opt, args.draws)
+    opt, config = _optimizer_and_config(args, args.lr)
+    init, step, probe = _parts(args, args.objective, args.estimator, opt, config.draws)
     state = State(params=args.params, opt_state=jax.eval_shape(init, args.params),
                   key=args.key, rejected=no_rejections())
-    window = min(args.window, args.max_steps)
-    return [(init, (args.params,)),
-            (loop_chunk(step, args.window, probe), (state, jnp.asarray(window)))]
+    return [(init, (args.params,)), first_chunk(step, state, config, probe)]
+
+
+def _optimizer_and_config(args: RunArgs, lr) -> tuple:
+    """The optimizer, the same object for the same settings so that the step and loop made
+    from it are reused too (``reused``), and the loop's settings."""
+    opt = reused(make_optimizer, args.optimizer, DEFAULT_LR if lr is None else lr,
+                 args.schedule, args.max_steps)
+    config = LoopConfig(max_steps=args.max_steps, draws=args.draws, window=args.window,
+                        patience=args.patience, tol=args.tol,
+                        direction=args.objective.direction)
+    return opt, config
 
 
 run_optax.programs = _programs
