@@ -79,15 +79,17 @@ def test_a_failed_ais_far_above_psis_makes_the_verdict_not_reliable():
     assert judge_all(e).label == "usable with care"  # within a nat: not evidence enough
 
 
-def test_beyond_five_dimensions_nothing_vouches_for_unseen_modes():
-    # clean estimates that agree: "good" with CUBO verified in d = 5, but not in d = 20, where
-    # the mixtures of docs/evidence.md had modes that every search missed at once
+def test_beyond_four_dimensions_nothing_vouches_for_unseen_modes():
+    # clean estimates that agree: "good" with CUBO verified in d = 4, but not in d = 5 (a narrow
+    # mode beside a wide one escaped half the searches there: bench/narrow_mode.py) nor in
+    # d = 20, where the mixtures of docs/evidence.md had modes that every search missed at once
     e = estimates()
-    assert judge_all(e, dim=5).label == "good" and "cubo" not in judge_all(e, dim=5).unverified
-    v = judge_all(e, dim=20)
-    assert v.label == "usable with care"
-    assert "d = 20" in v.unverified["cubo"]
-    assert bracket(e, v.unverified)["upper"] is None
+    assert judge_all(e, dim=4).label == "good" and "cubo" not in judge_all(e, dim=4).unverified
+    for dim in (5, 20):
+        v = judge_all(e, dim=dim)
+        assert v.label == "usable with care"
+        assert f"d = {dim}" in v.unverified["cubo"]
+        assert bracket(e, v.unverified)["upper"] is None
 
 
 def test_a_mode_search_still_finding_modes_caps_the_verdict():
@@ -105,9 +107,9 @@ def test_several_modes_beyond_two_dimensions_are_not_vouched_for():
     # nats low. With several modes found in d > 2 neither "good" nor an upper bound stands.
     e = estimates()
     modes = {"found": 3, "rounds": 4, "saturated": True}
-    v = judge_all(e, dim=5, modes=modes)
+    v = judge_all(e, dim=4, modes=modes)
     assert v.label == "usable with care" and "3 separated modes" in v.text
     assert "found 3 modes" in v.unverified["cubo"]
     assert bracket(e, v.unverified)["upper"] is None
-    one = judge_all(e, dim=5, modes=dict(modes, found=1))
+    one = judge_all(e, dim=4, modes=dict(modes, found=1))
     assert one.label == "good" and "cubo" not in one.unverified
