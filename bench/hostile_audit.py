@@ -211,6 +211,8 @@ def cases() -> list[Case]:
              (two_modes(0.5), normal())),
         Case("two_modes_unequal", "0.3 N(-8,1) + 0.7 N(8,1) in z[0], N(0,1) in z[1]",
              (two_modes(0.3), normal())),
+        Case("two_modes_far", "0.5 N(-100,1) + 0.5 N(100,1) in z[0], N(0,1) in z[1]",
+             (two_modes(0.5, sep=100.0), normal())),
         Case("cauchy_10d", "standard Cauchy per coordinate, d = 10", (cauchy(),) * 10),
         Case("two_modes_10d", "0.5 N(-8,1) + 0.5 N(8,1) in z[0], N(0,1) in z[1..9]",
              (two_modes(0.5),) + (normal(),) * 9),

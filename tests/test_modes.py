@@ -157,12 +157,12 @@ def test_screened_starts_find_a_narrow_mode_beside_a_wide_one():
 
 
 def test_no_screening_beyond_its_dimension():
-    from vifit.modes import SCREEN_MAX_DIM, search_programs
+    from vifit.modes import FAR_STARTS, SCREEN_MAX_DIM, search_programs
 
     target, _, wide = _narrow_beside_wide(SCREEN_MAX_DIM + 1)
     res = search_modes(target, jnp.asarray(wide), 4.0 * jnp.eye(target.dim),
                        key=jax.random.key(0), rounds=1)
-    assert res.screened == 0 and res.starts == 256
+    assert res.screened == 0 and res.starts == 256 + FAR_STARTS
     assert len(search_programs(target)) == 3
     assert len(search_programs(_narrow_beside_wide(3)[0])) == 4
 
@@ -181,3 +181,22 @@ def test_one_mode_found_beyond_four_dimensions_is_not_called_good():
     assert judged.verdict.label == "usable with care"
     assert "in d = 5 that cannot rule out" in judged.verdict.text
     assert "can be trusted" not in judged.verdict.text
+
+
+def test_far_starts_reach_an_equal_mode_hundreds_of_sds_away():
+    """Two equal unit Gaussians 100 apart in d = 2: beyond the 16 sds the search's own starts
+    reach, the other mode's basin (the half-space beyond the midpoint) is met only by the far
+    climbs, which start in q's frame widened 100 times and refine in frames 10 times narrower;
+    before them the fit read "good" with log Z log 2 low."""
+    far = 100.0 * jnp.ones(2) / math.sqrt(2.0)
+
+    def log_density(z):
+        return jnp.logaddexp(-0.5 * jnp.sum(z**2), -0.5 * jnp.sum((z - far) ** 2))
+
+    target = vifit.Target(log_density, dim=2)
+    res = search_modes(target, jnp.zeros(2), jnp.eye(2), key=jax.random.key(0))
+    locs = sorted((m.location for m in res.modes), key=lambda loc: loc[0])
+    assert len(locs) == 2
+    np.testing.assert_allclose(locs[0], [0.0, 0.0], atol=0.05)
+    np.testing.assert_allclose(locs[1], np.asarray(far), atol=0.05)
+    assert res.missed_fraction == pytest.approx(0.5, abs=0.01)

@@ -37,7 +37,8 @@ def with_mode_check(result: FitResult) -> FitResult:
     p/q at q's draws and cannot see a separated mode q never reaches, so without the search a
     Gaussian (or a mixture whose components fell onto one mode) fitted to one of two equal
     modes read "good" with log Z log 2 low. The search's cost (one compiled climb per target,
-    256 x 400 gradients of log p and more per mode found; 1-3 s on small models) is paid only
+    256 x 400 gradients of log p, more to screen and for the far climbs and per mode found;
+    1-3 s on small models) is paid only
     where it can change the verdict."""
     from dataclasses import replace
 

@@ -6,7 +6,9 @@ deviations: over-dispersed), and every one climbs log p by Adam in q's whitened 
 ``u`` (z = c + L u, where the posterior near q has unit scale), all together in one compiled
 ``vmap`` over a fixed ``lax.scan`` (no while loop). In d <= ``SCREEN_MAX_DIM`` each
 over-dispersed start is chosen from ``SCREEN`` candidates by short climbs (``_screen``): the best end of every basin the short
-climbs reach goes on, so a basin that one candidate in thousands lands in is still climbed. An end point has *converged* when the
+climbs reach goes on, so a basin that one candidate in thousands lands in is still climbed.
+``FAR_STARTS`` more climbs start 100 times farther out and refine through wider frames of q
+(``_far_starts``), for a mode hundreds of q's sds away. An end point has *converged* when the
 gradient there, in whitened units, is below ``GTOL``. Converged ends, best first, found the
 modes: an end joins a mode when it lies within one whitened unit of it or when log p along the
 segment between them never dips more than ``BARRIER`` nats below the end (no barrier: the same
@@ -26,9 +28,11 @@ All ends are grouped together.
 
 What it costs: ``starts`` x ``steps`` gradients of log p (default 256 x 400) per round from q,
 ``per_mode`` x ``steps`` per new mode (at most ``MAX_NEW`` per round), ``SCREEN`` x
-``SCREEN_STEPS`` (16 x 20) more per over-dispersed start, plus one Hessian per mode; the climb is compiled once per target and reused by every round and every later search.
-What it can miss: a mode whose basin none of the over-dispersed starts falls into (far beyond
-16 sd of q and of every mode found, or a tiny basin); in high dimension the chance of a start
+``SCREEN_STEPS`` (16 x 20) more per over-dispersed start, ``FAR_STARTS`` x ``steps`` x
+(len(``FAR``) + 1) for the far climbs, plus one Hessian per mode; the climb is compiled once per target and reused by every round and every later search.
+What it can miss: a mode whose basin none of the over-dispersed starts falls into (beyond about
+1,600 sds of q, or beyond 16 sds of q and of every mode found with a basin that does not reach
+toward them, or a tiny basin); in high dimension the chance of a start
 landing in a given basin falls quickly (measured in docs/evidence.md: in d = 10 and 20 the
 search misses narrow modes 6 to 10 sds away), and the verdicts say so; the Laplace masses are
 rough for non-Gaussian modes (order of magnitude, not a log Z estimate). It is a check that can raise an alarm, never a
@@ -59,6 +63,10 @@ GTOL = 0.05  # whitened gradient norm below which an end point has converged
 BARRIER = 1.0  # nats
 COVERED = 4.0  # Mahalanobis distance under q below which a mode counts as covered
 SEGMENT_POINTS = 9
+# FAR_STARTS more climbs begin in q's frame widened by FAR[0], and climb in it, then in each
+# narrower frame of FAR, then in q's own (``_far_starts``): they reach FAR[0] * 16 of q's sds.
+FAR = (100.0, 10.0)
+FAR_STARTS = 64
 # Each over-dispersed start of a search stands for SCREEN candidates, each climbed
 # SCREEN_STEPS steps first; the best end of every basin they reach goes on to the full climb
 # (``_screen``).
@@ -163,10 +171,14 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     frames = (np.broadcast_to(c_np, (wide_scales.size, d)),
               np.broadcast_to(chol_np, (wide_scales.size, d, d)))
     chosen = _screen(short, *frames, u_wide.astype(dtype), starts - own, c_np, chol_np, factor)
-    found = [_climb_frames(climb, *(np.concatenate([np.broadcast_to(a, (own,) + a.shape), b])
+    key, k_far = jax.random.split(key)
+    u_far = _far_starts(climb, c_np, chol_np, k_far, dtype)
+    n_far = u_far.shape[0]
+    found = [_climb_frames(climb, *(np.concatenate([np.broadcast_to(a, (own,) + a.shape), b,
+                                                    np.broadcast_to(a, (n_far,) + a.shape)])
                                     for a, b in zip((c_np, chol_np), chosen[:2])),
-                           np.concatenate([u_own.astype(dtype), chosen[2]]))]
-    from_q = [np.arange(own + chosen[2].shape[0]) < own]
+                           np.concatenate([u_own.astype(dtype), chosen[2], u_far]))]
+    from_q = [np.arange(own + chosen[2].shape[0] + n_far) < own]
     screened = wide_scales.size
     searched: set[int] = set()  # ends whose modes' neighbourhoods were searched already
     saturated = False
@@ -204,6 +216,29 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
                  t0)
     return res._replace(rounds=len(found), saturated=saturated,
                         screened=screened if factor > 1 else 0)
+
+
+def _far_starts(climb, c: np.ndarray, chol: np.ndarray, key, dtype) -> np.ndarray:
+    """Whitened starts in q's frame for ``FAR_STARTS`` climbs that began ``FAR[0]`` times
+    farther out than the search's own: each climbs in q's frame widened by each factor of
+    ``FAR`` in turn (Adam's steps are a fixed fraction of the frame's scale, so a wide frame
+    crosses hundreds of q's sds in a few hundred steps and the next one refines), so that a
+    mode far beyond 16 of q's sds, whose basin reaches toward q (an equal-width mode's basin
+    is the half-space beyond the midpoint), is still reached. The same compiled climb as the
+    search's: only the frame changes."""
+    d = c.shape[0]
+    scales = np.resize(np.asarray(SCALES), FAR_STARTS)
+    u = (scales[:, None] * standard_normal(key, (FAR_STARTS, d), np.float64)).astype(dtype)
+    cs = np.broadcast_to(c, (FAR_STARTS, d))
+    chol64 = chol.astype(np.float64)
+    for i, factor in enumerate(FAR):
+        wide = np.broadcast_to(factor * chol, (FAR_STARTS, d, d)).astype(dtype)
+        z = _climb_frames(climb, cs, wide, u)[0]
+        start = c + factor * u.astype(np.float64) @ chol64.T
+        z = np.where(np.all(np.isfinite(z), axis=1, keepdims=True), z, start)
+        after = FAR[i + 1] if i + 1 < len(FAR) else 1.0  # the next frame's widening
+        u = (np.linalg.solve(chol64, (z - c).T).T / after).astype(dtype)
+    return u
 
 
 def _screen(short, cs: np.ndarray, chols: np.ndarray, u0: np.ndarray, keep: int,

@@ -605,4 +605,14 @@ def _fit_verdict(result: FitResult) -> Verdict:
                        "a wider one (in d = 5 such a mode of 0.2 of the mass escaped half the "
                        "searches, and log Z was 0.22 nats low), so log Z may be low and the "
                        "summaries may lack that mode (docs/evidence.md, \"Screened starts\").")
+    if modes and khat.label == "good":
+        from vifit.modes import FAR, SCALES
+
+        found, reach = modes.get("found", 0), FAR[0] * max(SCALES)
+        return Verdict("good", f"{khat.text} The mode search ({modes.get('starts', 0)} climbs, "
+                       f"from q out to about {reach:,.0f} of its sds) found "
+                       f"{found} mode{'s' if found != 1 else ''}, {_coverage_words(modes)}. "
+                       "A mode it cannot reach would still be missed: one beyond that, or one "
+                       "far narrower than its neighbours (docs/evidence.md, \"Screened "
+                       "starts\").")
     return khat
