@@ -5,10 +5,11 @@ From a reference Gaussian N(c, L L^T) (a fit's mean and covariance), ``starts`` 
 deviations: over-dispersed), and every one climbs log p by Adam in q's whitened coordinates
 ``u`` (z = c + L u, where the posterior near q has unit scale), all together in one compiled
 ``vmap`` over a fixed ``lax.scan`` (no while loop). In d <= ``SCREEN_MAX_DIM`` each
-over-dispersed start is chosen from ``SCREEN`` candidates by short climbs (``_screen``): the best end of every basin the short
-climbs reach goes on, so a basin that one candidate in thousands lands in is still climbed.
-``FAR_STARTS`` more climbs start 100 times farther out and refine through wider frames of q
-(``_far_starts``), for a mode hundreds of q's sds away. An end point has *converged* when the
+over-dispersed start is chosen from ``SCREEN`` candidates by short climbs (``_screen``): the
+best end of every basin the short climbs reach goes on, so a basin that one candidate in
+thousands lands in is still climbed. ``FAR_STARTS`` more climbs start 100 times farther out
+and refine through wider frames of q (``_far_starts``), for a mode hundreds of q's sds away.
+An end point has *converged* when the
 gradient there, in whitened units, is below ``GTOL``. Converged ends, best first, found the
 modes: an end joins a mode when it lies within one whitened unit of it or when log p along the
 segment between them never dips more than ``BARRIER`` nats below the end (no barrier: the same
@@ -29,13 +30,14 @@ All ends are grouped together.
 What it costs: ``starts`` x ``steps`` gradients of log p (default 256 x 400) per round from q,
 ``per_mode`` x ``steps`` per new mode (at most ``MAX_NEW`` per round), ``SCREEN`` x
 ``SCREEN_STEPS`` (16 x 20) more per over-dispersed start, ``FAR_STARTS`` x ``steps`` x
-(len(``FAR``) + 1) for the far climbs, plus one Hessian per mode; the climb is compiled once per target and reused by every round and every later search.
+(len(``FAR``) + 1) for the far climbs, plus one Hessian per mode; the climb is compiled once
+per target and reused by every round and every later search.
 What it can miss: a mode whose basin none of the over-dispersed starts falls into (beyond about
 1,600 sds of q, or beyond 16 sds of q and of every mode found with a basin that does not reach
-toward them, or a tiny basin); in high dimension the chance of a start
-landing in a given basin falls quickly (measured in docs/evidence.md: in d = 10 and 20 the
-search misses narrow modes 6 to 10 sds away), and the verdicts say so; the Laplace masses are
-rough for non-Gaussian modes (order of magnitude, not a log Z estimate). It is a check that can raise an alarm, never a
+toward them, or a tiny basin); in high dimension the chance of a start landing in a given
+basin falls quickly (measured in docs/evidence.md: from d = 5 on the search misses narrow modes
+6 to 10 sds away), and the verdicts say so; the Laplace masses are rough for non-Gaussian modes
+(order of magnitude, not a log Z estimate). It is a check that can raise an alarm, never a
 proof that there is one mode.
 """
 
@@ -158,14 +160,14 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     c, chol = _frame(target, mean, cov)
     d, dtype = target.dim, c.dtype
     climb = _climber(target.log_density, steps, lr)
-    short = _climber(target.log_density, SCREEN_STEPS, lr, True)
+    factor = SCREEN if d <= SCREEN_MAX_DIM else 1
+    short = _climber(target.log_density, SCREEN_STEPS, lr, True) if factor > 1 else None
     c_np, chol_np = np.asarray(c), np.asarray(chol)
     # q's own draws climb as they are (they tell which modes q covers); the over-dispersed
     # starts are screened
     own = int(np.sum(np.resize(np.asarray(SCALES), starts) <= 1.0))
     key, k_own, k_wide = jax.random.split(key, 3)
     u_own = standard_normal(k_own, (own, d), np.float64)
-    factor = SCREEN if d <= SCREEN_MAX_DIM else 1
     wide_scales = np.resize(np.asarray(SCALES[1:]), factor * (starts - own))
     u_wide = wide_scales[:, None] * standard_normal(k_wide, (wide_scales.size, d), np.float64)
     frames = (np.broadcast_to(c_np, (wide_scales.size, d)),
