@@ -79,8 +79,6 @@ SCREEN_STEPS = 20
 # 0 in d = 3, 4, 5 without); beyond, its basin is out of reach either way, and on d = 10-20
 # test mixtures the screening found no mode more, while it doubled the search's gradients.
 SCREEN_MAX_DIM = 8
-# Short climbs run in blocks of this many candidates: one compiled program per target.
-SCREEN_BLOCK = 256
 MAX_DIM = 200  # dense Hessians beyond this cost too much; the search is skipped
 
 
@@ -161,7 +159,7 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     d, dtype = target.dim, c.dtype
     climb = _climber(target.log_density, steps, lr)
     factor = SCREEN if d <= SCREEN_MAX_DIM else 1
-    short = _climber(target.log_density, SCREEN_STEPS, lr, True) if factor > 1 else None
+    short = _climber(target.log_density, SCREEN_STEPS, lr)
     c_np, chol_np = np.asarray(c), np.asarray(chol)
     # q's own draws climb as they are (they tell which modes q covers); the over-dispersed
     # starts are screened
@@ -260,9 +258,7 @@ def _screen(short, cs: np.ndarray, chols: np.ndarray, u0: np.ndarray, keep: int,
     starts are returned as they are."""
     if factor == 1:
         return cs, chols, u0
-    ready(short)
-    u_end, logp, _ = in_blocks(short, (cs, chols, u0), SCREEN_BLOCK)
-    z = cs + np.einsum("nij,nj->ni", chols, u_end)
+    z, logp, _, u_end = _climb_frames(short, cs, chols, u0, whitened=True)
     w = np.linalg.solve(chol.astype(np.float64), (z - c).T.astype(np.float64)).T
     ok = np.isfinite(logp) & np.all(np.isfinite(z), axis=1)
     chosen: list[int] = []
@@ -278,10 +274,10 @@ def _screen(short, cs: np.ndarray, chols: np.ndarray, u0: np.ndarray, keep: int,
     return cs[idx], chols[idx], u_end[idx].astype(u0.dtype)
 
 
-def search_programs(target: Target, steps: int = 400, lr: float = 0.3) -> list[tuple]:
-    """The programs ``search_modes`` (with these ``steps`` and ``lr``) runs, as ``(jitted,
-    args)`` for ``vifit.ahead.compile_ahead``: the climb of a block of starts, the short
-    climb that screens them (d <= ``SCREEN_MAX_DIM``), the Hessian and the segment test of
+def search_programs(target: Target, lr: float = 0.3) -> list[tuple]:
+    """The programs ``search_modes`` (with this ``lr``) runs, as ``(jitted,
+    args)`` for ``vifit.ahead.compile_ahead``: the climb of a block of starts (for any
+    number of steps: the screening's short climbs too), the Hessian and the segment test of
     log p. Empty where the search does not apply."""
     if not target.differentiable or target.dim > MAX_DIM:
         return []
@@ -289,13 +285,10 @@ def search_programs(target: Target, steps: int = 400, lr: float = 0.3) -> list[t
     row = jax.ShapeDtypeStruct((d,), dtype)
     block = [jax.ShapeDtypeStruct((CLIMB_BLOCK, *shape), dtype) for shape in ((d,), (d, d),
                                                                              (d,))]
-    programs = [(_climber(target.log_density, steps, lr), tuple(block))]
-    if d <= SCREEN_MAX_DIM:
-        screen = [jax.ShapeDtypeStruct((SCREEN_BLOCK, *shape), dtype)
-                  for shape in ((d,), (d, d), (d,))]
-        programs.append((_climber(target.log_density, SCREEN_STEPS, lr, True), tuple(screen)))
-    return programs + [(_hessian(target.log_density), (row,)),
-                       (_segment(target.batch_log_density), (row, row))]
+    steps_arg = jax.ShapeDtypeStruct((), np.int32)
+    return [(_climb_program(target.log_density, lr), (*block, steps_arg)),
+            (_hessian(target.log_density), (row,)),
+            (_segment(target.batch_log_density), (row, row))]
 
 
 # At most this many new modes seed the next round of a search (each costs ``per_mode`` climbs).
@@ -382,14 +375,20 @@ def _climb_one_frame(climb, c, chol, u0):
 CLIMB_BLOCK = 64
 
 
-def _climb_frames(climb, cs, chols, u0):
-    """``climb`` with a frame per start, in blocks of ``CLIMB_BLOCK``, its outputs as float64
-    NumPy arrays."""
+def _climb_frames(climb: _Climb, cs, chols, u0, whitened: bool = False):
+    """``climb`` with a frame per start, in blocks of ``CLIMB_BLOCK``: the end points, log p
+    there and the whitened gradient norm as float64 NumPy arrays, and with ``whitened`` the
+    end points in each start's frame too (in u0's dtype)."""
     n, d = np.shape(u0)
     if n == 0:
-        return np.zeros((0, d)), np.zeros(0), np.zeros(0)
-    ready(climb)
-    return tuple(a.astype(np.float64) for a in in_blocks(climb, (cs, chols, u0), CLIMB_BLOCK))
+        out = (np.zeros((0, d)), np.zeros(0), np.zeros(0), np.zeros((0, d), np.asarray(u0).dtype))
+        return out if whitened else out[:3]
+    ready(climb.program)
+    steps = np.int32(climb.steps)
+    z, logp, gnorm, u = in_blocks(lambda *block: climb.program(*block, steps), (cs, chols, u0),
+                                  CLIMB_BLOCK)
+    out = (z.astype(np.float64), logp.astype(np.float64), gnorm.astype(np.float64))
+    return out + (u,) if whitened else out
 
 
 def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned,
@@ -437,21 +436,40 @@ def _hessian(log_density):
     return jax.jit(jax.hessian(log_density))
 
 
-@kept(8)
-def _climber(log_density, steps: int, lr: float, whitened: bool = False):
-    """Adam ascent on log p, compiled once per (log density, steps, lr): called with per-start
-    frames ``cs (n, d)``, ``chols (n, d, d)`` and whitened starts ``u0 (n, d)``, it returns the
-    end points ``(n, d)`` (in each start's whitened frame when ``whitened``, else as z), log p
-    there ``(n,)`` and the whitened gradient norm ``(n,)``."""
-    schedule = optax.cosine_decay_schedule(lr, steps, alpha=0.01)
-    opt = optax.adam(schedule)
+class _Climb(NamedTuple):
+    """A climb of ``steps`` Adam steps by the compiled ``program`` of ``_climb_program``."""
+    program: Any
+    steps: int
 
-    def one(c, chol, u):
+
+def _climber(log_density, steps: int, lr: float) -> _Climb:
+    """Adam ascent on log p for ``steps`` steps: one compiled program per (log density, lr)
+    serves every number of steps (the search's 400, the screening's 20)."""
+    return _Climb(_climb_program(log_density, lr), int(steps))
+
+
+@kept(8)
+def _climb_program(log_density, lr: float):
+    """Adam ascent on log p, compiled once per (log density, lr): called with per-start frames
+    ``cs (n, d)``, ``chols (n, d, d)``, whitened starts ``u0 (n, d)`` and the number of steps
+    (an int32 scalar: the step size decays from ``lr`` to ``lr / 100`` on a cosine over them),
+    it returns the end points ``(n, d)``, log p there ``(n,)``, the whitened gradient norm
+    ``(n,)`` and the end points in each start's whitened frame ``(n, d)``."""
+
+    def one(c, chol, u, steps):
+        span = jnp.maximum(steps, 1).astype(u.dtype)
+
+        def schedule(count):
+            frac = jnp.minimum(count.astype(u.dtype) / span, 1.0)
+            return lr * (0.01 + 0.99 * 0.5 * (1.0 + jnp.cos(jnp.pi * frac)))
+
+        opt = optax.adam(schedule)
+
         def neg(u):
             v = -log_density(c + chol @ u)
             return jnp.where(jnp.isfinite(v), v, jnp.inf)
 
-        def body(carry, _):
+        def body(_, carry):
             u, state = carry
             value, g = jax.value_and_grad(neg)(u)
             g = jnp.where(jnp.isfinite(g), g, 0.0)
@@ -459,13 +477,13 @@ def _climber(log_density, steps: int, lr: float, whitened: bool = False):
             new = optax.apply_updates(u, upd)
             # Never step into a non-finite region: stay, and let the schedule shrink the step.
             new = jnp.where(jnp.isfinite(neg(new)), new, u)
-            return (new, state), None
+            return new, state
 
-        (u, _), _ = jax.lax.scan(body, (u, opt.init(u)), None, length=steps)
+        u, _ = jax.lax.fori_loop(0, steps, body, (u, opt.init(u)))
         value, g = jax.value_and_grad(neg)(u)
-        return (u if whitened else c + chol @ u), -value, jnp.sqrt(jnp.sum(g**2))
+        return c + chol @ u, -value, jnp.sqrt(jnp.sum(g**2)), u
 
-    return jax.jit(jax.vmap(one))
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None)))
 
 
 def _assign(target: Target, ends: np.ndarray, logp: np.ndarray, conv: np.ndarray,
