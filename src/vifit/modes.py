@@ -170,15 +170,14 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     u_wide = wide_scales[:, None] * standard_normal(k_wide, (wide_scales.size, d), np.float64)
     frames = (np.broadcast_to(c_np, (wide_scales.size, d)),
               np.broadcast_to(chol_np, (wide_scales.size, d, d)))
-    chosen = _screen(short, *frames, u_wide.astype(dtype), starts - own, c_np, chol_np, factor)
+    u_chosen = _screen(short, *frames, u_wide.astype(dtype), starts - own, c_np, chol_np,
+                       factor)[2]
     key, k_far = jax.random.split(key)
     u_far = _far_starts(climb, c_np, chol_np, k_far, dtype)
-    n_far = u_far.shape[0]
-    found = [_climb_frames(climb, *(np.concatenate([np.broadcast_to(a, (own,) + a.shape), b,
-                                                    np.broadcast_to(a, (n_far,) + a.shape)])
-                                    for a, b in zip((c_np, chol_np), chosen[:2])),
-                           np.concatenate([u_own.astype(dtype), chosen[2], u_far]))]
-    from_q = [np.arange(own + chosen[2].shape[0] + n_far) < own]
+    # every start of this round is in q's frame
+    u0 = np.concatenate([u_own.astype(dtype), u_chosen, u_far])
+    found = [_climb_one_frame(climb, c_np, chol_np, u0)]
+    from_q = [np.arange(u0.shape[0]) < own]
     screened = wide_scales.size
     searched: set[int] = set()  # ends whose modes' neighbourhoods were searched already
     saturated = False
@@ -226,18 +225,13 @@ def _far_starts(climb, c: np.ndarray, chol: np.ndarray, key, dtype) -> np.ndarra
     mode far beyond 16 of q's sds, whose basin reaches toward q (an equal-width mode's basin
     is the half-space beyond the midpoint), is still reached. The same compiled climb as the
     search's: only the frame changes."""
-    d = c.shape[0]
     scales = np.resize(np.asarray(SCALES), FAR_STARTS)
-    u = (scales[:, None] * standard_normal(key, (FAR_STARTS, d), np.float64)).astype(dtype)
-    cs = np.broadcast_to(c, (FAR_STARTS, d))
-    chol64 = chol.astype(np.float64)
-    for i, factor in enumerate(FAR):
-        wide = np.broadcast_to(factor * chol, (FAR_STARTS, d, d)).astype(dtype)
-        z = _climb_frames(climb, cs, wide, u)[0]
-        start = c + factor * u.astype(np.float64) @ chol64.T
-        z = np.where(np.all(np.isfinite(z), axis=1, keepdims=True), z, start)
-        after = FAR[i + 1] if i + 1 < len(FAR) else 1.0  # the next frame's widening
-        u = (np.linalg.solve(chol64, (z - c).T).T / after).astype(dtype)
+    u = (scales[:, None] * standard_normal(key, (FAR_STARTS, c.shape[0]), np.float64)
+         ).astype(dtype)
+    for factor, after in zip(FAR, FAR[1:] + (1.0,)):
+        u_end = _climb_one_frame(climb, c, (factor * chol).astype(dtype), u, whitened=True)[3]
+        u_end = np.where(np.all(np.isfinite(u_end), axis=1, keepdims=True), u_end, u)
+        u = (u_end * (factor / after)).astype(dtype)  # the same points in the next frame
     return u
 
 
@@ -361,12 +355,12 @@ def _moment_frame(target: Target, locs: np.ndarray) -> tuple[np.ndarray, np.ndar
     return m, np.linalg.cholesky(cov)
 
 
-def _climb_one_frame(climb, c, chol, u0):
+def _climb_one_frame(climb, c, chol, u0, whitened: bool = False):
     """``climb`` with every start in the frame ``c, chol``."""
     n = u0.shape[0]
     c, chol = np.asarray(c), np.asarray(chol)  # broadcast on the host: no program each
     return _climb_frames(climb, np.broadcast_to(c, (n,) + c.shape),
-                         np.broadcast_to(chol, (n,) + chol.shape), u0)
+                         np.broadcast_to(chol, (n,) + chol.shape), u0, whitened)
 
 
 # Climbs run in blocks of this many starts (the last one padded), so that every round of a

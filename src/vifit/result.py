@@ -529,6 +529,13 @@ def _coverage_words(modes: dict) -> str:
     return f"{covered} covered, the rest with under 1% of the mass"
 
 
+def _search_words(modes: dict, reach: str = "") -> str:
+    """'The mode search (N climbs[reach]) found K modes, <coverage>'."""
+    found = modes.get("found", 0)
+    return (f"The mode search ({modes.get('starts', 0)} climbs{reach}) found {found} "
+            f"mode{'s' if found != 1 else ''}, {_coverage_words(modes)}")
+
+
 def _fit_verdict(result: FitResult) -> Verdict:
     khat = result.evidence.verdict
     stop = result.stop_reason
@@ -594,25 +601,20 @@ def _fit_verdict(result: FitResult) -> Verdict:
                        "would then lack its mass.")
     if modes and result.target.dim > SEARCH_BLIND_DIM:
         # The same cap as vifit evidence's: "good" would claim that no mode was missed.
-        found = modes.get("found", 0)
         label = "usable with care" if khat.label == "good" else khat.label
         head = (f"k-hat {result.khat:.2f} < 0.5: q covers p well where q draws."
                 if khat.label == "good" else khat.text)
-        return Verdict(label, f"{head} The mode search ({modes.get('starts', 0)} climbs) "
-                       f"found {found} mode{'s' if found != 1 else ''}, "
-                       f"{_coverage_words(modes)}; in d = {result.target.dim} that cannot rule "
-                       "out a separated mode the search missed, above all a narrow one beside "
-                       "a wider one (in d = 5 such a mode of 0.2 of the mass escaped half the "
-                       "searches, and log Z was 0.22 nats low), so log Z may be low and the "
-                       "summaries may lack that mode (docs/evidence.md, \"Screened starts\").")
+        return Verdict(label, f"{head} {_search_words(modes)}; in d = {result.target.dim} "
+                       "that cannot rule out a separated mode the search missed, above all a "
+                       "narrow one beside a wider one (in d = 5 such a mode of 0.2 of the mass "
+                       "escaped half the searches, and log Z was 0.22 nats low), so log Z may "
+                       "be low and the summaries may lack that mode (docs/evidence.md, "
+                       "\"Screened starts\").")
     if modes and khat.label == "good":
         from vifit.modes import FAR, SCALES
 
-        found, reach = modes.get("found", 0), FAR[0] * max(SCALES)
-        return Verdict("good", f"{khat.text} The mode search ({modes.get('starts', 0)} climbs, "
-                       f"from q out to about {reach:,.0f} of its sds) found "
-                       f"{found} mode{'s' if found != 1 else ''}, {_coverage_words(modes)}. "
-                       "A mode it cannot reach would still be missed: one beyond that, or one "
-                       "far narrower than its neighbours (docs/evidence.md, \"Screened "
-                       "starts\").")
+        reach = f", from q out to about {FAR[0] * max(SCALES):,.0f} of its sds"
+        return Verdict("good", f"{khat.text} {_search_words(modes, reach)}. A mode it cannot "
+                       "reach would still be missed: one beyond that, or one far narrower than "
+                       "its neighbours (docs/evidence.md, \"Screened starts\").")
     return khat
