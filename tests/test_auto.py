@@ -108,3 +108,26 @@ def test_auto_asks_pathfinder_for_a_start_where_the_default_one_fails():
     assert result.elbo < log_z + z * result.elbo_se
     # 1e-3: float32 rounding of a log p near -2000 nats
     assert abs(result.log_z - log_z) < z * result.log_z_se + 1e-3
+
+
+def test_auto_without_gradients_fits_by_score_and_never_says_good():
+    """On a target with ``differentiable=False`` auto fits the full-rank Gaussian by Adam with
+    the score-function estimator (Pathfinder, natural gradient, the mode search and flows all
+    need gradients). Without a mode search k-hat cannot see a mode q misses: on two equal
+    modes 12 apart q sits on one, log Z is log 2 low, and the verdict must not read "good"."""
+    import jax.numpy as jnp
+
+    def two_modes(z):
+        return (jnp.logaddexp(-0.5 * jnp.sum((z - 6.0) ** 2), -0.5 * jnp.sum((z + 6.0) ** 2))
+                - math.log(2.0) - math.log(2.0 * math.pi))
+
+    res = vifit.fit(vifit.Target(two_modes, dim=2, differentiable=False), "auto",
+                    progress=False, seed=0)
+    assert res.family.name == "fullrank" and res.estimator == "score"
+    stages = {row["stage"]: row["decision"] for row in res.info["auto"]["decisions"]}
+    assert stages["pathfinder"] == "not run: log p has no gradients"
+    assert "modes" not in res.info
+    # q found one mode (exact there): log Z is log 2 low, well outside its standard error
+    assert abs(res.log_z + math.log(2.0)) < 4 * res.log_z_se + 0.01
+    assert res.verdict.label == "usable with care"
+    assert "No mode search ran (log p has no gradients" in res.verdict.text

@@ -31,7 +31,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from vifit.ahead import compile_ahead
 from vifit.engine import stage_programs
@@ -118,6 +117,14 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
         say(_row("pathfinder", None, "not run: the Gaussian needs no start",
                  f"natural-gradient VI from the default start converged in {gauss.steps} "
                  "steps", 0.0))
+    elif not target.differentiable:
+        # Pathfinder and natural gradient follow gradients of log p: the score-function
+        # estimator (the default without gradients) fits the Gaussian from the default start.
+        say(_row("pathfinder", None, "not run: log p has no gradients",
+                 "the full-rank Gaussian is fitted by Adam with the score-function estimator "
+                 "from the default start", 0.0))
+        t0 = time.perf_counter()
+        gauss = _fit_gaussian(fit, target, fullrank, None, stage)
     else:
         pf = pathfinder(target, seed=seed)
         pf_ok = pf.best_iter > 0
@@ -143,7 +150,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     flow_start = None
     # Compiled on the worker while the search runs: a flow's fit where one comes next, else
     # what the Gaussian's result runs after the fit.
-    if not gauss.khat < KHAT_GOOD:
+    if not gauss.khat < KHAT_GOOD and target.differentiable:
         flow_start = fam.from_gaussian(jnp.asarray(gauss.mean()),
                                        jnp.asarray(gauss.covariance()))
         compile_ahead(stage_programs(target, fam, init_params=flow_start,
@@ -175,6 +182,12 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
         say(_row("fullrank", gauss, "keep the full-rank Gaussian",
                  f"k-hat {gauss.khat:.2f} < {KHAT_GOOD}: q covers p, importance weights have "
                  "finite variance; a flow is not needed", time.perf_counter() - t0))
+        return _finish(gauss, decisions, "fullrank", t_all, search)
+    if not target.differentiable:
+        say(_row("fullrank", gauss, "keep the full-rank Gaussian",
+                 f"k-hat {gauss.khat:.2f} >= {KHAT_GOOD}, but a flow is not tried without "
+                 "gradients of log p: the score-function estimator's variance grows with the "
+                 "flow's thousands of parameters", time.perf_counter() - t0))
         return _finish(gauss, decisions, "fullrank", t_all, search)
     say(_row("fullrank", gauss, f"try a flow ({flow})",
              f"k-hat {gauss.khat:.2f} >= {KHAT_GOOD}: the Gaussian misses part of p",
@@ -292,8 +305,6 @@ def _fit_mixture(fit, target: Target, search, stage) -> FitResult:
     comps = [fam.base.from_gaussian(jnp.asarray(m.location, dtype=target.init.dtype),
                                     jnp.asarray(m.cov, dtype=target.init.dtype))
              for m in search.modes]
-    import jax
-
     start = {"logits": jnp.asarray([m.log_mass for m in search.modes], dtype=target.init.dtype),
              "components": jax.tree.map(lambda *xs: jnp.stack(xs), *comps)}
     start["logits"] = start["logits"] - jnp.max(start["logits"])
@@ -314,87 +325,16 @@ def _finish(result: FitResult, decisions: list[dict[str, Any]], chosen: str,
     return with_tail_check(replace(result, info=info))
 
 
-# Row evaluations the mode search of a minibatch fit may spend: its climbs (64 starts x 400
-# steps) see all rows up to 2e9 / 25600 = 78,125 of them, else a fixed random subset of that
-# many, scaled by N / M.
-MODE_ROW_BUDGET = 2e9
-
-
 def fit_auto_minibatch(target, **settings: Any) -> FitResult:
     """``family="auto"`` on a data set fitted by minibatches: a full-rank Gaussian by natural
-    gradient (Pathfinder's start and flows would need many full passes), then the mode search
-    around it on the data, or on a fixed random subset of rows scaled to N when the data are
-    larger than ``MODE_ROW_BUDGET`` allows, so that separated modes q misses still reach the
-    verdict (k-hat alone does not see a mode far from q). A subset's Laplace masses are those
-    of a noisier density: the missed fraction is then a rough guide. Across processes the
-    search is skipped (each holds other rows), and a note says so."""
+    gradient (Pathfinder's start and flows would need many full passes), with the mode search
+    on the data (or a subset of its rows) that every fit on a data set runs as a final check
+    (``vifit.mode_check.with_mode_check``)."""
     import dataclasses
 
     from vifit.engine import fit_one
 
     result = fit_one(target, "fullrank", **settings)
-    notes = ["family='auto' on minibatches fits a full-rank Gaussian by natural gradient "
-             "(Pathfinder's start and flows need many full passes over the data)."]
-    info = dict(result.info)
-    if settings.get("distributed"):
-        notes.append("the mode search was skipped (each process holds other rows): several "
-                     "modes would go unnoticed except through k-hat.")
-    elif result.stop_reason not in ("diverged", "non-finite"):
-        searched = _wide_search(_mode_target(target, result.seed), result)
-        info["modes"] = coverage(result, searched)
-        rows = _mode_rows(target)
-        if rows < target.n_rows:
-            notes.append(f"the mode search climbed on {rows:,} of the {target.n_rows:,} rows "
-                         "(a fixed random subset, scaled to N): its masses are rough.")
-    return dataclasses.replace(result, notes=result.notes + tuple(notes), info=info)
-
-
-def _wide_search(target: Target, result: FitResult):
-    """The mode search around q, plus climbs from over-dispersed starts on the scale of z
-    itself (sd ``1 + |mean|`` per coordinate): the posterior of many rows is narrow, so a mode
-    well apart on the scale of the parameters can lie thousands of q's sds away, beyond the
-    climbs around q. Adam's steps are a fixed fraction of the frame's scale, so the wide
-    climbs are refined in frames 10x narrower each time down to q's, and all ends are grouped
-    into modes together in q's frame."""
-    from vifit.modes import SCALES, climb_from, climb_points, search_modes
-
-    key = jax.random.fold_in(jax.random.key(result.seed), 0x0DE5)
-    mean, cov = jnp.asarray(result.mean()), jnp.asarray(result.covariance())
-    near = search_modes(target, mean, cov, key=key)
-    if near is None:
-        return None
-    sd_q = float(jnp.sqrt(jnp.max(jnp.diag(cov))))
-    width = 1.0 + jnp.abs(mean)
-    scales = jnp.asarray(np.resize(np.asarray(SCALES), 64), mean.dtype)[:, None]
-    points = mean + scales * width * jax.random.normal(jax.random.fold_in(key, 1),
-                                                       (64, target.dim), mean.dtype)
-    while float(jnp.max(width)) > 10 * sd_q:
-        # one stage: climb from the points in a diagonal frame of sd `width` around q's mean
-        ends = jnp.asarray(climb_points(target, points, mean, width), mean.dtype)
-        points = jnp.where(jnp.all(jnp.isfinite(ends), axis=1, keepdims=True), ends, points)
-        width = width / 10.0
-    found = jnp.concatenate([points, jnp.asarray(np.stack([m.location for m in near.modes]),
-                                                 mean.dtype)]) if near.modes else points
-    return climb_from(target, found, mean, cov)
-
-
-def _mode_rows(target) -> int:
-    return int(min(target.n_rows, max(1000, MODE_ROW_BUDGET // (64 * 400))))
-
-
-def _mode_target(target, seed: int) -> Target:
-    """The data target itself, or a plain Target on a fixed random subset of its rows whose
-    likelihood is scaled by N / M (for the mode search's climbs)."""
-    m = _mode_rows(target)
-    if m >= target.n_rows:
-        return target
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x40DE]))
-    rows = target.rows(np.sort(rng.choice(target.n_rows, m, replace=False)))
-    rows = jax.tree.map(jnp.asarray, rows)
-    scale = target.n_rows / m
-
-    def log_density(z):
-        return target.log_prior(z) + scale * jnp.sum(target.log_lik(z, rows))
-
-    return Target(log_density, init=target.init, param_names=target.param_names,
-                  name=target.name, check=False)
+    notes = ("family='auto' on minibatches fits a full-rank Gaussian by natural gradient "
+             "(Pathfinder's start and flows need many full passes over the data).",)
+    return dataclasses.replace(result, notes=result.notes + notes)

@@ -158,7 +158,7 @@ def fit_one(
     from vifit.evidence.tails import with_tail_check
 
     with single_threaded_blas():
-        return with_mode_check(with_tail_check(result, n_eval))
+        return with_mode_check(with_tail_check(result, n_eval), distributed=distributed)
 
 
 def _settings(fam: Family, obj: Objective, est: Estimator, minibatch, optimizer, patience,

@@ -29,7 +29,7 @@ def search_around(target: Target, mean, cov, seed: int):
                         key=jax.random.fold_in(jax.random.key(seed), 0x0DE5))
 
 
-def with_mode_check(result: FitResult) -> FitResult:
+def with_mode_check(result: FitResult, distributed: bool = False) -> FitResult:
     """``result`` (a fit of one named family) with ``info["modes"]`` from the mode search
     around its q's mean and covariance (``vifit.modes``) and ``coverage`` by its q, where the
     search applies (a differentiable, non-data target of at most ``vifit.modes.MAX_DIM``
@@ -39,30 +39,137 @@ def with_mode_check(result: FitResult) -> FitResult:
     modes read "good" with log Z log 2 low. The search's cost (one compiled climb per target,
     256 x 400 gradients of log p, more to screen and for the far climbs and per mode found;
     1-3 s on small models) is paid only
-    where it can change the verdict."""
+    where it can change the verdict. On a data set (``vifit.DataTarget``) it climbs on the
+    rows, or on a subset of them (``data_search``); across processes (``distributed``) it is
+    skipped, since each process holds other rows, and the verdict says so."""
     from dataclasses import replace
 
     from vifit.data.target import DataTarget
 
     target = result.target
-    if (isinstance(target, DataTarget) or not target.differentiable
-            or getattr(target, "discrete", False) or "modes" in result.info
-            or result.verdict.label not in ("good", "usable with care")):
+    if not target.differentiable or getattr(target, "discrete", False) or "modes" in result.info:
         return result
+    if isinstance(target, DataTarget) and result.stop_reason not in ("diverged", "non-finite"):
+        # whatever k-hat says: on data a k-hat above 0.7 is often two mirror modes, and the
+        # search says so
+        if distributed:
+            return replace(result, info={**result.info, "modes_skipped": "distributed"},
+                           notes=result.notes + (
+                               "the mode search was skipped (each process holds other rows): "
+                               "several modes would go unnoticed except through k-hat.",))
+        return data_search(result)
+    if isinstance(target, DataTarget) or result.verdict.label not in ("good",
+                                                                      "usable with care"):
+        return result
+    moments = _moments(result)
+    if moments is None:
+        return result
+    search = search_around(target, *moments, result.seed)
+    if search is None:
+        return result
+    return replace(result, info={**result.info, "modes": coverage(result, search)})
+
+
+# Row evaluations the mode search of a fit on a data set may spend (about 6 s for a 4-parameter
+# regression on this 2-core machine): it climbs on all rows while their count times the
+# search's gradients (``vifit.modes.search_cost``, plus ``WIDE_CLIMBS``) stays within it, else
+# on a fixed random subset of that many rows, scaled by N / M. (Until 2026-12-06 the rows were
+# sized for 64 x 400 gradients while the search spent about 16 times more: 80 s on 100,000 rows.)
+MODE_ROW_BUDGET = 2e9
+# Gradients of the climbs on the scale of z itself (``wide_search``): 64 starts x 400 steps in
+# up to three frames, and the final climb of their ends with the modes found.
+WIDE_CLIMBS = 4 * 64 * 400
+
+
+def _moments(result: FitResult):
+    """q's mean and covariance in the target's dtype: exact where the family has them, else
+    from 4000 draws; None when too few draws are finite."""
+    dtype = result.target.init.dtype
     try:
         mean, cov = result.mean(), result.covariance()
     except NotImplementedError:
         z = np.asarray(result.sample_unconstrained(jax.random.key(result.seed), 4000),
                        np.float64)
         z = z[np.all(np.isfinite(z), axis=1)]
-        if z.shape[0] < 2 * target.dim:
-            return result
+        if z.shape[0] < 2 * result.target.dim:
+            return None
         mean, cov = z.mean(0), np.atleast_2d(np.cov(z.T))
-    search = search_around(target, jnp.asarray(mean, target.init.dtype),
-                           jnp.asarray(cov, target.init.dtype), result.seed)
-    if search is None:
+    return jnp.asarray(mean, dtype), jnp.asarray(cov, dtype)
+
+
+def data_search(result: FitResult) -> FitResult:
+    """``result`` (a fit on a data set) with ``info["modes"]`` from ``wide_search`` on the rows
+    (``mode_target``), and a note when it climbed on a subset of them. A subset's Laplace
+    masses are those of a noisier density: the missed fraction is then a rough guide."""
+    from dataclasses import replace
+
+    target = result.target
+    moments = _moments(result)
+    searched = None if moments is None else wide_search(mode_target(target, result.seed),
+                                                        *moments, result.seed)
+    if searched is None:
         return result
-    return replace(result, info={**result.info, "modes": coverage(result, search)})
+    notes = result.notes
+    rows = mode_rows(target)
+    if rows < target.n_rows:
+        notes += (f"the mode search climbed on {rows:,} of the {target.n_rows:,} rows (a fixed "
+                  "random subset, scaled to N): its masses are rough.",)
+    return replace(result, info={**result.info, "modes": coverage(result, searched)},
+                   notes=notes)
+
+
+def wide_search(target: Target, mean, cov, seed: int):
+    """The mode search around N(mean, cov) (q's moments), keyed by ``seed``, plus climbs from
+    over-dispersed starts on the scale of z itself (sd ``1 + |mean|`` per coordinate): the
+    posterior of many rows is narrow, so a mode well apart on the scale of the parameters can
+    lie thousands of q's sds away, beyond the climbs around q. Adam's steps are a fixed
+    fraction of the frame's scale, so the wide climbs are refined in frames 10x narrower each
+    time down to q's, and all ends are grouped into modes together in q's frame."""
+    from vifit.modes import SCALES, climb_from, climb_points
+
+    key = jax.random.fold_in(jax.random.key(seed), 0x0DE5)
+    near = search_modes(target, mean, cov, key=key)
+    if near is None:
+        return None
+    sd_q = float(jnp.sqrt(jnp.max(jnp.diag(cov))))
+    width = 1.0 + jnp.abs(mean)
+    scales = jnp.asarray(np.resize(np.asarray(SCALES), 64), mean.dtype)[:, None]
+    points = mean + scales * width * jax.random.normal(jax.random.fold_in(key, 1),
+                                                       (64, target.dim), mean.dtype)
+    while float(jnp.max(width)) > 10 * sd_q:
+        # one stage: climb from the points in a diagonal frame of sd `width` around q's mean
+        ends = jnp.asarray(climb_points(target, points, mean, width), mean.dtype)
+        points = jnp.where(jnp.all(jnp.isfinite(ends), axis=1, keepdims=True), ends, points)
+        width = width / 10.0
+    found = jnp.concatenate([points, jnp.asarray(np.stack([m.location for m in near.modes]),
+                                                 mean.dtype)]) if near.modes else points
+    return climb_from(target, found, mean, cov)
+
+
+def mode_rows(target) -> int:
+    """How many rows of a data set the mode search climbs on (``MODE_ROW_BUDGET``)."""
+    from vifit.modes import search_cost
+
+    per_row = search_cost(target.dim) + WIDE_CLIMBS
+    return int(min(target.n_rows, max(1000, MODE_ROW_BUDGET // per_row)))
+
+
+def mode_target(target, seed: int) -> Target:
+    """The data target itself, or a plain Target on a fixed random subset of its rows whose
+    likelihood is scaled by N / M (for the mode search's climbs)."""
+    m = mode_rows(target)
+    if m >= target.n_rows:
+        return target
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x40DE]))
+    rows = target.rows(np.sort(rng.choice(target.n_rows, m, replace=False)))
+    rows = jax.tree.map(jnp.asarray, rows)
+    scale = target.n_rows / m
+
+    def log_density(z):
+        return target.log_prior(z) + scale * jnp.sum(target.log_lik(z, rows))
+
+    return Target(log_density, init=target.init, param_names=target.param_names,
+                  name=target.name, check=False)
 
 
 def coverage(result: FitResult, search) -> dict[str, Any]:

@@ -285,6 +285,17 @@ def search_programs(target: Target, lr: float = 0.3) -> list[tuple]:
             (_segment(target.batch_log_density), (row, row))]
 
 
+def search_cost(dim: int, starts: int = 256, steps: int = 400, per_mode: int = 64) -> int:
+    """Gradients of log p that ``search_modes`` spends in ``dim`` dimensions when it finds one
+    mode (the common case): the first round's climbs, far climbs and screening, and one more
+    round from that mode. Each further mode found costs about the second round again."""
+    factor = SCREEN if dim <= SCREEN_MAX_DIM else 1
+    own = int(np.sum(np.resize(np.asarray(SCALES), starts) <= 1.0))
+    screened = (factor > 1) * SCREEN_STEPS * factor
+    first = starts * steps + FAR_STARTS * steps * (len(FAR) + 1) + screened * (starts - own)
+    return int(first + per_mode * steps + screened * per_mode)
+
+
 # At most this many new modes seed the next round of a search (each costs ``per_mode`` climbs).
 MAX_NEW = 8
 

@@ -617,4 +617,23 @@ def _fit_verdict(result: FitResult) -> Verdict:
         return Verdict("good", f"{khat.text} {_search_words(modes, reach)}. A mode it cannot "
                        "reach would still be missed: one beyond that, or one far narrower than "
                        "its neighbours (docs/evidence.md, \"Screened starts\").")
+    if not modes and khat.label == "good" and not getattr(result.target, "discrete", False):
+        # "good" says that no separated mode was missed; only a search can say so.
+        return Verdict("usable with care", f"k-hat {result.khat:.2f} < 0.5: q covers p well "
+                       f"where q draws. No mode search ran ({_no_search_why(result)}), and "
+                       "k-hat cannot see a separated mode that q never draws from: log Z would "
+                       "then be low by that mode's mass and the summaries would lack it.")
     return khat
+
+
+def _no_search_why(result: FitResult) -> str:
+    from vifit.modes import MAX_DIM
+
+    target = result.target
+    if not target.differentiable:
+        return "log p has no gradients to climb"
+    if target.dim > MAX_DIM:
+        return f"d = {target.dim} > {MAX_DIM}, where its Hessians cost too much"
+    if result.info.get("modes_skipped") == "distributed":
+        return "the fit ran across processes, each holding other rows"
+    return "it was not run on this fit"
