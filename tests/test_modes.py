@@ -202,3 +202,36 @@ def test_far_starts_reach_an_equal_mode_hundreds_of_sds_away():
     np.testing.assert_allclose(locs[0], [0.0, 0.0], atol=0.05)
     np.testing.assert_allclose(locs[1], np.asarray(far), atol=0.05)
     assert res.missed_fraction == pytest.approx(0.5, abs=0.01)
+
+
+def test_a_search_over_its_budget_sheds_work_in_order_and_says_so(one_mode_fit):
+    """Beyond ``SEARCH_FLOPS`` the search sheds screening, then its far climbs, then starts,
+    down to one block of climbs per round; cut to the bone it still finds both modes at +-8
+    (each basin is a half-plane), and a one-mode fit judged by a cut search is at best "usable
+    with care" (fit and evidence alike), since a cut search vouches for less."""
+    from vifit.evidence.verdict import judge
+    from vifit.modes import CLIMB_BLOCK, _plan, search_cost
+
+    full = search_cost(2)
+    assert _plan(2, 256, 400, 64, full) == (256, 64, 16, True, False)
+    assert _plan(2, 256, 400, 64, full - 1) == (256, 64, 1, True, True)
+    no_far = search_cost(2, factor=1, far=False)
+    assert _plan(2, 256, 400, 64, no_far) == (256, 64, 1, False, True)
+    assert _plan(2, 256, 400, 64, 0.0) == (CLIMB_BLOCK, CLIMB_BLOCK, 1, False, True)
+
+    res = search_modes(TARGET, one_mode_fit.mean(), one_mode_fit.covariance(),
+                       key=jax.random.key(0), budget=1.0)
+    assert res.reduced and res.screened == 0 and res.gradient_flops > 0
+    assert sorted(round(float(m.location[0])) for m in res.modes) == [-8, 8]
+
+    target = vifit.Target(lambda z: -0.5 * jnp.sum(z**2), dim=2)
+    fit = vifit.fit(target, "fullrank", progress=False)
+    assert fit.verdict.label == "good" and not fit.info["modes"]["reduced"]
+    cut = search_modes(target, fit.mean(), fit.covariance(), key=jax.random.key(0), budget=1.0)
+    judged = replace(fit, info={**fit.info, "modes": coverage(fit, cut)})
+    assert judged.verdict.label == "usable with care"
+    assert "it was cut to stay within its budget" in judged.verdict.text
+    ev = vifit.evidence(target, fit, seed=0)
+    assert ev.verdict.label == "good"
+    again = judge(ev.estimates, 2, judged.info["modes"])
+    assert again.label == "usable with care" and "was cut to" in again.text

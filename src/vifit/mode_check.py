@@ -9,6 +9,7 @@ call down to this module, which calls only the search and the result's draws.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax
@@ -17,6 +18,7 @@ import numpy as np
 
 from vifit.ahead import ready
 from vifit.blocks import in_blocks
+from vifit.freshness import kept
 from vifit.modes import log_sum_exp, search_modes
 from vifit.result import FitResult, family_program
 from vifit.target import Target
@@ -70,12 +72,14 @@ def with_mode_check(result: FitResult, distributed: bool = False) -> FitResult:
     return replace(result, info={**result.info, "modes": coverage(result, search)})
 
 
-# Row evaluations the mode search of a fit on a data set may spend (about 6 s for a 4-parameter
-# regression on this 2-core machine): it climbs on all rows while their count times the
-# search's gradients (``vifit.modes.search_cost``, plus ``WIDE_CLIMBS``) stays within it, else
-# on a fixed random subset of that many rows, scaled by N / M. (Until 2026-12-06 the rows were
-# sized for 64 x 400 gradients while the search spent about 16 times more: 80 s on 100,000 rows.)
-MODE_ROW_BUDGET = 2e9
+# The mode search of a fit on a data set climbs on all rows while the search's gradients
+# (``vifit.modes.search_cost``, plus ``WIDE_CLIMBS``) times one row's gradient cost stays within
+# ``vifit.modes.SEARCH_FLOPS`` (the budget of every search), else on a fixed random subset of
+# that many rows (at least ``MIN_MODE_ROWS``), scaled by N / M. Until 2026-12-06 the rows were
+# sized for 64 x 400 gradients while the search spent about 16 times more: 80 s on 100,000
+# rows of a 4-parameter regression, then 2e9 row evaluations, whatever a row cost (a float64
+# logistic regression of 20,003 rows searched for about 50 s).
+MIN_MODE_ROWS = 1000
 # Gradients of the climbs on the scale of z itself (``wide_search``): 64 starts x 400 steps in
 # up to three frames, and the final climb of their ends with the modes found.
 WIDE_CLIMBS = 4 * 64 * 400
@@ -128,7 +132,7 @@ def wide_search(target: Target, mean, cov, seed: int):
     from vifit.modes import SCALES, climb_from, climb_points
 
     key = jax.random.fold_in(jax.random.key(seed), 0x0DE5)
-    near = search_modes(target, mean, cov, key=key)
+    near = search_modes(target, mean, cov, key=key, budget=math.inf)  # the rows are its budget
     if near is None:
         return None
     sd_q = float(jnp.sqrt(jnp.max(jnp.diag(cov))))
@@ -147,16 +151,39 @@ def wide_search(target: Target, mean, cov, seed: int):
 
 
 def mode_rows(target) -> int:
-    """How many rows of a data set the mode search climbs on (``MODE_ROW_BUDGET``)."""
-    from vifit.modes import search_cost
+    """How many rows of a data set the mode search climbs on (``SEARCH_FLOPS``)."""
+    from vifit.modes import SEARCH_FLOPS, search_cost
 
-    per_row = search_cost(target.dim) + WIDE_CLIMBS
-    return int(min(target.n_rows, max(1000, MODE_ROW_BUDGET // per_row)))
+    grads = search_cost(target.dim) + WIDE_CLIMBS
+    rows = SEARCH_FLOPS // (grads * row_flops(target))
+    return int(min(target.n_rows, max(MIN_MODE_ROWS, rows)))
 
 
+# Rows in the block whose gradient's cost ``row_flops`` divides by its size.
+_COST_ROWS = 64
+
+
+@kept(8)
+def row_flops(target) -> float:
+    """Floating-point operations of one row's share of a gradient of log p (XLA's cost analysis
+    of a block of ``_COST_ROWS`` rows, transcendentals weighted as in
+    ``vifit.modes.gradient_flops``; nothing compiled)."""
+    from vifit.modes import lowered_flops
+
+    m = min(_COST_ROWS, target.n_rows)
+    block = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype),
+                         target.rows(np.arange(m)))
+    z = jax.ShapeDtypeStruct((target.dim,), target.init.dtype)
+    lowered = jax.jit(jax.value_and_grad(lambda u, b: jnp.sum(target.log_lik(u, b)))).lower(
+        z, block)
+    return max(lowered_flops(lowered) / m, 10.0 * target.dim)  # no count: a small row
+
+
+@kept(8)
 def mode_target(target, seed: int) -> Target:
     """The data target itself, or a plain Target on a fixed random subset of its rows whose
-    likelihood is scaled by N / M (for the mode search's climbs)."""
+    likelihood is scaled by N / M (for the mode search's climbs); kept, so that a second fit of
+    the same data reuses the search's compiled climbs (they are keyed by the log density)."""
     m = mode_rows(target)
     if m >= target.n_rows:
         return target

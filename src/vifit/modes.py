@@ -80,6 +80,17 @@ SCREEN_STEPS = 20
 # test mixtures the screening found no mode more, while it doubled the search's gradients.
 SCREEN_MAX_DIM = 8
 MAX_DIM = 200  # dense Hessians beyond this cost too much; the search is skipped
+# The search's budget, in floating-point operations of log p's gradients (``gradient_flops``
+# times ``search_cost``): 6-11 s on this 2-core machine, where the full search on diamonds
+# (d = 26, 5,000 rows: 1.2e11) took 4.5 s and on a 20,000-row logistic regression in d = 5
+# (5.4e11) 41 s beside a 5 s fit. A log p that costs more gets the fullest search of ``_plan``
+# that fits, or the smallest: screening goes first, then the far climbs, then starts. The
+# verdicts say when it was cut.
+SEARCH_FLOPS = 1.5e11
+# A transcendental (exp, log, ...) counts as this many flops: on the two targets above one
+# gradient took 22 us (5.8e5 flops, no transcendentals) and 140 us (7.2e5 flops and 6e4
+# transcendentals), about 2 ns, or 20 flops at diamonds' rate, per transcendental.
+TRANSCENDENTAL_FLOPS = 20.0
 
 
 class Mode(NamedTuple):
@@ -103,6 +114,9 @@ class ModeSearch(NamedTuple):
     # the last round found no new mode: more rounds would not have found more this way
     saturated: bool = True
     screened: int = 0  # candidates climbed ``SCREEN_STEPS`` steps to choose the starts
+    # the search was cut to stay within ``SEARCH_FLOPS`` (log p's gradient costs this many)
+    reduced: bool = False
+    gradient_flops: float = 0.0
 
     @property
     def covered(self) -> list[Mode]:
@@ -129,6 +143,7 @@ class ModeSearch(NamedTuple):
             "starts": self.starts, "steps": self.steps, "screened": self.screened,
             "seconds": self.seconds,
             "rounds": self.rounds, "saturated": self.saturated,
+            "reduced": self.reduced, "gradient_flops": self.gradient_flops,
             "modes": [{"log_p": m.log_p, "laplace_log_mass": m.log_mass,
                        "mass_fraction": float(np.exp(m.log_mass - total)),
                        "distance_from_q": m.distance, "starts": m.starts,
@@ -145,20 +160,25 @@ def log_sum_exp(x: np.ndarray) -> float:
 
 def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts: int = 256,
                  steps: int = 400, lr: float = 0.3, rounds: int = 6,
-                 per_mode: int = 64) -> ModeSearch | None:
+                 per_mode: int = 64, budget: float | None = None) -> ModeSearch | None:
     """Look for modes of ``target`` from over-dispersed starts around N(mean, cov) (see the
     module docstring), then, for up to ``rounds - 1`` more rounds, from over-dispersed starts
     around each mode found in the round before (``per_mode`` starts in its Laplace frame) and
     around the moment-matched Gaussian of all modes found: a narrow mode next to a wide one is
     out of reach from q, whose climbs fall into the wide basin, but often within reach of a
-    neighbour. None when the target is not differentiable or d > ``MAX_DIM``."""
+    neighbour. ``budget``: floating-point operations the search may spend (None:
+    ``SEARCH_FLOPS``; ``math.inf``: no limit). None when the target is not differentiable or
+    d > ``MAX_DIM``."""
     if not target.differentiable or target.dim > MAX_DIM:
         return None
     t0 = time.perf_counter()
     c, chol = _frame(target, mean, cov)
     d, dtype = target.dim, c.dtype
+    flops = gradient_flops(target.log_density, d, np.dtype(dtype).name)
+    budget = SEARCH_FLOPS if budget is None else budget
+    plan = _plan(d, starts, steps, per_mode, budget / flops)
+    starts, per_mode, factor, far = plan.starts, plan.per_mode, plan.factor, plan.far
     climb = _climber(target.log_density, steps, lr)
-    factor = SCREEN if d <= SCREEN_MAX_DIM else 1
     short = _climber(target.log_density, SCREEN_STEPS, lr)
     c_np, chol_np = np.asarray(c), np.asarray(chol)
     # q's own draws climb as they are (they tell which modes q covers); the over-dispersed
@@ -173,7 +193,7 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     u_chosen = _screen(short, *frames, u_wide.astype(dtype), starts - own, c_np, chol_np,
                        factor)[2]
     key, k_far = jax.random.split(key)
-    u_far = _far_starts(climb, c_np, chol_np, k_far, dtype)
+    u_far = _far_starts(climb, c_np, chol_np, k_far, dtype) if far else u_own[:0].astype(dtype)
     # every start of this round is in q's frame
     u0 = np.concatenate([u_own.astype(dtype), u_chosen, u_far])
     found = [_climb_one_frame(climb, c_np, chol_np, u0)]
@@ -214,7 +234,58 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     res = _group(target, c, chol, ends, logp, (reps, members), np.concatenate(from_q), steps,
                  t0)
     return res._replace(rounds=len(found), saturated=saturated,
-                        screened=screened if factor > 1 else 0)
+                        screened=screened if factor > 1 else 0, reduced=plan.reduced,
+                        gradient_flops=flops)
+
+
+class _Plan(NamedTuple):
+    starts: int
+    per_mode: int
+    factor: int  # screening candidates per start (1: no screening)
+    far: bool  # run the far climbs
+    reduced: bool  # less than the full search
+
+
+def _plan(dim: int, starts: int, steps: int, per_mode: int, gradients: float) -> _Plan:
+    """The fullest search whose ``search_cost`` fits in ``gradients``, or, when none does, the
+    smallest: without screening, without far climbs, and with ``starts`` and ``per_mode``
+    halved down to one block each."""
+    screen = SCREEN if dim <= SCREEN_MAX_DIM else 1
+    plans = [_Plan(starts, per_mode, screen, True, False)]
+    if screen > 1:
+        plans.append(_Plan(starts, per_mode, 1, True, True))
+    plans.append(_Plan(starts, per_mode, 1, False, True))
+    while starts > CLIMB_BLOCK or per_mode > CLIMB_BLOCK:
+        starts, per_mode = max(CLIMB_BLOCK, starts // 2), max(CLIMB_BLOCK, per_mode // 2)
+        plans.append(_Plan(starts, per_mode, 1, False, True))
+    return next((p for p in plans if search_cost(dim, p.starts, steps, p.per_mode, p.factor,
+                                                 p.far) <= gradients), plans[-1])
+
+
+@kept(8)
+def gradient_flops(log_density, dim: int, dtype: str) -> float:
+    """Floating-point operations of one gradient of log p at a point of ``dim`` coordinates
+    (a transcendental counted as ``TRANSCENDENTAL_FLOPS``), by XLA's cost analysis of the
+    lowered program (no compiling: milliseconds). A loop's body is counted once, so a log p
+    with a loop (an ODE solve) looks cheaper than it is."""
+    lowered = jax.jit(jax.value_and_grad(log_density)).lower(
+        jax.ShapeDtypeStruct((dim,), np.dtype(dtype)))
+    return max(1.0, lowered_flops(lowered))
+
+
+def lowered_flops(lowered) -> float:
+    """XLA's count of floating-point operations of a lowered program, a transcendental
+    counted as ``TRANSCENDENTAL_FLOPS``; 0 where the backend gives no cost analysis (the
+    search then counts as cheap)."""
+    try:
+        cost = lowered.cost_analysis()
+    except Exception:
+        return 0.0
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    if not isinstance(cost, dict):
+        return 0.0
+    return (float(cost.get("flops", 0.0))
+            + TRANSCENDENTAL_FLOPS * float(cost.get("transcendentals", 0.0)))
 
 
 def _far_starts(climb, c: np.ndarray, chol: np.ndarray, key, dtype) -> np.ndarray:
@@ -285,14 +356,18 @@ def search_programs(target: Target, lr: float = 0.3) -> list[tuple]:
             (_segment(target.batch_log_density), (row, row))]
 
 
-def search_cost(dim: int, starts: int = 256, steps: int = 400, per_mode: int = 64) -> int:
+def search_cost(dim: int, starts: int = 256, steps: int = 400, per_mode: int = 64,
+                factor: int | None = None, far: bool = True) -> int:
     """Gradients of log p that ``search_modes`` spends in ``dim`` dimensions when it finds one
-    mode (the common case): the first round's climbs, far climbs and screening, and one more
-    round from that mode. Each further mode found costs about the second round again."""
-    factor = SCREEN if dim <= SCREEN_MAX_DIM else 1
+    mode (the common case): the first round's climbs, far climbs and screening (``factor``
+    candidates per start; default as the search), and one more round from that mode. Each
+    further mode found costs about the second round again."""
+    if factor is None:
+        factor = SCREEN if dim <= SCREEN_MAX_DIM else 1
     own = int(np.sum(np.resize(np.asarray(SCALES), starts) <= 1.0))
     screened = (factor > 1) * SCREEN_STEPS * factor
-    first = starts * steps + FAR_STARTS * steps * (len(FAR) + 1) + screened * (starts - own)
+    first = (starts * steps + far * FAR_STARTS * steps * (len(FAR) + 1)
+             + screened * (starts - own))
     return int(first + per_mode * steps + screened * per_mode)
 
 

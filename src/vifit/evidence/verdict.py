@@ -133,6 +133,10 @@ def unverified_bounds(estimates: dict[str, Estimate], verdict: EvidenceVerdict,
             if not why and _unsaturated(modes):
                 why = ("the fit's mode search was still finding new modes when it stopped: "
                        "this estimate from q's draws cannot see the modes it did not reach")
+            if not why and reduced_search(modes):
+                why = ("the fit's mode search was cut short (log p is costly), so a mode it "
+                       "would have reached may be missed, and this estimate from q's draws "
+                       "would then be too low")
             if not why and dim is not None and dim > SEARCH_BLIND_DIM:
                 why = (f"in d = {dim} a separated mode can escape the mode search and AIS "
                        f"(measured beyond d = {SEARCH_BLIND_DIM}), and this estimate from q's "
@@ -400,6 +404,11 @@ def _judge(estimates: dict[str, Estimate], dim: int | None,
         reasons.append(f"The fit's mode search was still finding new modes when its "
                        f"{modes.get('rounds', '?')} rounds ran out ({modes.get('found', 0)} "
                        "found): p likely has modes that no estimate here reached.")
+    elif reduced_search(modes):
+        care = True
+        reasons.append(f"The fit's mode search was cut to {modes.get('starts', '?')} climbs to "
+                       "stay within its budget (log p is costly): a mode the full search "
+                       "would have reached may be missed, and log Z would then be low.")
     elif dim is not None and dim > SEARCH_BLIND_DIM:
         care = True
         reasons.append(f"In d = {dim} a separated mode can escape every search vifit runs (on "
@@ -436,3 +445,8 @@ def judge_all(estimates: dict[str, Estimate], dim: int | None = None,
 
 def _unsaturated(modes: dict | None) -> bool:
     return bool(modes) and not modes.get("saturated", True)
+
+
+def reduced_search(modes: dict | None) -> bool:
+    """The fit's mode search was cut to stay within ``vifit.modes.SEARCH_FLOPS``."""
+    return bool(modes) and bool(modes.get("reduced", False))
