@@ -101,6 +101,7 @@ class Case:
     name: str
     what: str
     factors: tuple[Factor, ...]
+    differentiable: bool = True  # False: the fit may not use gradients of log p
 
     @property
     def dim(self) -> int:
@@ -110,7 +111,8 @@ class Case:
         return sum((f.log_f(z[i], jnp) for i, f in enumerate(self.factors)), jnp.asarray(0.0))
 
     def target(self) -> vifit.Target:
-        return vifit.Target(self.log_density, dim=self.dim, name=self.name)
+        return vifit.Target(self.log_density, dim=self.dim, name=self.name,
+                            differentiable=self.differentiable)
 
     def truth(self) -> Truth | None:
         if not all(f.proper for f in self.factors):
@@ -213,6 +215,8 @@ def cases() -> list[Case]:
              (two_modes(0.3), normal())),
         Case("two_modes_far", "0.5 N(-100,1) + 0.5 N(100,1) in z[0], N(0,1) in z[1]",
              (two_modes(0.5, sep=100.0), normal())),
+        Case("two_modes_no_grad", "two_modes with differentiable=False (no mode search)",
+             (two_modes(0.5), normal()), differentiable=False),
         Case("cauchy_10d", "standard Cauchy per coordinate, d = 10", (cauchy(),) * 10),
         Case("two_modes_10d", "0.5 N(-8,1) + 0.5 N(8,1) in z[0], N(0,1) in z[1..9]",
              (two_modes(0.5),) + (normal(),) * 9),
