@@ -115,10 +115,18 @@ def data_search(result: FitResult) -> FitResult:
         return result
     notes = result.notes
     rows = mode_rows(target)
+    reach = 0.0
     if rows < target.n_rows:
+        # The scaled subset's posterior is the full one moved by its sampling noise: its mode
+        # lies about sqrt(N / M - 1) posterior sds per direction from the full data's, so q's
+        # own mode counts as covered out to COVERED times sqrt(N / M) of q's sds.
+        from vifit.modes import COVERED
+
+        reach = COVERED * math.sqrt(target.n_rows / rows)
         notes += (f"the mode search climbed on {rows:,} of the {target.n_rows:,} rows (a fixed "
-                  "random subset, scaled to N): its masses are rough.",)
-    return replace(result, info={**result.info, "modes": coverage(result, searched)},
+                  "random subset, scaled to N): its masses are rough, and modes within "
+                  f"{reach:.0f} of q's sds of q's own count as q's.",)
+    return replace(result, info={**result.info, "modes": coverage(result, searched, reach)},
                    notes=notes)
 
 
@@ -147,7 +155,11 @@ def wide_search(target: Target, mean, cov, seed: int):
         width = width / 10.0
     found = jnp.concatenate([points, jnp.asarray(np.stack([m.location for m in near.modes]),
                                                  mean.dtype)]) if near.modes else points
-    return climb_from(target, found, mean, cov)
+    res = climb_from(target, found, mean, cov)
+    # the record counts every climb, and keeps the search's rounds and whether it saturated
+    return None if res is None else res._replace(
+        starts=near.starts + points.shape[0], screened=near.screened, rounds=near.rounds,
+        saturated=near.saturated, seconds=near.seconds + res.seconds)
 
 
 def mode_rows(target) -> int:
@@ -199,11 +211,13 @@ def mode_target(target, seed: int) -> Target:
                   name=target.name, check=False)
 
 
-def coverage(result: FitResult, search) -> dict[str, Any]:
+def coverage(result: FitResult, search, reach: float = 0.0) -> dict[str, Any]:
     """The mode search's record, with each mode marked covered or not by the *chosen* q: a mode
     is covered when q's log density there is above the 0.1% quantile of log q at q's own
     draws (it lies in q's typical region), or, for the Gaussian the search started from, when
-    a climb from q's own draws ended there."""
+    a climb from q's own draws ended there, or when it lies within ``reach`` of q's sds
+    (Mahalanobis) of q's mean: how far a search on a subset of a data set's rows may place
+    the mode q sits on (``data_search``)."""
     record = search.summary()
     log_q = _log_q_at_own_draws(result, jax.random.key(result.seed), 4000)
     floor = float(np.quantile(log_q[np.isfinite(log_q)], 0.001))
@@ -213,7 +227,8 @@ def coverage(result: FitResult, search) -> dict[str, Any]:
     masses = np.array([m.log_mass for m in search.modes])
     missed = []
     for row, mode, lq in zip(record["modes"], search.modes, at_modes):
-        row["covered_by_q"] = bool(lq >= floor or (same_q and mode.covered))
+        row["covered_by_q"] = bool(lq >= floor or (same_q and mode.covered)
+                                   or mode.distance < reach)
         if not row["covered_by_q"]:
             missed.append(mode.log_mass)
     record["covered_by_q"] = sum(r["covered_by_q"] for r in record["modes"])
