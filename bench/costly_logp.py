@@ -5,7 +5,7 @@ budget, ``vifit.modes.SEARCH_FLOPS``, when one gradient costs too much) and the 
     PYTHONPATH=src python bench/costly_logp.py [--rows 20000] [--dim 5] [--seed 0]
 
 Prints one row: rows, d, one gradient's flops (XLA's cost analysis), whether the search was
-reduced and its climbs, the family and verdict auto ends with, and wall seconds: total, the
+reduced (or skipped: even its smallest would overrun ``SKIP_FACTOR`` budgets) and its climbs, the family and verdict auto ends with, and wall seconds: total, the
 search, the chosen fit's loop. Compare a tree before 2026-12-06 for the search without budget.
 """
 
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import vifit
+from vifit.modes import gradient_flops
 
 
 def logistic_target(rows: int, dim: int, seed: int) -> vifit.Target:
@@ -51,8 +52,10 @@ def main() -> None:
     print("| rows | d | flops / gradient | search reduced | climbs | family | verdict | total s "
           "| search s | chosen fit loop s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| {args.rows:,} | {args.dim} | {modes.get('gradient_flops', float('nan')):.3g} | "
-          f"{modes.get('reduced')} | {modes.get('starts')} | {res.family.name} | "
+    flops = gradient_flops(target.log_density, args.dim, "float32")
+    cut = modes.get("reduced", "skipped") if modes else "skipped"
+    print(f"| {args.rows:,} | {args.dim} | {flops:.3g} | "
+          f"{cut} | {modes.get('starts', 0)} | {res.family.name} | "
           f"{res.verdict.label} | {total:.1f} | {search:.1f} | {res.seconds:.1f} |")
 
 

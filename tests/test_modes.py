@@ -210,7 +210,7 @@ def test_a_search_over_its_budget_sheds_work_in_order_and_says_so(one_mode_fit):
     (each basin is a half-plane), and a one-mode fit judged by a cut search is at best "usable
     with care" (fit and evidence alike), since a cut search vouches for less."""
     from vifit.evidence.verdict import judge
-    from vifit.modes import CLIMB_BLOCK, _plan, search_cost
+    from vifit.modes import CLIMB_BLOCK, SKIP_FACTOR, _plan, gradient_flops, search_cost
 
     full = search_cost(2)
     assert _plan(2, 256, 400, 64, full) == (256, 64, 16, True, False)
@@ -219,15 +219,23 @@ def test_a_search_over_its_budget_sheds_work_in_order_and_says_so(one_mode_fit):
     assert _plan(2, 256, 400, 64, no_far) == (256, 64, 1, False, True)
     assert _plan(2, 256, 400, 64, 0.0) == (CLIMB_BLOCK, CLIMB_BLOCK, 1, False, True)
 
+    flops = gradient_flops(TARGET.log_density, 2, "float32")
+    smallest = search_cost(2, CLIMB_BLOCK, 400, CLIMB_BLOCK, 1, False) * flops
     res = search_modes(TARGET, one_mode_fit.mean(), one_mode_fit.covariance(),
-                       key=jax.random.key(0), budget=1.0)
-    assert res.reduced and res.screened == 0 and res.gradient_flops > 0
+                       key=jax.random.key(0), budget=smallest)
+    assert res.reduced and res.screened == 0 and res.gradient_flops == flops
     assert sorted(round(float(m.location[0])) for m in res.modes) == [-8, 8]
+    # beyond SKIP_FACTOR times the budget no search runs at all
+    assert search_modes(TARGET, one_mode_fit.mean(), one_mode_fit.covariance(),
+                        key=jax.random.key(0), budget=smallest / (SKIP_FACTOR + 1)) is None
 
     target = vifit.Target(lambda z: -0.5 * jnp.sum(z**2), dim=2)
     fit = vifit.fit(target, "fullrank", progress=False)
     assert fit.verdict.label == "good" and not fit.info["modes"]["reduced"]
-    cut = search_modes(target, fit.mean(), fit.covariance(), key=jax.random.key(0), budget=1.0)
+    cut = search_modes(target, fit.mean(), fit.covariance(), key=jax.random.key(0),
+                       budget=smallest * gradient_flops(target.log_density, 2, "float32")
+                       / flops)
+    assert cut.reduced
     judged = replace(fit, info={**fit.info, "modes": coverage(fit, cut)})
     assert judged.verdict.label == "usable with care"
     assert "it was cut to stay within its budget" in judged.verdict.text
@@ -235,3 +243,16 @@ def test_a_search_over_its_budget_sheds_work_in_order_and_says_so(one_mode_fit):
     assert ev.verdict.label == "good"
     again = judge(ev.estimates, 2, judged.info["modes"])
     assert again.label == "usable with care" and "was cut to" in again.text
+
+
+def test_no_search_where_even_the_smallest_would_overrun_its_budget(monkeypatch):
+    """A log p so costly that the smallest search overruns ``SKIP_FACTOR`` budgets gets none,
+    and the fit says so instead of "good" (here the budget is shrunk instead of log p grown)."""
+    import vifit.modes
+
+    monkeypatch.setattr(vifit.modes, "SEARCH_FLOPS", 1.0)
+    target = vifit.Target(lambda z: -0.5 * jnp.sum(z**2), dim=2)
+    fit = vifit.fit(target, "fullrank", progress=False)
+    assert "modes" not in fit.info and fit.khat < 0.5
+    assert fit.verdict.label == "usable with care"
+    assert "even its smallest search would take over" in fit.verdict.text

@@ -91,6 +91,10 @@ SEARCH_FLOPS = 1.5e11
 # gradient took 22 us (5.8e5 flops, no transcendentals) and 140 us (7.2e5 flops and 6e4
 # transcendentals), about 2 ns, or 20 flops at diamonds' rate, per transcendental.
 TRANSCENDENTAL_FLOPS = 20.0
+# When even the smallest search would cost more than this many times the budget (a plain
+# target over hundreds of thousands of rows: a minute or more), none runs, and the verdicts
+# say so as for any fit without a search.
+SKIP_FACTOR = 4.0
 
 
 class Mode(NamedTuple):
@@ -177,6 +181,8 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     flops = gradient_flops(target.log_density, d, np.dtype(dtype).name)
     budget = SEARCH_FLOPS if budget is None else budget
     plan = _plan(d, starts, steps, per_mode, budget / flops)
+    if _plan_flops(plan, d, steps, flops) > SKIP_FACTOR * budget:
+        return None  # even the smallest search would overrun its budget many times over
     starts, per_mode, factor, far = plan.starts, plan.per_mode, plan.factor, plan.far
     climb = _climber(target.log_density, steps, lr)
     short = _climber(target.log_density, SCREEN_STEPS, lr)
@@ -236,6 +242,21 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     return res._replace(rounds=len(found), saturated=saturated,
                         screened=screened if factor > 1 else 0, reduced=plan.reduced,
                         gradient_flops=flops)
+
+
+def too_costly(target: Target, budget: float | None = None, starts: int = 256,
+               steps: int = 400, per_mode: int = 64) -> bool:
+    """Whether ``search_modes`` skips ``target``: its smallest search would cost more than
+    ``SKIP_FACTOR`` times the budget (``SEARCH_FLOPS`` by default)."""
+    budget = SEARCH_FLOPS if budget is None else budget
+    d = target.dim
+    flops = gradient_flops(target.log_density, d, np.dtype(target.init.dtype).name)
+    return _plan_flops(_plan(d, starts, steps, per_mode, budget / flops), d, steps,
+                       flops) > SKIP_FACTOR * budget
+
+
+def _plan_flops(plan: _Plan, dim: int, steps: int, flops: float) -> float:
+    return search_cost(dim, plan.starts, steps, plan.per_mode, plan.factor, plan.far) * flops
 
 
 class _Plan(NamedTuple):

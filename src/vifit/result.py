@@ -672,6 +672,15 @@ def _no_search_why(result: FitResult) -> str:
         return "log p has no gradients to climb"
     if target.dim > MAX_DIM:
         return f"d = {target.dim} > {MAX_DIM}, where its Hessians cost too much"
+    if not hasattr(target, "n_rows") and not getattr(target, "discrete", False):
+        from vifit.modes import SEARCH_FLOPS, SKIP_FACTOR, gradient_flops, too_costly
+
+        if too_costly(target):
+            flops = gradient_flops(target.log_density, target.dim,
+                                   np.dtype(target.init.dtype).name)
+            return (f"one gradient of log p costs {flops:.3g} flops, and even its smallest "
+                    f"search would take over {SKIP_FACTOR:g} times its budget of "
+                    f"{SEARCH_FLOPS:.3g}; a vifit.DataTarget searches on a subset of the rows")
     if result.info.get("modes_skipped") == "distributed":
         return "the fit ran across processes, each holding other rows"
     return "it was not run on this fit"
