@@ -4,7 +4,8 @@ From a reference Gaussian N(c, L L^T) (a fit's mean and covariance), ``starts`` 
 ``c + s L eps`` with s cycling through ``SCALES`` (1, q itself, then 2 to 16 of q's standard
 deviations: over-dispersed), and every one climbs log p by Adam in q's whitened coordinates
 ``u`` (z = c + L u, where the posterior near q has unit scale), all together in one compiled
-``vmap`` over a fixed ``lax.scan`` (no while loop). In d <= ``SCREEN_MAX_DIM`` each
+``vmap`` over a ``fori_loop`` whose count of steps is an argument (one program for the 400-step
+climbs and the 20-step screening). In d <= ``SCREEN_MAX_DIM`` each
 over-dispersed start is chosen from ``SCREEN`` candidates by short climbs (``_screen``): the
 best end of every basin the short climbs reach goes on, so a basin that one candidate in
 thousands lands in is still climbed. ``FAR_STARTS`` more climbs start 100 times farther out
@@ -178,10 +179,8 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     t0 = time.perf_counter()
     c, chol = _frame(target, mean, cov)
     d, dtype = target.dim, c.dtype
-    flops = gradient_flops(target.log_density, d, np.dtype(dtype).name)
-    budget = SEARCH_FLOPS if budget is None else budget
-    plan = _plan(d, starts, steps, per_mode, budget / flops)
-    if _plan_flops(plan, d, steps, flops) > SKIP_FACTOR * budget:
+    plan, flops = _budgeted_plan(target, budget, starts, steps, per_mode)
+    if plan is None:
         return None  # even the smallest search would overrun its budget many times over
     starts, per_mode, factor, far = plan.starts, plan.per_mode, plan.factor, plan.far
     climb = _climber(target.log_density, steps, lr)
@@ -244,19 +243,23 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
                         gradient_flops=flops)
 
 
-def too_costly(target: Target, budget: float | None = None, starts: int = 256,
-               steps: int = 400, per_mode: int = 64) -> bool:
-    """Whether ``search_modes`` skips ``target``: its smallest search would cost more than
-    ``SKIP_FACTOR`` times the budget (``SEARCH_FLOPS`` by default)."""
+def too_costly(target: Target) -> bool:
+    """Whether ``search_modes`` (with its defaults) skips ``target``: its smallest search
+    would cost more than ``SKIP_FACTOR`` times ``SEARCH_FLOPS``."""
+    return _budgeted_plan(target, None, 256, 400, 64)[0] is None
+
+
+def _budgeted_plan(target: Target, budget: float | None, starts: int, steps: int,
+                   per_mode: int) -> tuple[_Plan | None, float]:
+    """``(plan, flops)``: the search ``_plan`` fits in ``budget`` (None: ``SEARCH_FLOPS``)
+    given one gradient's ``flops``, or None for the plan when even it would cost more than
+    ``SKIP_FACTOR`` budgets."""
     budget = SEARCH_FLOPS if budget is None else budget
     d = target.dim
     flops = gradient_flops(target.log_density, d, np.dtype(target.init.dtype).name)
-    return _plan_flops(_plan(d, starts, steps, per_mode, budget / flops), d, steps,
-                       flops) > SKIP_FACTOR * budget
-
-
-def _plan_flops(plan: _Plan, dim: int, steps: int, flops: float) -> float:
-    return search_cost(dim, plan.starts, steps, plan.per_mode, plan.factor, plan.far) * flops
+    plan = _plan(d, starts, steps, per_mode, budget / flops)
+    cost = search_cost(d, plan.starts, steps, plan.per_mode, plan.factor, plan.far) * flops
+    return (None if cost > SKIP_FACTOR * budget else plan), flops
 
 
 class _Plan(NamedTuple):

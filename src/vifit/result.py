@@ -672,7 +672,7 @@ def _no_search_why(result: FitResult) -> str:
         return "log p has no gradients to climb"
     if target.dim > MAX_DIM:
         return f"d = {target.dim} > {MAX_DIM}, where its Hessians cost too much"
-    if not hasattr(target, "n_rows") and not getattr(target, "discrete", False):
+    if not hasattr(target, "n_rows"):  # a data set's search is sized in rows instead
         from vifit.modes import SEARCH_FLOPS, SKIP_FACTOR, gradient_flops, too_costly
 
         if too_costly(target):
