@@ -27,6 +27,26 @@ def log_density(z):  # reads the module's `mu` when traced
     return -0.5 * jnp.sum((z - mu) ** 2)
 
 
+def test_a_full_store_keeps_what_the_fit_in_progress_found():
+    # An earlier fit with the same optimizer settings leaves that optimizer in the store;
+    # filled up by other fits since, the store must evict something else than the optimizer
+    # this fit has just taken from it (it evicted the oldest: the refit below compiled its
+    # optimizer's init and its loop again, seen in CI).
+    from vifit.optim.loop import _REUSED, _REUSED_MAX, reused
+
+    vifit.fit(vifit.Target(lambda z: -0.5 * jnp.sum((z - 3.0) ** 2), dim=2), "fullrank",
+              seed=0, progress=False)
+    filler = 0
+    while len(_REUSED) < _REUSED_MAX:
+        reused(lambda x: x, ("filler", filler))
+        filler += 1
+    target = vifit.Target(log_density, dim=2)
+    vifit.fit(target, "fullrank", seed=0, progress=False)
+    _COMPILED.clear()
+    vifit.fit(target, "fullrank", seed=1, progress=False)
+    assert "jit(chunk)" not in _COMPILED and "jit(init_fn)" not in _COMPILED
+
+
 def test_a_refit_reuses_the_loop_and_a_rebound_global_is_seen():
     global mu
     target = vifit.Target(log_density, dim=2)

@@ -94,7 +94,9 @@ class _CouplingFlow(Family):
         made is a tracer of that trace, and the flow's checks (equinox's error_if) become host
         callbacks, which keep the compiled program out of the persistent cache."""
         key = (self, dim, bool(jax.config.read("jax_enable_x64")))
-        if key not in _BUILT:
+        if key in _BUILT:  # least recently used first, as vifit.optim.loop.reused
+            _BUILT[key] = _BUILT.pop(key)
+        else:
             if isinstance(jnp.zeros(()), jax.core.Tracer):
                 return None
             if len(_BUILT) >= 64:

@@ -94,7 +94,7 @@ PROBE_DRAWS = 32
 _PROBE_SALT = 0x5EED
 
 
-# What ``reused`` built, oldest first (dropped by ``vifit.freshness.forget_all``).
+# What ``reused`` built, least recently used first (dropped by ``vifit.freshness.forget_all``).
 _REUSED = kept_dict()
 _REUSED_MAX = 32
 
@@ -103,7 +103,10 @@ def reused(build: Callable[..., Any], *args: Any, keep: bool = True) -> Any:
     """``build(*args)``, the same object again for equal hashable ``args`` (the last 32): a
     step, probe or chunk made again for a second fit of the same target and settings (auto's
     retry from Pathfinder's start, a refit with another seed) is then the same jitted function,
-    and JAX's in-process cache skips tracing and compiling it. ``vifit.freshness`` drops them
+    and JAX's in-process cache skips tracing and compiling it. The least recently used goes
+    first: evicting the oldest built dropped an optimizer a fit had just found (built by an
+    earlier fit of the same settings) while the fit built its step, so a refit made a new
+    optimizer, step and loop and compiled them again. ``vifit.freshness`` drops them
     all when the target's density now traces to another program (a global it reads was
     rebound). With ``keep=False`` (a minibatch fit, whose step holds its data: the store would
     keep them alive) or unhashable arguments (a callable module holding arrays) it builds
@@ -115,10 +118,12 @@ def reused(build: Callable[..., Any], *args: Any, keep: bool = True) -> Any:
         hash(key)
     except TypeError:
         return build(*args)
-    if key not in _REUSED:
-        while len(_REUSED) >= _REUSED_MAX:
-            _REUSED.pop(next(iter(_REUSED)))
-        _REUSED[key] = build(*args)
+    if key in _REUSED:
+        _REUSED[key] = _REUSED.pop(key)  # now the most recently used
+        return _REUSED[key]
+    while len(_REUSED) >= _REUSED_MAX:
+        _REUSED.pop(next(iter(_REUSED)))
+    _REUSED[key] = build(*args)
     return _REUSED[key]
 
 
