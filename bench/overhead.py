@@ -8,11 +8,15 @@ What is measured, for each target and each number of draws per step S:
 * ``floor-in-scan``: the same evaluation 100 times inside one jitted ``lax.scan``, per
   evaluation: the floor without dispatch, which is the fair floor for the scanned loops.
 * ``vifit <family>/<estimator>``: vifit's own compiled loop (``make_chunk`` over ``make_step``),
-  100 steps per call, divided by 100. ``vifit.fit`` runs exactly this between its Python-side
-  stopping checks, so it is what a user pays per step.
+  100 steps per call, divided by 100, under the classic threefry lowering of JAX's random
+  numbers that ``vifit.fit`` runs its loops under (``vifit.rng.classic_threefry``). ``vifit.fit``
+  runs exactly this between its Python-side stopping checks, so it is what a user pays per step.
 * ``numpyro <guide>``: NumPyro SVI (``Trace_ELBO(num_particles=S, vectorize_particles=True)``,
   Adam) on a model that wraps the same log density in ``numpyro.factor``; 100 ``svi.update``
-  steps in one jitted ``lax.scan``, divided by 100. The peer users would otherwise reach for.
+  steps in one jitted ``lax.scan``, divided by 100, under JAX's default lowering, as NumPyro
+  runs (``--peer-rng classic``: under vifit's, which times the rest of the step like for like).
+  The peer users would otherwise reach for. On CPU the default lowering draws the normals of
+  a step 2-3x slower (d = 100, 16 draws: 32 us against 11 us a step, measured 2026-12-06).
 
 ``x floor`` is us/step over the plain floor; ``vifit/numpyro`` pairs each vifit family with its
 NumPyro analogue (meanfield <-> AutoNormal, fullrank <-> AutoMultivariateNormal).
@@ -30,6 +34,7 @@ step 100-fold. ``vifit.fit`` therefore limits BLAS to one thread while it runs
 the comparison is like for like. ``--blas-threads default`` times them without it.
 
     .venv/bin/python bench/overhead.py [--draws 16,64] [--quick] [--json PATH]
+                                       [--peer-rng default|classic]
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from numpyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
 import vifit
 from vifit.optim.loop import State, make_chunk, make_step
 from vifit.optim.optimizers import make_optimizer
+from vifit.rng import classic_threefry
 from vifit.threads import single_threaded_blas
 
 Array = jax.Array
@@ -185,7 +191,9 @@ def vifit_timer(log_density: LogDensity, d: int, draws: int, family: str, estima
                      target.log_density, opt, draws)
     chunk = make_chunk(step, CHUNK)
     n_active = jnp.asarray(CHUNK)
-    return _chained(lambda st: chunk(st, n_active), state)
+    # Traced, compiled and run under the threefry lowering vifit.fit runs its loops under
+    # (vifit.rng.classic_threefry): the step a user of vifit pays for.
+    return _chained(classic_threefry(lambda st: chunk(st, n_active)), state)
 
 
 def numpyro_model(log_density: LogDensity, d: int) -> Callable[[], None]:
@@ -197,8 +205,10 @@ def numpyro_model(log_density: LogDensity, d: int) -> Callable[[], None]:
     return model
 
 
-def numpyro_timer(log_density: LogDensity, d: int, draws: int, guide: str) -> Timer:
-    """Seconds per step of NumPyro SVI, CHUNK updates scanned in one jitted call."""
+def numpyro_timer(log_density: LogDensity, d: int, draws: int, guide: str,
+                  peer_rng: str = "default") -> Timer:
+    """Seconds per step of NumPyro SVI, CHUNK updates scanned in one jitted call, under JAX's
+    default threefry lowering (as NumPyro runs) or, ``peer_rng="classic"``, under vifit's."""
     model = numpyro_model(log_density, d)
     svi = SVI(model, NUMPYRO_GUIDES[guide](model), numpyro.optim.Adam(LR),
               Trace_ELBO(num_particles=draws, vectorize_particles=True))
@@ -207,13 +217,15 @@ def numpyro_timer(log_density: LogDensity, d: int, draws: int, guide: str) -> Ti
     def chunk(state: Any) -> Any:
         return jax.lax.scan(lambda s, _: svi.update(s), state, None, length=CHUNK)
 
-    return _chained(chunk, svi.init(jax.random.key(0)))
+    return _chained(classic_threefry(chunk) if peer_rng == "classic" else chunk,
+                    svi.init(jax.random.key(0)))
 
 
 # --- one run ---------------------------------------------------------------------------------
 
 
-def build_timers(target: str, draws: int, floor_calls: int) -> dict[str, Timer]:
+def build_timers(target: str, draws: int, floor_calls: int, peer_rng: str = "default"
+                 ) -> dict[str, Timer]:
     make, d = TARGETS[target]
     log_density = make()
     timers = {"floor": floor_timer(log_density, d, draws, floor_calls),
@@ -222,7 +234,7 @@ def build_timers(target: str, draws: int, floor_calls: int) -> dict[str, Timer]:
         timers[f"vifit {family}/{estimator}"] = vifit_timer(log_density, d, draws, family,
                                                             estimator)
     for guide in NUMPYRO_GUIDES:
-        timers[f"numpyro {guide}"] = numpyro_timer(log_density, d, draws, guide)
+        timers[f"numpyro {guide}"] = numpyro_timer(log_density, d, draws, guide, peer_rng)
     return timers
 
 
@@ -244,11 +256,12 @@ def time_rounds(timers: dict[str, Timer], rounds: int, budget_s: float
     return samples
 
 
-def measure(target: str, draws: int, rounds: int, floor_calls: int, budget_s: float
-            ) -> list[Row]:
+def measure(target: str, draws: int, rounds: int, floor_calls: int, budget_s: float,
+            peer_rng: str = "default") -> list[Row]:
     """All rows for one (target, S), with ratios to the floor and to the NumPyro peer."""
     d = TARGETS[target][1]
-    samples = time_rounds(build_timers(target, draws, floor_calls), rounds, budget_s)
+    samples = time_rounds(build_timers(target, draws, floor_calls, peer_rng), rounds,
+                          budget_s)
     us = {name: 1e6 * statistics.median(s) for name, s in samples.items()}
     floor = us["floor"]
     rows = []
@@ -300,6 +313,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON to PATH")
     parser.add_argument("--blas-threads", choices=["one", "default"], default="one",
                         help="BLAS threads while timing: one (as vifit.fit runs) or the default")
+    parser.add_argument("--peer-rng", choices=["default", "classic"], default="default",
+                        help="NumPyro's threefry lowering: JAX's default (as NumPyro runs) or "
+                             "the classic one vifit's loops run under (the rest of the step "
+                             "like for like)")
     return parser.parse_args(argv)
 
 
@@ -311,10 +328,11 @@ def main(argv: list[str] | None = None) -> None:
     env = environment()
     t0 = time.perf_counter()
     env["blas_threads"] = args.blas_threads
+    env["numpyro_threefry"] = args.peer_rng
     limit = single_threaded_blas() if args.blas_threads == "one" else contextlib.nullcontext()
     with limit:
         rows = [row for target in args.targets.split(",") for s in draws
-                for row in measure(target, s, rounds, floor_calls, budget_s)]
+                for row in measure(target, s, rounds, floor_calls, budget_s, args.peer_rng)]
     env["load_avg_1min_end"] = round(os.getloadavg()[0], 2)
     print("; ".join(f"{k} {v}" for k, v in env.items()))
     done = sorted({r.rounds for r in rows})
