@@ -256,3 +256,35 @@ def test_no_search_where_even_the_smallest_would_overrun_its_budget(monkeypatch)
     assert "modes" not in fit.info and fit.khat < 0.5
     assert fit.verdict.label == "usable with care"
     assert "even its smallest search would take over" in fit.verdict.text
+
+
+def test_a_gradient_through_a_scan_counts_every_pass():
+    """XLA's cost analysis counts a loop's body once; the search's budget counts a log p that
+    solves an ODE in a scan by all its steps (nested scans multiplied out), and a cond by its
+    costlier branch."""
+    from vifit.modes import gradient_flops
+
+    w = jnp.linspace(0.5, 1.5, 16).reshape(4, 4) / 4
+
+    def steps(inner: int, outer: int):
+        def log_density(z):
+            def one(c, _):
+                c, _ = jax.lax.scan(lambda s, _: (jnp.tanh(w @ s), None), c, None, length=inner)
+                return c, None
+            end, _ = jax.lax.scan(one, z, None, length=outer)
+            return -0.5 * jnp.sum(end**2)
+        return gradient_flops(log_density, 4, "float32")
+
+    base = steps(1, 1)
+    per_pass = (steps(10, 1) - base) / 9  # one pass of the inner body, gradient included
+    assert per_pass > 0.5 * base  # the loop is most of the cost
+    for inner, outer in [(1, 10), (10, 20)]:
+        assert steps(inner, outer) == pytest.approx(base + (inner * outer - 1) * per_pass,
+                                                    rel=0.05)
+
+    def branchy(z):
+        cheap = lambda x: jnp.sum(x)
+        costly = lambda x: jax.lax.scan(lambda s, _: (jnp.tanh(w @ s), None), x, None,
+                                        length=50)[0].sum()
+        return jax.lax.cond(z[0] > 0, costly, cheap, z)
+    assert gradient_flops(branchy, 4, "float32") > 25 * per_pass

@@ -178,17 +178,17 @@ _COST_ROWS = 64
 @kept(8)
 def row_flops(target) -> float:
     """Floating-point operations of one row's share of a gradient of log p (XLA's cost analysis
-    of a block of ``_COST_ROWS`` rows, transcendentals weighted as in
+    of a block of ``_COST_ROWS`` rows, transcendentals weighted and scans counted as in
     ``vifit.modes.gradient_flops``; nothing compiled)."""
-    from vifit.modes import lowered_flops
+    from vifit.modes import program_flops
 
     m = min(_COST_ROWS, target.n_rows)
     block = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype),
                          target.rows(np.arange(m)))
     z = jax.ShapeDtypeStruct((target.dim,), target.init.dtype)
-    lowered = jax.jit(jax.value_and_grad(lambda u, b: jnp.sum(target.log_lik(u, b)))).lower(
-        z, block)
-    return max(lowered_flops(lowered) / m, 10.0 * target.dim)  # no count: a small row
+    flops = program_flops(jax.value_and_grad(lambda u, b: jnp.sum(target.log_lik(u, b))),
+                          z, block)
+    return max(flops / m, 10.0 * target.dim)  # no count: a small row
 
 
 @kept(8)
