@@ -49,7 +49,18 @@ def with_mode_check(result: FitResult, distributed: bool = False) -> FitResult:
     from vifit.data.target import DataTarget
 
     target = result.target
-    if not target.differentiable or getattr(target, "discrete", False) or "modes" in result.info:
+    if "modes" in result.info:
+        return result
+    if getattr(target, "discrete", False):
+        from vifit.state_modes import state_check
+
+        # whatever k-hat says (a search over states costs a second or two): on a k-hat
+        # above 0.7 it says where the mass q misses is, and how much
+        if (result.verdict.label != "failed" and getattr(result.family, "discrete", False)
+                and hasattr(result.family, "site_log_probs")):
+            return state_check(result)
+        return result
+    if not target.differentiable:
         return result
     if isinstance(target, DataTarget) and result.stop_reason not in ("diverged", "non-finite"):
         # whatever k-hat says: on data a k-hat above 0.7 is often two mirror modes, and the

@@ -598,12 +598,18 @@ def _fit_verdict(result: FitResult) -> Verdict:
         n, cov = modes.get("found", 0), modes.get("covered_by_q", 0)
         label = "not reliable" if missed >= MISSED_UNRELIABLE else (
             "usable with care" if khat.label == "good" else khat.label)
+        joined = modes.get("log_z_with_modes")
+        better = (f" Importance sampling from q joined by the modes found gives log Z = "
+                  f"{joined['log_z']:.3f} ± {joined['se']:.3f} (k-hat {joined['khat']:.2f}, "
+                  f"{joined['n']} draws; `vifit evidence` makes it with more)."
+                  if joined else "")
         return Verdict(label, f"the mode search found {n} separated modes and q covers {cov}: "
-                       f"it misses about {100 * missed:.0f}% of the mass (Laplace estimate), so "
+                       f"it misses about {100 * missed:.0f}% of the mass "
+                       f"({modes.get('mass_by', 'Laplace estimate')}), so "
                        f"log Z from q is about {-math.log1p(-min(missed, 0.999999)):.2f} nats "
                        f"low and posterior summaries miss those modes. Its k-hat "
                        f"({result.khat:.2f}) reads p/q only where q draws, so it cannot see "
-                       "them.")
+                       f"them.{better}")
     if modes and not modes.get("saturated", True) and khat.label != "not reliable":
         return Verdict("usable with care", f"the mode search was still finding new modes when "
                        f"its {modes.get('rounds', '?')} rounds ran out ({modes.get('found', 0)} "
@@ -655,7 +661,7 @@ def _fit_verdict(result: FitResult) -> Verdict:
         return Verdict("good", f"{khat.text} {_search_words(modes, reach)}. A mode it cannot "
                        "reach would still be missed: one beyond that, or one far narrower than "
                        "its neighbours (docs/evidence.md, \"Screened starts\").")
-    if not modes and khat.label == "good" and not getattr(result.target, "discrete", False):
+    if not modes and khat.label == "good":
         # "good" says that no separated mode was missed; only a search can say so.
         return Verdict("usable with care", f"k-hat {result.khat:.2f} < 0.5: q covers p well "
                        f"where q draws. No mode search ran ({_no_search_why(result)}), and "
@@ -668,6 +674,13 @@ def _no_search_why(result: FitResult) -> str:
     from vifit.modes import MAX_DIM
 
     target = result.target
+    if getattr(target, "discrete", False):
+        if result.info.get("modes_skipped") == "too costly":
+            from vifit.modes import SKIP_FACTOR
+
+            return (f"a search over states would cost more than {SKIP_FACTOR:g} times its "
+                    "budget of evaluations of log p (vifit.state_modes)")
+        return "the search over states runs on factorized families (bernoulli, categorical)"
     if not target.differentiable:
         return "log p has no gradients to climb"
     if target.dim > MAX_DIM:

@@ -227,6 +227,27 @@ def _modes_beyond_q(target: Target, ais: AISResult, mean, cov
              "seconds": found.seconds}, [m for m in found.modes if not m.covered])
 
 
+def _states_beyond_q(fit, target, family, params, log_z_q: float, key: jax.Array,
+                     draws: int) -> dict[str, Any] | None:
+    """For a discrete target (no AIS: its moves need gradients): the fit's mode search over
+    states run again (``vifit.state_modes``, the same key, so the same modes as the fit's
+    record) and, where it finds modes q does not cover, importance sampling from q joined by
+    every mode found (``log_z_with_states``); None where q covers them all."""
+    from vifit.state_modes import MAX_RECORDED, log_z_with_states, search_states
+
+    seed = getattr(fit, "seed", 0)
+    search = search_states(target, family, params,
+                           jax.random.fold_in(jax.random.key(seed), 0x0DE5))
+    if search is None or all(m.covered for m in search.modes):
+        return None
+    # every mode found joins q, the covered ones too (``vifit.state_modes.state_check``)
+    joined = log_z_with_states(target, family, params, search.modes[:MAX_RECORDED], log_z_q,
+                               key, draws)
+    if joined is not None:
+        joined["seconds"] += search.seconds
+    return joined
+
+
 def default_ais_config(dim: int) -> AISConfig:
     """The default AIS/SMC effort for a d-dimensional target: 4096 particles up to d = 16, then
     fewer (down to 1024) so that the cost, which grows with d, stays near that of d = 16."""
@@ -335,6 +356,13 @@ def evidence(
                     "modes", joined["log_z"], floored(joined["se"]), "point",
                     joined["seconds"] + beyond["seconds"],
                     {k: joined[k] for k in ("khat", "ess", "n", "modes", "shares")})
+    if getattr(target, "discrete", False) and hasattr(family, "site_log_probs"):
+        joined = _states_beyond_q(fit, target, family, params, estimates["psis"].estimate,
+                                  jax.random.fold_in(k_draws, 0x30DE), draws)
+        if joined is not None:
+            estimates["modes"] = Estimate(
+                "modes", joined["log_z"], floored(joined["se"]), "point", joined["seconds"],
+                {k: joined[k] for k in ("khat", "ess", "n", "modes", "shares")})
     b, s = timed(lambda: cubo_bound(logw))
     estimates["cubo"] = Estimate("cubo", b.estimate, floored(b.se), "upper", s,
                                  b.details | rounded)

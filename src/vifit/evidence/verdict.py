@@ -399,6 +399,17 @@ def _judge(estimates: dict[str, Estimate], dim: int | None,
             care = True
             reasons.append("the recommended estimate is above the CUBO upper bound beyond "
                            "their errors.")
+    states_missed = float(modes.get("missed_mass_fraction") or 0.0) \
+        if modes and modes.get("states") else 0.0
+    if states_missed >= MISSED_CARE:
+        # A discrete target has no AIS to reach the mass the fit's search over states found
+        # beyond q; every estimate from q's draws misses it (the estimate "modes" does not).
+        care = True
+        reasons.append(f"The fit's mode search over states found modes that q does not "
+                       f"cover, with about {100 * states_missed:.0f}% of the mass: estimates "
+                       "from q's draws miss it.")
+        if states_missed >= MISSED_UNRELIABLE:
+            return _verdict("not reliable", rec, reasons)
     if _unsaturated(modes):
         care = True
         reasons.append(f"The fit's mode search was still finding new modes when its "

@@ -1,0 +1,76 @@
+"""The mode search over integer states (vifit.state_modes): a mean-field q on one of an Ising
+model's two ground states is not "good", the mass it misses is measured, and `vifit evidence`
+reaches it; log Z exact by enumeration (2^16 states)."""
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import vifit
+from conftest import z_bound
+from vifit.evidence.psis import psis
+from vifit.examples.ising import make
+
+
+@pytest.fixture(scope="module")
+def cold_ising():
+    """Below the critical temperature, no field: all spins up and all down equally likely."""
+    target = make(coupling=0.5, field=0.0)
+    return target, vifit.fit(target, seed=0, progress=False)
+
+
+def test_a_q_on_one_of_two_ground_states_is_not_reliable(cold_ising):
+    target, fit = cold_ising
+    exact = target.exact["log_z"]
+    modes = fit.info["modes"]
+    ground = {tuple(np.ones(10, int)), tuple(np.zeros(10, int))}
+    assert ground <= {tuple(np.asarray(m["location"], int)) for m in modes["modes"]}
+    assert fit.verdict.label == "not reliable"
+    assert "misses about" in fit.verdict.text
+    # q's own log Z reaches one ground state's half of the mass
+    assert fit.log_z < exact - math.log(2) + 0.1
+    # the mixture of q and the modes found measures it: its log Z is exact to its error
+    joined = modes["log_z_with_modes"]
+    assert abs(joined["log_z"] - exact) < z_bound(1e-3) * joined["se"] + 0.01
+    assert modes["mass_by"] == "importance sampling"
+    assert 0.4 < modes["missed_mass_fraction"] < 0.6
+
+
+def test_evidence_recommends_the_estimate_that_reaches_both_modes(cold_ising):
+    target, fit = cold_ising
+    exact = target.exact["log_z"]
+    ev = vifit.evidence(target, fit, seed=0)
+    assert ev.verdict.recommended == "modes" and ev.verdict.label == "usable with care"
+    est = ev.estimates["modes"]
+    assert abs(est.estimate - exact) < z_bound(1e-3) * est.se + 0.01
+    # every bound vifit stands behind holds
+    assert ev.bracket["lower"] < exact + z_bound(1e-3) * ev.estimates["elbo"].se
+    assert ev.bracket["upper"] is None
+
+
+def test_one_mode_is_found_and_covered_on_independent_sites():
+    """A product target: one mode, covered, nothing missed; in d = 3 the fit can be good."""
+    a = jnp.array([1.5, -0.7, 0.3])
+    target = vifit.DiscreteTarget(lambda x: jnp.sum(a * x), n_sites=3, n_states=2)
+    fit = vifit.fit(target, seed=0, progress=False)
+    modes = fit.info["modes"]
+    assert modes["found"] == 1 and modes["covered_by_q"] == 1
+    assert modes["missed_mass_fraction"] == 0.0
+    assert modes["modes"][0]["location"] == [1.0, 0.0, 1.0]
+    # the mode's local conditionals are exact for a product: its mass is Z
+    exact = float(jnp.sum(jnp.logaddexp(0.0, a)))
+    assert modes["modes"][0]["laplace_log_mass"] == pytest.approx(exact, abs=1e-5)
+    assert fit.verdict.label == "good"
+
+
+def test_psis_fits_a_tail_whose_largest_weights_tie():
+    """Draws of a discrete q repeat states: the cutoff draw can share its value with every
+    draw above it. The tail then starts below the tie, not nowhere (k-hat was inf)."""
+    rng = np.random.default_rng(0)
+    logw = np.concatenate([rng.normal(0.0, 0.3, 3000), np.full(1000, 1.0)])
+    _, k = psis(logw)
+    assert np.isfinite(k) and k < 0.5
+    _, k_const = psis(np.zeros(100))  # nothing to fit at all
+    assert k_const == float("inf")
