@@ -74,3 +74,14 @@ def test_psis_fits_a_tail_whose_largest_weights_tie():
     assert np.isfinite(k) and k < 0.5
     _, k_const = psis(np.zeros(100))  # nothing to fit at all
     assert k_const == float("inf")
+
+
+def test_a_hard_constraint_fails_with_a_discrete_remedy():
+    """log p = -inf off a constraint: KL(q || p) is infinite for any factorized q, and the
+    verdict says what to do on a discrete target (not "write the model on the real line")."""
+    w = jnp.linspace(-1.0, 1.0, 8)
+    target = vifit.DiscreteTarget(lambda x: jnp.where(jnp.sum(x) == 3, jnp.sum(w * x), -jnp.inf),
+                                  n_sites=8, n_states=2, init=jnp.array([1, 1, 1, 0, 0, 0, 0, 0]))
+    fit = vifit.fit(target, seed=0, progress=False)
+    assert fit.verdict.label == "failed"
+    assert "hard constraint" in fit.verdict.text and "real line" not in fit.verdict.text

@@ -574,6 +574,12 @@ def _fit_verdict(result: FitResult) -> Verdict:
         note = next((n for n in reversed(result.notes) if n.startswith("the fit diverged")), "")
         return Verdict("failed", note or "the fit diverged: the density looks improper or "
                        "badly scaled; nothing it reports can be trusted.")
+    if stop == "non-finite" and getattr(result.target, "discrete", False):
+        return Verdict("failed", "every step of a window met non-finite values of log p: q "
+                       "gives every state some probability, so where log p is -inf at states q "
+                       "draws (a hard constraint) KL(q || p) is infinite and no step can be "
+                       "taken. Give ruled-out states a finite, low log p instead (a penalty "
+                       "growing with the violation), or check the model for NaN or overflow.")
     if stop == "non-finite":
         return Verdict("failed", "every step of a window met non-finite values (log p or its "
                        "gradient); the fit kept its last good state, which cannot be trusted. "
