@@ -63,6 +63,7 @@ def test_one_mode_is_found_and_covered_on_independent_sites():
     exact = float(jnp.sum(jnp.logaddexp(0.0, a)))
     assert modes["modes"][0]["laplace_log_mass"] == pytest.approx(exact, abs=1e-5)
     assert fit.verdict.label == "good"
+    assert "over states" in fit.verdict.text and "sds" not in fit.verdict.text
 
 
 def test_psis_fits_a_tail_whose_largest_weights_tie():

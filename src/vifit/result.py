@@ -656,10 +656,16 @@ def _fit_verdict(result: FitResult) -> Verdict:
     if reduced_search(modes) and khat.label == "good":
         return Verdict("usable with care", f"k-hat {result.khat:.2f} < 0.5: q covers p well "
                        f"where q draws. {_search_words(modes)}, but it was cut to stay within "
-                       f"its budget (one gradient of log p costs "
+                       f"its budget (one {'evaluation' if modes.get('states') else 'gradient'}"
+                       f" of log p costs "
                        f"{modes.get('gradient_flops', 0):.3g} flops), so a mode the full search "
                        "would have reached may be missed, and log Z would then be low by its "
                        "mass (docs/families.md, \"Search budget\").")
+    if modes and khat.label == "good" and modes.get("states"):
+        return Verdict("good", f"{khat.text} {_search_words(modes, ' over states')}. A mode "
+                       "none of its climbs (from q's draws, uniform states and q's opposite) "
+                       "reaches would still be missed (docs/evidence.md, \"Modes over "
+                       "states\").")
     if modes and khat.label == "good":
         from vifit.modes import FAR, SCALES
 
