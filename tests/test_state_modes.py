@@ -66,6 +66,16 @@ def test_one_mode_is_found_and_covered_on_independent_sites():
     assert "over states" in fit.verdict.text and "sds" not in fit.verdict.text
 
 
+def test_auto_on_a_discrete_target_fits_the_factorized_family():
+    """family="auto" (the command line's default) on states: the factorized family and its
+    search, not auto's Gaussian stage (which raised "family 'fullrank' is continuous")."""
+    target = vifit.DiscreteTarget(lambda x: jnp.sum(jnp.array([0.5, -0.5, 1.0, 0.0]) * x),
+                                  n_sites=4, n_states=3)
+    fit = vifit.fit(target, "auto", seed=0, progress=False)
+    assert fit.family.name == "categorical" and "modes" in fit.info
+    assert any("factorized family" in n for n in fit.notes)
+
+
 def test_psis_fits_a_tail_whose_largest_weights_tie():
     """Draws of a discrete q repeat states: the cutoff draw can share its value with every
     draw above it. The tail then starts below the tie, not nowhere (k-hat was inf)."""

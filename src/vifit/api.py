@@ -153,6 +153,13 @@ def fit(
     if distributed and checkpoint is not None:
         raise ConfigError("checkpoint is not supported with distributed=True yet.")
     is_auto = isinstance(family, str) and family == "auto"
+    notes: tuple[str, ...] = ()
+    if is_auto and getattr(target, "discrete", False):
+        # auto's stages (Pathfinder, Gaussians, mixtures, flows) are for densities: on states
+        # the factorized family is what there is, with its search over states.
+        is_auto, family = False, None
+        notes = ("family='auto' on a discrete target fits the factorized family (bernoulli or "
+                 "categorical); its search over states looks for the modes q misses.",)
     ckpt = None
     if checkpoint is not None:
         from vifit.optim.resume import FitCheckpoint
@@ -184,13 +191,14 @@ def fit(
                         callback=callback, checkpoint=ckpt)
     from vifit.engine import fit_one
 
-    return fit_one(target, family, objective=objective, estimator=estimator,
-                   optimizer=optimizer, lr=lr, schedule=schedule, steps=steps, draws=draws,
-                   seed=seed, window=window, patience=patience, tol=tol, n_eval=n_eval,
-                   init_params=init_params, init=init, optimizer_options=optimizer_options,
-                   progress=progress, callback=callback, checkpoint=ckpt,
-                   batch_size=batch_size, control_variate=control_variate,
-                   devices=devices, distributed=distributed)
+    result = fit_one(target, family, objective=objective, estimator=estimator,
+                     optimizer=optimizer, lr=lr, schedule=schedule, steps=steps, draws=draws,
+                     seed=seed, window=window, patience=patience, tol=tol, n_eval=n_eval,
+                     init_params=init_params, init=init, optimizer_options=optimizer_options,
+                     progress=progress, callback=callback, checkpoint=ckpt,
+                     batch_size=batch_size, control_variate=control_variate,
+                     devices=devices, distributed=distributed)
+    return replace(result, notes=result.notes + notes) if notes else result
 
 
 
