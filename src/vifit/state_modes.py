@@ -249,10 +249,11 @@ def _log_sum_exp_rows(a: np.ndarray) -> np.ndarray:
 def _q_reach(family, params, key, states: np.ndarray) -> tuple[float, np.ndarray]:
     """The ``COVER_QUANTILE`` quantile of log q at ``COVER_DRAWS`` draws of q, and log q at
     ``states``."""
+    log_q_of = _log_q_program(family)
     draws = family.sample(params, key, COVER_DRAWS)
-    log_q = np.asarray(jax.vmap(lambda x: family.log_prob(params, x))(draws), np.float64)
-    at = (np.asarray(jax.vmap(lambda x: family.log_prob(params, x))(jnp.asarray(states)),
-                     np.float64) if len(states) else np.zeros(0))
+    log_q = np.asarray(log_q_of(params, draws), np.float64)
+    at = (np.asarray(log_q_of(params, jnp.asarray(states, jnp.int32)), np.float64)
+          if len(states) else np.zeros(0))
     return float(np.quantile(log_q, COVER_QUANTILE)), at
 
 
@@ -292,6 +293,37 @@ def site_log_probs_at(log_prob, n_states: int, state: np.ndarray) -> np.ndarray:
     return table - _log_sum_exp_rows(table)[:, None]
 
 
+@kept(8)
+def _mixture_log_weights(log_prob, family, draws: int):
+    """Jitted ``(params, sites (M, d, K), log_shares (M + 1,), key) -> log w (draws,)``: draws
+    of the mixture of q and the products ``sites``, weighted by p over the whole mixture. One
+    program for every number of modes' shape, kept (a second fit or ``vifit evidence`` of the
+    same target compiles nothing)."""
+
+    def log_weights(params, sites, log_shares, key):
+        k_pick, k_q, k_m = jax.random.split(key, 3)
+        part = jax.random.categorical(k_pick, log_shares, shape=(draws,))
+        x_q = family.sample(params, k_q, draws).astype(jnp.int32)
+        x_m = jax.random.categorical(k_m, sites[jnp.maximum(part - 1, 0)]).astype(jnp.int32)
+        x = jnp.where((part == 0)[:, None], x_q, x_m)
+        log_q = jax.vmap(lambda s: family.log_prob(params, s))(x)
+        log_modes = jnp.sum(jnp.take_along_axis(sites[:, None], x[None, :, :, None],
+                                                axis=-1)[..., 0], axis=-1)  # (M, n)
+        log_mix = jax.scipy.special.logsumexp(
+            jnp.concatenate([log_shares[0] + log_q[None], log_shares[1:, None] + log_modes]),
+            axis=0)
+        log_p = jax.vmap(log_prob)(x)
+        return jnp.where(jnp.isfinite(log_p), log_p - log_mix, -jnp.inf)
+
+    return jax.jit(log_weights)
+
+
+@kept(8)
+def _log_q_program(family):
+    """Jitted ``(params, states (n, d)) -> log q (n,)``."""
+    return jax.jit(lambda params, x: jax.vmap(lambda s: family.log_prob(params, s))(x))
+
+
 def log_z_with_states(target, family, params, modes: list[Mode], log_z_q: float,
                       key: jax.Array, draws: int) -> dict[str, Any] | None:
     """Importance-sampling estimate of log Z from ``draws`` draws of the mixture of q and the
@@ -317,24 +349,8 @@ def log_z_with_states(target, family, params, modes: list[Mode], log_z_q: float,
     masses = np.array([m.log_mass for m in usable])
     shares = mixture_shares(log_z_q, np.concatenate([masses, masses]))
     log_shares = jnp.asarray(np.log(shares))
-
-    @jax.jit
-    def log_weights(params, key):
-        k_pick, k_q, k_m = jax.random.split(key, 3)
-        part = jax.random.categorical(k_pick, log_shares, shape=(draws,))
-        x_q = family.sample(params, k_q, draws).astype(jnp.int32)
-        x_m = jax.random.categorical(k_m, sites[jnp.maximum(part - 1, 0)]).astype(jnp.int32)
-        x = jnp.where((part == 0)[:, None], x_q, x_m)
-        log_q = jax.vmap(lambda s: family.log_prob(params, s))(x)
-        log_modes = jnp.sum(jnp.take_along_axis(sites[:, None], x[None, :, :, None],
-                                                axis=-1)[..., 0], axis=-1)  # (M, n)
-        log_mix = jax.scipy.special.logsumexp(
-            jnp.concatenate([log_shares[0] + log_q[None], log_shares[1:, None] + log_modes]),
-            axis=0)
-        log_p = jax.vmap(target.log_prob)(x)
-        return jnp.where(jnp.isfinite(log_p), log_p - log_mix, -jnp.inf)
-
-    logw = np.asarray(log_weights(params, key), np.float64)
+    log_weights = _mixture_log_weights(target.log_prob, family, draws)
+    logw = np.asarray(log_weights(params, sites, log_shares, key), np.float64)
     est = importance_log_z(logw)
     return {"log_z": est.log_z, "se": est.se, "khat": est.khat, "ess": est.ess, "n": est.n,
             "modes": len(usable), "shares": [float(s) for s in shares],
