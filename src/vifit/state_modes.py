@@ -11,16 +11,17 @@ that maximizes log p with the others held, sweep after sweep until a sweep chang
 local maximum under single-site changes) or ``MAX_SWEEPS`` have run. The starts are draws of q
 with each site redrawn uniformly with probability 0 (q itself), 1/4, 1/2 or 1 (uniform
 states: the discrete over-dispersion), and draws of q's opposite (its logits negated), all
-climbing together in one compiled ``vmap``. Each
-distinct end state is a mode; its mass is estimated by the product of its sites' local
+climbing together in one compiled ``vmap``. The ``MAX_GROUPED`` best distinct end states by
+log p are grouped into modes: two are one mode when a path of single-site changes between them
+never dips more than ``BARRIER`` below the lower (the climbs that ended elsewhere are counted
+with the record's ``unconverged``). A mode's mass is estimated from its sites' local
 conditionals,
 
     log M(m) = log p(m) + sum_i log sum_k exp(log p(m with x_i = k) - log p(m)),
 
-the sum of p over the states one site-change at a time away from m as if the sites were
-independent there (the discrete Laplace estimate: right for a product distribution, rough
-otherwise). A mode is covered by q when log q there is above the 0.1% quantile of log q at q's
-own draws (q draws states like it).
+the sum of p over every state as if the sites were independent around m (the discrete Laplace
+estimate: right for a product distribution, rough otherwise). A mode is covered by q when log q
+there is above the 0.1% quantile of log q at q's own draws (q draws states like it).
 
 What it costs: ``starts`` x sweeps x d x K evaluations of log p (a sweep evaluates every state
 of every site with the others held), at most ``MAX_SWEEPS`` sweeps, plus d x K per mode; cut
