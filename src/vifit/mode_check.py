@@ -52,12 +52,11 @@ def with_mode_check(result: FitResult, distributed: bool = False) -> FitResult:
     if "modes" in result.info:
         return result
     if getattr(target, "discrete", False):
-        from vifit.state_modes import state_check
+        from vifit.state_modes import searchable, state_check
 
         # whatever k-hat says (a search over states costs a second or two): on a k-hat
         # above 0.7 it says where the mass q misses is, and how much
-        if (result.verdict.label != "failed" and getattr(result.family, "discrete", False)
-                and hasattr(result.family, "site_log_probs")):
+        if result.verdict.label != "failed" and searchable(result.family):
             return state_check(result)
         return result
     if not target.differentiable:

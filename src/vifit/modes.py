@@ -315,13 +315,11 @@ def _scan_flops(jaxpr) -> float:
     branch."""
     from jax.extend.core import ClosedJaxpr, Jaxpr, jaxpr_as_fun
 
-    def inner(x) -> tuple[float, Any]:
-        """(flops left out, the jaxpr) of a sub-program parameter, or (0, None)."""
+    def inner(x) -> float:
+        """The flops left out of a sub-program parameter (0 for any other parameter)."""
         if isinstance(x, ClosedJaxpr):
-            return _scan_flops(x.jaxpr), x
-        if isinstance(x, Jaxpr):
-            return _scan_flops(x), x
-        return 0.0, None
+            return _scan_flops(x.jaxpr)
+        return _scan_flops(x) if isinstance(x, Jaxpr) else 0.0
 
     extra = 0.0
     for eqn in jaxpr.eqns:
@@ -334,9 +332,9 @@ def _scan_flops(jaxpr) -> float:
             continue
         for value in eqn.params.values():
             if isinstance(value, (tuple, list)):  # a cond's branches: one of them runs
-                extra += max([inner(x)[0] for x in value] or [0.0])
+                extra += max([inner(x) for x in value] or [0.0])
             else:
-                extra += inner(value)[0]
+                extra += inner(value)
     return extra
 
 

@@ -39,6 +39,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import logsumexp
 
 from vifit.freshness import kept
 from vifit.modes import (SEARCH_FLOPS, SKIP_FACTOR, Mode, ModeSearch, log_sum_exp,
@@ -58,8 +59,8 @@ REDRAW = (0.0, 0.25, 0.5, 1.0)
 # A mode is covered when log q there is above this quantile of log q at q's own draws.
 COVER_QUANTILE = 0.001
 COVER_DRAWS = 4000
-# Two local maxima are one mode when a path of single-site changes between them, each change
-# the one that keeps log p highest, never dips more than this below the lower of the two
+# Two local maxima are one mode when a path of single-site changes between them (``_path_low``)
+# never dips more than this below the lower of the two
 # (``vifit.modes.BARRIER`` for densities): above the critical temperature the Ising model's
 # single-site maxima are shallow bumps of one broad mode, not separate masses.
 BARRIER = 1.0  # nats
@@ -67,9 +68,6 @@ BARRIER = 1.0  # nats
 # on a 20 x 20 Ising model every one of 256 climbs ended at a state of its own (domains
 # frozen by single-site changes).
 MAX_GROUPED = 32
-# Modes kept in the record (by mass; the rest are counted): a frustrated model can have
-# thousands of local maxima, each of negligible mass.
-MAX_RECORDED = 64
 
 
 @kept(8)
@@ -193,6 +191,12 @@ def _plan(dim: int, n_states: int, eval_flops: float, budget: float) -> tuple[in
     return None
 
 
+def searchable(family) -> bool:
+    """Whether the search over states applies to fits of ``family``: a factorized family over
+    states (``bernoulli``, ``categorical``), whose logits it draws from and negates."""
+    return bool(getattr(family, "discrete", False)) and hasattr(family, "site_log_probs")
+
+
 def search_states(target, family, params, key: jax.Array,
                   budget: float | None = None) -> ModeSearch | None:
     """The mode search over ``target``'s states (a ``vifit.DiscreteTarget``) around the
@@ -228,7 +232,7 @@ def search_states(target, family, params, key: jax.Array,
     for state, count, lq in zip(states, counts, log_q_at):
         table = np.asarray(table_of(jnp.asarray(state)), np.float64)  # (d, K)
         log_p = float(table[0, state[0]])
-        log_mass = log_p + float(np.sum(_log_sum_exp_rows(table - log_p)))
+        log_mass = log_p + float(np.sum(logsumexp(table - log_p, axis=1)))
         modes.append(Mode(location=state.astype(np.float64), log_p=log_p,
                           log_mass=log_mass if np.isfinite(log_mass) else math.nan, cov=None,
                           distance=float(np.sum(state != mode_q)), starts=int(count),
@@ -240,11 +244,6 @@ def search_states(target, family, params, key: jax.Array,
                       steps=MAX_SWEEPS, seconds=time.perf_counter() - t0, rounds=1,
                       saturated=True, screened=0, reduced=reduced,
                       gradient_flops=eval_flops)
-
-
-def _log_sum_exp_rows(a: np.ndarray) -> np.ndarray:
-    m = np.max(a, axis=1, keepdims=True)
-    return (m + np.log(np.sum(np.exp(a - m), axis=1, keepdims=True)))[:, 0]
 
 
 def _q_reach(family, params, key, states: np.ndarray) -> tuple[float, np.ndarray]:
@@ -260,18 +259,14 @@ def _q_reach(family, params, key, states: np.ndarray) -> tuple[float, np.ndarray
 
 def record(search: ModeSearch) -> dict[str, Any]:
     """``FitResult.info["modes"]`` for a search over states: ``ModeSearch.summary()`` with the
-    missed share of the modes' mass, the modes beyond ``MAX_RECORDED`` (the lightest) counted,
-    not listed, and ``"states": True`` (the verdicts word a search over states apart from a
-    climb of a density)."""
+    missed share of the modes' mass and ``"states": True`` (the verdicts word a search over
+    states apart from a climb of a density)."""
     summary = search.summary()
     finite = [m for m in search.modes if np.isfinite(m.log_mass)]
     missed = [m.log_mass for m in finite if not m.covered]
     summary["missed_mass_fraction"] = (
         float(np.exp(log_sum_exp(np.array(missed))
                      - log_sum_exp(np.array([m.log_mass for m in finite])))) if missed else 0.0)
-    if len(summary["modes"]) > MAX_RECORDED:
-        summary["modes_not_listed"] = len(summary["modes"]) - MAX_RECORDED
-        summary["modes"] = summary["modes"][:MAX_RECORDED]
     summary["states"] = True
     return summary
 
@@ -291,7 +286,7 @@ def site_log_probs_at(log_prob, n_states: int, state: np.ndarray) -> np.ndarray:
     states with the others held at ``state``), the proposal that draws around that mode."""
     table = np.asarray(_neighbours(log_prob, n_states, int(state.size))(
         jnp.asarray(state, jnp.int32)), np.float64)
-    return table - _log_sum_exp_rows(table)[:, None]
+    return table - logsumexp(table, axis=1, keepdims=True)
 
 
 @kept(8)
@@ -345,7 +340,7 @@ def log_z_with_states(target, family, params, modes: list[Mode], log_z_q: float,
               for m in usable]
     # each mode twice: its local conditionals, and the same flattened (SOFTEN), whose wider
     # reach covers states the product of conditionals makes too rare
-    soft = [SOFTEN * t - _log_sum_exp_rows(SOFTEN * t)[:, None] for t in tables]
+    soft = [SOFTEN * t - logsumexp(SOFTEN * t, axis=1, keepdims=True) for t in tables]
     sites = jnp.asarray(np.stack(tables + soft))  # (2M, d, K)
     masses = np.array([m.log_mass for m in usable])
     shares = mixture_shares(log_z_q, np.concatenate([masses, masses]))
@@ -377,7 +372,7 @@ def state_check(result):
     rec = record(search)
     if any(not m.covered for m in search.modes) and np.isfinite(result.log_z):
         joined = log_z_with_states(result.target, result.family, result.params,
-                                   search.modes[:MAX_RECORDED], result.log_z,
+                                   search.modes, result.log_z,
                                    jax.random.fold_in(key, 1), CHECK_DRAWS)
         if joined is not None and joined["khat"] < 0.7 and np.isfinite(joined["log_z"]):
             gain = joined["log_z"] - result.log_z

@@ -24,6 +24,7 @@ from vifit.evidence.importance import importance_log_z
 from vifit.evidence.verdict import Estimate, EvidenceVerdict, bracket, judge_all
 from vifit.families.base import Family, Params
 from vifit.rng import classic_threefry
+from vifit.state_modes import searchable
 from vifit.target import Target
 
 ORDER = ("elbo", "iwae", "psis", "ais", "cubo")
@@ -233,7 +234,7 @@ def _states_beyond_q(fit, target, family, params, log_z_q: float, key: jax.Array
     states run again (``vifit.state_modes``, the same key, so the same modes as the fit's
     record) and, where it finds modes q does not cover, importance sampling from q joined by
     every mode found (``log_z_with_states``); None where q covers them all."""
-    from vifit.state_modes import MAX_RECORDED, log_z_with_states, search_states
+    from vifit.state_modes import log_z_with_states, search_states
 
     seed = getattr(fit, "seed", 0)
     search = search_states(target, family, params,
@@ -241,11 +242,17 @@ def _states_beyond_q(fit, target, family, params, log_z_q: float, key: jax.Array
     if search is None or all(m.covered for m in search.modes):
         return None
     # every mode found joins q, the covered ones too (``vifit.state_modes.state_check``)
-    joined = log_z_with_states(target, family, params, search.modes[:MAX_RECORDED], log_z_q,
-                               key, draws)
+    joined = log_z_with_states(target, family, params, search.modes, log_z_q, key, draws)
     if joined is not None:
         joined["seconds"] += search.seconds
     return joined
+
+
+def _modes_estimate(joined: dict[str, Any], floored) -> Estimate:
+    """The estimate "modes" from the record of importance sampling from q joined by modes
+    (``log_z_with_modes`` or ``vifit.state_modes.log_z_with_states``)."""
+    return Estimate("modes", joined["log_z"], floored(joined["se"]), "point", joined["seconds"],
+                    {k: joined[k] for k in ("khat", "ess", "n", "modes", "shares")})
 
 
 def default_ais_config(dim: int) -> AISConfig:
@@ -352,17 +359,13 @@ def evidence(
                                       estimates["psis"].estimate,
                                       jax.random.fold_in(k_draws, 0x30DE), draws)
             if joined is not None:
-                estimates["modes"] = Estimate(
-                    "modes", joined["log_z"], floored(joined["se"]), "point",
-                    joined["seconds"] + beyond["seconds"],
-                    {k: joined[k] for k in ("khat", "ess", "n", "modes", "shares")})
-    if getattr(target, "discrete", False) and hasattr(family, "site_log_probs"):
+                joined["seconds"] += beyond["seconds"]
+                estimates["modes"] = _modes_estimate(joined, floored)
+    if getattr(target, "discrete", False) and searchable(family):
         joined = _states_beyond_q(fit, target, family, params, estimates["psis"].estimate,
                                   jax.random.fold_in(k_draws, 0x30DE), draws)
         if joined is not None:
-            estimates["modes"] = Estimate(
-                "modes", joined["log_z"], floored(joined["se"]), "point", joined["seconds"],
-                {k: joined[k] for k in ("khat", "ess", "n", "modes", "shares")})
+            estimates["modes"] = _modes_estimate(joined, floored)
     b, s = timed(lambda: cubo_bound(logw))
     estimates["cubo"] = Estimate("cubo", b.estimate, floored(b.se), "upper", s,
                                  b.details | rounded)
