@@ -58,14 +58,14 @@ def test_families_jit_and_vmap_over_params(family):
 
 
 def test_unknown_family_name_is_refused():
-    with pytest.raises(vifit.ConfigError, match="choose one of .*fullrank, lowrank, meanfield"):
+    with pytest.raises(vifit.ConfigError, match="choose one of .*fullrank, heavytail, lowrank, meanfield"):
         vifit.get_family("normalish")
 
 
 FLOWS = [vifit.RealNVP(), vifit.SplineFlow(), vifit.RealNVP(tail_df=5.0)]
 
 
-@pytest.mark.parametrize("family", FAMILIES + FLOWS,
+@pytest.mark.parametrize("family", FAMILIES + FLOWS + [vifit.HeavyTail()],
                          ids=lambda f: f.name + ("-t" if getattr(f, "tail_df", None) else ""))
 def test_sample_and_log_prob_agrees_with_sample_and_log_prob(family, x64):
     """The shortcut (log q from eps, no solve; a flow's forward pass alone) has the same
@@ -96,3 +96,58 @@ def test_sample_and_log_prob_agrees_with_sample_and_log_prob(family, x64):
         for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_slow)):
             np.testing.assert_allclose(a, b, rtol=1e-9 if not is_flow else 1e-7,
                                        atol=1e-12 if not is_flow else 1e-10)
+
+
+def _tukey_h(e, h):
+    return e * np.exp(0.5 * h * e * e)
+
+
+def test_heavytail_draws_have_the_quantiles_and_density_of_the_tukey_h_transform(x64):
+    """Coordinate i of loc + diag(s) x is loc_i + s_i x_i with x_i = e exp(h_i e^2 / 2), a
+    monotone map of e ~ N(0, 1): its p-quantile is loc_i + s_i x(Phi^-1(p)). Empirical CDFs of
+    200,000 draws at those quantiles must be within z_bound(1e-3) binomial standard errors of
+    p; and log q, which inverts the map with Lambert's W, must integrate to 1 (quadrature) and
+    equal the change of variables written with SciPy's lambertw."""
+    from scipy import integrate, special
+
+    fam = vifit.HeavyTail()
+    h = np.array([1e-9, 0.05, 0.3, 0.9])  # from Gaussian to nearly Cauchy tails
+    loc, log_s = np.array([1.0, -2.0, 0.0, 3.0]), np.log([0.5, 1.0, 2.0, 0.1])
+    params = {"loc": jnp.asarray(loc), "chol": jnp.diag(jnp.asarray(log_s)),
+              "h_raw": jnp.log(jnp.asarray(h) / (1.0 - h))}
+    n, probs = 200_000, np.array([0.001, 0.05, 0.3, 0.5, 0.8, 0.99, 0.9995])
+    z = np.asarray(fam.sample(params, jax.random.key(0), n))
+    quant = loc + np.exp(log_s) * _tukey_h(stats.norm.ppf(probs)[:, None], h)
+    ecdf = (z[None, :, :] <= quant[:, None, :]).mean(1)
+    se = np.sqrt(probs * (1 - probs) / n)[:, None]
+    assert np.all(np.abs(ecdf - probs[:, None]) < z_bound(1e-3, ecdf.size) * se)
+
+    def reference(zz):  # log q by the change of variables, e from SciPy's Lambert W
+        x = (zz - loc) / np.exp(log_s)
+        y = h * x * x
+        e2 = np.where(y > 0, special.lambertw(y).real / np.maximum(h, 1e-300), x * x)
+        return np.sum(stats.norm.logpdf(np.sqrt(e2)) - 0.5 * h * e2 - np.log1p(h * e2) - log_s)
+
+    for zz in z[:5]:
+        np.testing.assert_allclose(fam.log_prob(params, jnp.asarray(zz)), reference(zz),
+                                   rtol=1e-9)
+    one = {"loc": params["loc"][2:3], "chol": params["chol"][2:3, 2:3],
+           "h_raw": params["h_raw"][2:3]}
+    dens = jax.jit(lambda t: jnp.exp(fam.log_prob(one, jnp.reshape(t, (1,)))))
+    mass = integrate.quad(lambda t: float(dens(t)), -np.inf, np.inf, limit=200)[0]
+    assert abs(mass - 1.0) < 1e-6
+
+
+def test_heavytail_from_gaussian_has_the_gaussians_mean_and_covariance(x64):
+    cov = np.array([[2.0, 0.6], [0.6, 0.5]])
+    fam = vifit.HeavyTail(init_h=0.2)
+    params = fam.from_gaussian(jnp.asarray([1.0, -1.0]), jnp.asarray(cov))
+    n = 400_000
+    z = np.asarray(fam.sample(params, jax.random.key(1), n))
+    # Var x = (1 - 2h)^(-3/2); fourth moments are infinite from h = 1/4, so compare medians
+    # of ten batch covariances: each batch's error is skewed, the median of ten is not far.
+    covs = np.median([np.cov(b.T) for b in z.reshape(10, -1, 2)], axis=0)
+    assert np.allclose(np.median(z, 0), [1.0, -1.0], atol=0.01)
+    np.testing.assert_allclose(covs, cov, rtol=0.1, atol=0.05)
+    with pytest.raises(vifit.ConfigError, match="init_h"):
+        vifit.HeavyTail(init_h=0.6)

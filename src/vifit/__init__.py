@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {
         "SNIS", "STL", "DReG", "Estimator", "LocalExpectation", "Relaxed", "Reparam",
         "ScoreFunction", "Stratified", "get_estimator")},
     **{name: "vifit.families" for name in (
-        "Bernoulli", "Categorical", "Family", "FullRank", "LowRank", "MeanField", "Mixture",
+        "Bernoulli", "Categorical", "Family", "FullRank", "HeavyTail", "LowRank", "MeanField", "Mixture",
         "RealNVP", "SplineFlow", "get_family")},
     **{name: "vifit.objectives" for name in (
         "CUBO", "ELBO", "IWAE", "ForwardKL", "Objective", "Renyi", "get_objective")},

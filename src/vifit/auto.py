@@ -12,11 +12,17 @@
    ``flow_lr`` = 3e-3) started exactly at that Gaussian (its couplings begin as the identity),
    so it can only improve on it. Why these defaults: on the 2-d banana and funnel they gave the
    lowest k-hat of the configurations measured (docs/families.md, "Tails"); the spline flow at
-   lr 1e-2 fitted the bulk as well but its k-hat swung with the schedule. The flow is kept
-   when its ELBO is higher by more than ``z`` standard errors
-   of the difference (independent draws, so the variances add) and its k-hat is not worse by
-   more than ``z`` asymptotic standard errors of k-hat (the Pareto-shape fit on M tail draws has
-   sd about (1 + k) / sqrt(M)); otherwise the Gaussian is kept as the simpler answer.
+   lr 1e-2 fitted the bulk as well but its k-hat swung with the schedule.
+4. If what is kept still has k-hat >= 0.5 and the tail check (``vifit.evidence.tails``) finds
+   q's tails too light, the heavy-tailed family (``vifit.families.HeavyTail``: loc + L x with
+   independent Tukey-h coordinates whose tail indices are fitted) started at the Gaussian's
+   mean and covariance: where p's tails are polynomial (t or Cauchy priors) the weights of any
+   q on a Gaussian base are unbounded. Only then, since the flow fits most shapes better.
+
+A richer stage replaces the one kept so far when its ELBO is higher by more than ``z``
+standard errors of the difference (independent draws, so the variances add) and its k-hat is
+not worse by more than ``z`` asymptotic standard errors of k-hat (the Pareto-shape fit on M
+tail draws has sd about (1 + k) / sqrt(M)); otherwise the simpler answer is kept.
 
 Every step is recorded in ``result.info["auto"]["decisions"]`` (what was fitted, its ELBO,
 k-hat and time, what was decided and why) and, with ``verbose``, printed as it happens.
@@ -34,6 +40,7 @@ import jax.numpy as jnp
 
 from vifit.ahead import compile_ahead
 from vifit.engine import stage_programs
+from vifit.evidence.tails import with_tail_check
 from vifit.families import get_family
 from vifit.mode_check import coverage, search_around
 from vifit.modes import search_programs
@@ -79,8 +86,8 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
              patience: int | None = None,
              tol: float = 1e-3, n_eval: int = 4000, progress: bool | None = None,
              verbose: bool | None = None, callback=None, checkpoint=None) -> FitResult:
-    """A full-rank Gaussian (from Pathfinder's start where needed), then ``flow`` if the Gaussian
-    is not good enough;
+    """A full-rank Gaussian (from Pathfinder's start where needed), then ``flow`` and the
+    heavy-tailed family if the Gaussian is not good enough;
     returns the chosen fit with ``info["auto"]`` holding every decision (see module docstring).
     """
     from vifit.engine import fit_one as fit
@@ -151,8 +158,8 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     # Compiled on the worker while the search runs: a flow's fit where one comes next, else
     # what the Gaussian's result runs after the fit.
     if not gauss.khat < KHAT_GOOD and target.differentiable:
-        flow_start = fam.from_gaussian(jnp.asarray(gauss.mean()),
-                                       jnp.asarray(gauss.covariance()))
+        moments = jnp.asarray(gauss.mean()), jnp.asarray(gauss.covariance())
+        flow_start = fam.from_gaussian(*moments)
         compile_ahead(stage_programs(target, fam, init_params=flow_start,
                                      lr=flow_lr, **stage(fam.name)))
     else:
@@ -182,7 +189,8 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
         say(_row("fullrank", gauss, "keep the full-rank Gaussian",
                  f"k-hat {gauss.khat:.2f} < {KHAT_GOOD}: q covers p, importance weights have "
                  "finite variance; a flow is not needed", time.perf_counter() - t0))
-        return _finish(gauss, decisions, "fullrank", t_all, search)
+        best, best_name = _heavier(fit, target, gauss, "fullrank", gauss, stage, say, z, n_eval)
+        return _finish(best, decisions, best_name, t_all, search)
     if not target.differentiable:
         say(_row("fullrank", gauss, "keep the full-rank Gaussian",
                  f"k-hat {gauss.khat:.2f} >= {KHAT_GOOD}, but a flow is not tried without "
@@ -196,6 +204,11 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     t0 = time.perf_counter()
     compile_ahead(after_fit_programs(fam, target, flow_start, seed))  # while the flow runs
     flowed = fit(target, fam, init_params=flow_start, lr=flow_lr, **stage(fam.name))
+    if flowed.stop_reason == "interrupted":
+        say(_row(fam.name, flowed, "stop: interrupted; keep the full-rank Gaussian",
+                 "interrupted by the user", time.perf_counter() - t0))
+        return _finish(gauss, decisions, "fullrank", t_all, search)
+    best, best_name, failed = gauss, "fullrank", None
     if flowed.stop_reason in ("diverged", "non-finite") or not math.isfinite(flowed.elbo):
         # Never prefer a stage for an ELBO that is huge or not finite. A flow that runs off
         # from a Gaussian that fits is itself evidence that the density may be improper.
@@ -203,37 +216,74 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                f"the flow stopped {flowed.stop_reason} (ELBO {flowed.elbo:.4g})")
         say(_row(fam.name, flowed, "keep the full-rank Gaussian; the flow failed", why,
                  time.perf_counter() - t0))
-        result = _finish(gauss, decisions, "fullrank", t_all, search)
-        result.info["auto"]["failed_stage"] = {"stage": fam.name, "why": why}
-        if flowed.stop_reason == "diverged" and not gauss.khat <= KHAT_UNRELIABLE:
-            # The Gaussian's weights are wildly heavy-tailed and a flow started from it ran
-            # off: on a normalizable density the flow could gain at most KL(q || p) nats.
-            from dataclasses import replace
+        failed = {"stage": fam.name, "why": why}
+    else:
+        keep, why, extra = _compare(flowed, gauss, z, n_eval)
+        if keep:
+            best, best_name = flowed, fam.name
+        say(_row(fam.name, flowed, f"keep the flow ({fam.name})" if keep else
+                 "keep the full-rank Gaussian", why, time.perf_counter() - t0, **extra))
 
-            result = replace(result, stop_reason="diverged", notes=result.notes + (
-                f"{why} (from the full-rank Gaussian, whose k-hat is {gauss.khat:.2f})",))
-        return result
-    if flowed.stop_reason == "interrupted":
-        say(_row(fam.name, flowed, "stop: interrupted; keep the full-rank Gaussian",
-                 "interrupted by the user", time.perf_counter() - t0))
-        return _finish(gauss, decisions, "fullrank", t_all, search)
-    gain = flowed.elbo - gauss.elbo
-    gain_se = math.hypot(flowed.elbo_se, gauss.elbo_se)
-    k_margin = z * math.hypot(_khat_sd(flowed.khat, n_eval), _khat_sd(gauss.khat, n_eval))
-    better_elbo = gain > z * gain_se
-    not_worse_k = flowed.khat <= gauss.khat + k_margin
-    if better_elbo and not_worse_k:
-        say(_row(fam.name, flowed, f"keep the flow ({fam.name})",
-                 f"ELBO higher by {gain:.4f} ± {gain_se:.4f} (> {z:g} se) and k-hat "
-                 f"{flowed.khat:.2f} vs {gauss.khat:.2f}", time.perf_counter() - t0,
-                 elbo_gain=gain, elbo_gain_se=gain_se))
-        return _finish(flowed, decisions, fam.name, t_all, search)
-    why = (f"ELBO gain {gain:.4f} ± {gain_se:.4f} is not > {z:g} se" if not better_elbo else
-           f"k-hat {flowed.khat:.2f} is worse than the Gaussian's {gauss.khat:.2f} by more "
-           f"than {k_margin:.2f}")
-    say(_row(fam.name, flowed, "keep the full-rank Gaussian", why, time.perf_counter() - t0,
-             elbo_gain=gain, elbo_gain_se=gain_se))
-    return _finish(gauss, decisions, "fullrank", t_all, search)
+    # The Gaussian's weights are wildly heavy-tailed and a flow started from it ran off: on a
+    # normalizable density the flow could gain at most KL(q || p) nats. Reported as diverged,
+    # with no heavier family tried (on p = exp(sum z) it "converged" on a plateau of noise).
+    improper = flowed.stop_reason == "diverged" and not gauss.khat <= KHAT_UNRELIABLE
+    if not improper:
+        best, best_name = _heavier(fit, target, best, best_name, gauss, stage, say, z, n_eval)
+    result = _finish(best, decisions, best_name, t_all, search)
+    if failed is not None:
+        result.info["auto"]["failed_stage"] = failed
+    if improper:
+        from dataclasses import replace
+
+        result = replace(result, stop_reason="diverged", notes=result.notes + (
+            f"{failed['why']} (from the full-rank Gaussian, whose k-hat is "
+            f"{gauss.khat:.2f})",))
+    return result
+
+
+def _heavier(fit, target: Target, best: FitResult, best_name: str, gauss: FitResult, stage,
+             say, z: float, n_eval: int) -> tuple[FitResult, str]:
+    """``(best, its name)``, or the heavy-tailed family's fit and "heavytail" where it replaces
+    them: tried when the tail check (draws widened by Cauchy tails) finds p's mass where
+    ``best`` has almost none, since no Gaussian or flow on a Gaussian base has polynomial
+    tails. ``best`` comes back with its tail check in ``info``."""
+    t0 = time.perf_counter()
+    best = with_tail_check(best)
+    tails = best.info.get("tails") or {}
+    if tails.get("flag") != "light" or not target.differentiable:
+        return best, best_name
+    fam = get_family("heavytail")
+    start = fam.from_gaussian(jnp.asarray(gauss.mean()), jnp.asarray(gauss.covariance()))
+    heavy = fit(target, fam, init_params=start, **stage(fam.name))
+    keep, why, extra = _compare(heavy, best, z, n_eval)
+    if heavy.stop_reason == "interrupted":
+        keep, why = False, "interrupted by the user"
+    kept = "the flow" if best_name != "fullrank" else "the full-rank Gaussian"
+    say(_row(fam.name, heavy, "keep the heavy-tailed family" if keep else f"keep {kept}",
+             f"q's tails are too light (p's mass where q puts {100 * tails['q_mass']:.1f}%: "
+             f"{100 * tails['p_mass']:.1f}%); {why}", time.perf_counter() - t0, **extra))
+    return (heavy, fam.name) if keep else (best, best_name)
+
+
+def _compare(new: FitResult, old: FitResult, z: float, n_eval: int
+             ) -> tuple[bool, str, dict[str, float]]:
+    """Whether the richer stage ``new`` replaces ``old``: a finite ELBO higher by more than
+    ``z`` standard errors of the difference, and a k-hat not worse by more than ``z``
+    asymptotic sds; with the reason and the gain for the decision's row."""
+    if new.stop_reason in ("diverged", "non-finite") or not math.isfinite(new.elbo):
+        return False, f"it stopped {new.stop_reason} (ELBO {new.elbo:.4g})", {}
+    gain = new.elbo - old.elbo
+    gain_se = math.hypot(new.elbo_se, old.elbo_se)
+    extra = {"elbo_gain": gain, "elbo_gain_se": gain_se}
+    k_margin = z * math.hypot(_khat_sd(new.khat, n_eval), _khat_sd(old.khat, n_eval))
+    if not gain > z * gain_se:
+        return False, f"ELBO gain {gain:.4f} ± {gain_se:.4f} is not > {z:g} se", extra
+    if not new.khat <= old.khat + k_margin:
+        return False, (f"k-hat {new.khat:.2f} is worse than {old.khat:.2f} by more than "
+                       f"{k_margin:.2f}"), extra
+    return True, (f"ELBO higher by {gain:.4f} ± {gain_se:.4f} (> {z:g} se) and k-hat "
+                  f"{new.khat:.2f} vs {old.khat:.2f}"), extra
 
 
 def _direct_gaussian(fit, target: Target, fullrank, stage, steps: int
@@ -318,11 +368,12 @@ def _finish(result: FitResult, decisions: list[dict[str, Any]], chosen: str,
                     "total_seconds": time.perf_counter() - t_all}
     if search is not None:
         info["modes"] = coverage(result, search)
+    if "tails" in result.info:  # checked already, before the heavy-tailed stage was weighed
+        info["tails"] = result.info["tails"]
     from dataclasses import replace
 
-    from vifit.evidence.tails import with_tail_check
-
-    return with_tail_check(replace(result, info=info))
+    return with_tail_check(replace(result, info=info)) if "tails" not in info else \
+        replace(result, info=info)
 
 
 def fit_auto_minibatch(target, **settings: Any) -> FitResult:

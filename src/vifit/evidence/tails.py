@@ -220,8 +220,9 @@ def tail_verdict(tails: dict | None, label: str) -> tuple[str, str] | None:
             f"where q puts {100 * tails['q_mass']:.1f}% (q's far tail, which q's own draws "
             f"rarely reach, so their k-hat can miss this). q's own sds and tail quantiles are "
             f"too small, and log Z from q's draws may be up to {low:.2f} nats low (the widened "
-            f"draws give log Z = {tails['log_z']:.3f} ± {tails['log_z_se']:.3f});{fix} A "
-            "heavy-tailed family would fit better.")
+            f"draws give log Z = {tails['log_z']:.3f} ± {tails['log_z_se']:.3f});{fix} q "
+            "needs heavier tails (family 'heavytail' has polynomial tails along each "
+            "coordinate; a multivariate t's radial tail it does not have).")
 
 
 def with_tail_check(result, n: int | None = None):

@@ -9,12 +9,14 @@ from vifit.families.base import Family
 from vifit.families.discrete import Bernoulli, Categorical
 from vifit.families.flows import RealNVP, SplineFlow
 from vifit.families.gaussian import FullRank, LowRank, MeanField
+from vifit.families.heavy import HeavyTail
 from vifit.families.mixture import Mixture
 from vifit.families.spec import build_family, parse_spec
 
 _REGISTRY: dict[str, Callable[..., Family]] = {
     "meanfield": MeanField,
     "fullrank": FullRank,
+    "heavytail": HeavyTail,
     "lowrank": LowRank,
     "bernoulli": Bernoulli,
     "categorical": Categorical,
@@ -46,5 +48,5 @@ def get_family(spec: str | Family) -> Family:
     raise ConfigError(f"unknown family {spec!r}; choose one of {', '.join(family_names())}.")
 
 
-__all__ = ["Bernoulli", "Categorical", "Family", "FullRank", "LowRank", "MeanField", "Mixture",
+__all__ = ["Bernoulli", "Categorical", "Family", "FullRank", "HeavyTail", "LowRank", "MeanField", "Mixture",
            "RealNVP", "SplineFlow", "family_names", "get_family", "register_family"]
