@@ -2,10 +2,11 @@
 
 1. A full-rank Gaussian by natural-gradient VI from the target's default start. Only when that
    does not converge within ``DIRECT_STEPS`` (badly scaled targets), or above
-   ``NATGRAD_MAX_DIM`` coordinates, Pathfinder (``vifit.optim.pathfinder``: an L-BFGS path
+   ``NATGRAD_MAX_DIM`` coordinates where its Hessians would cost more than ``NATGRAD_FLOPS``,
+   Pathfinder (``vifit.optim.pathfinder``: an L-BFGS path
    toward the mode and the best Gaussian along it) gives a start, and:
-2. A full-rank Gaussian fitted from Pathfinder's Gaussian, by natural-gradient VI (Adam above
-   ``NATGRAD_MAX_DIM`` coordinates, or if natgrad fails). If its Pareto k-hat is below 0.5
+2. A full-rank Gaussian fitted from Pathfinder's Gaussian, by natural-gradient VI (Adam where
+   it does not apply, or if natgrad fails). If its Pareto k-hat is below 0.5
    (importance weights with a finite variance: q covers p), stop: a flow cannot do
    meaningfully better for log Z or posterior expectations.
 3. Otherwise a normalizing flow (``flow``, default the affine-coupling RealNVP, Adam at
@@ -37,6 +38,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from vifit.ahead import compile_ahead
 from vifit.engine import stage_programs
@@ -55,6 +57,19 @@ KHAT_UNRELIABLE = 0.7
 # Pathfinder's start Adam ran off to an ELBO of -6585 on stochastic volatility where natgrad
 # reached -64.8 (docs/families.md, "Choosing for you").
 NATGRAD_MAX_DIM = 200
+# ... and above it where its exact Hessians are cheap enough: ``DIRECT_STEPS`` steps of
+# ``NATGRAD_DRAWS`` draws (fewer, down to ``NATGRAD_MIN_DRAWS``, where that fits), each d
+# gradients (``vifit.modes.gradient_flops``), within this many floating-point operations.
+# Measured on Gaussian targets: in d = 300 (3.6e5 flops a gradient) natgrad took 500 steps and
+# 14 s to the exact answer where the old way above d = 200, Pathfinder then Adam, took 192 s
+# and stopped 38 nats short ("not reliable", log Z 1.1 nats off); in d = 500 (1e6 flops) 500
+# steps of 16 draws took 31 s (1.6e11 flops/s: batched Hessians run near the machine's peak),
+# 4 draws 33 s, where Pathfinder then Adam took 76 s and stopped 80 nats short; in d = 1000
+# (4e6 flops: 2 draws fit) natgrad was exact in 119 s, Pathfinder, Adam and a flow 131 s and
+# 18 nats off (`bench/high_dim_auto.py`).
+NATGRAD_FLOPS = 2e13
+NATGRAD_DRAWS = 16  # natgrad's default draws per step (vifit.optim.natgrad)
+NATGRAD_MIN_DRAWS = 2
 # Natural-gradient steps from the target's default start before auto asks Pathfinder for one.
 # On the 17 posteriordb models and eight schools natgrad from the default start converged in
 # 500-1000 steps on 15, to the Gaussian it reached from Pathfinder's start (ELBO equal to 1e-3
@@ -116,7 +131,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     # Gaussian's evaluation and the mode search's programs while that loop runs.
     if _natgrad_applies(target):
         compile_ahead(stage_programs(target, fullrank, which=("loop", "eval", "moments"),
-                                     optimizer="natgrad", **_direct_settings(stage, steps)))
+                                     optimizer="natgrad", **_direct_settings(target, stage, steps)))
     compile_ahead(search_programs(target))
     t0 = time.perf_counter()
     gauss, why_not = _direct_gaussian(fit, target, fullrank, stage, steps)
@@ -293,9 +308,10 @@ def _direct_gaussian(fit, target: Target, fullrank, stage, steps: int
     Pathfinder for a start and fits again (``_fit_gaussian``). An interrupted fit is returned
     as it is."""
     if not _natgrad_applies(target):
-        return None, (f"d = {target.dim} > {NATGRAD_MAX_DIM}: Adam needs a start"
+        return None, (f"d = {target.dim} > {NATGRAD_MAX_DIM} and natural gradient's Hessians "
+                      f"would cost more than {NATGRAD_FLOPS:.0e} flops: Adam needs a start"
                       if target.differentiable else "no gradients")
-    res = fit(target, fullrank, optimizer="natgrad", **_direct_settings(stage, steps))
+    res = fit(target, fullrank, optimizer="natgrad", **_direct_settings(target, stage, steps))
     if res.stop_reason == "interrupted" or (res.stop_reason == "converged"
                                             and math.isfinite(res.elbo)):
         return res, ""
@@ -304,21 +320,45 @@ def _direct_gaussian(fit, target: Target, fullrank, stage, steps: int
 
 
 def _natgrad_applies(target: Target) -> bool:
-    return target.differentiable and target.dim <= NATGRAD_MAX_DIM
+    return _natgrad_draws(target) is not None
 
 
-def _direct_settings(stage, steps: int) -> dict[str, Any]:
-    return dict(stage("fullrank-direct"), steps=min(steps, DIRECT_STEPS))
+def _natgrad_draws(target: Target) -> int | None:
+    """Draws a natural-gradient step takes in the Gaussian stage, None where natgrad does not
+    apply: ``NATGRAD_DRAWS`` up to ``NATGRAD_MAX_DIM`` coordinates; beyond, as many (at least
+    ``NATGRAD_MIN_DRAWS``) as let ``DIRECT_STEPS`` steps fit ``NATGRAD_FLOPS``."""
+    if not target.differentiable:
+        return None
+    if target.dim <= NATGRAD_MAX_DIM:
+        return NATGRAD_DRAWS
+    from vifit.modes import gradient_flops
+
+    flops = gradient_flops(target.log_density, target.dim, np.dtype(target.init.dtype).name)
+    draws = min(NATGRAD_DRAWS, int(NATGRAD_FLOPS // (DIRECT_STEPS * target.dim * flops)))
+    return draws if draws >= NATGRAD_MIN_DRAWS else None
+
+
+def _natgrad_settings(target: Target, settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` for a natgrad stage: above ``NATGRAD_MAX_DIM`` the draws of
+    ``_natgrad_draws``, unless the caller chose some."""
+    if settings.get("draws") is not None or target.dim <= NATGRAD_MAX_DIM:
+        return settings  # up to NATGRAD_MAX_DIM natgrad's own default, NATGRAD_DRAWS
+    return dict(settings, draws=_natgrad_draws(target))
+
+
+def _direct_settings(target: Target, stage, steps: int) -> dict[str, Any]:
+    return _natgrad_settings(target, dict(stage("fullrank-direct"),
+                                          steps=min(steps, DIRECT_STEPS)))
 
 
 def _fit_gaussian(fit, target: Target, fullrank, init, stage) -> FitResult:
-    """The full-rank Gaussian stage: natural-gradient VI up to ``NATGRAD_MAX_DIM`` coordinates
-    (its exact Hessians cost d gradients per draw), Adam above that or if natgrad fails
+    """The full-rank Gaussian stage: natural-gradient VI where it applies (``_natgrad_applies``:
+    its exact Hessians cost d gradients per draw), Adam otherwise or if natgrad fails
     (non-finite, or diverged: on heavy tails its precision can shrink without limit where
     Adam's steps stay bounded)."""
-    if target.differentiable and target.dim <= NATGRAD_MAX_DIM:
+    if _natgrad_applies(target):
         res = fit(target, fullrank, init_params=init, optimizer="natgrad",
-                  **stage("fullrank-natgrad"))
+                  **_natgrad_settings(target, stage("fullrank-natgrad")))
         if (res.stop_reason not in ("non-finite", "diverged") and math.isfinite(res.elbo)) \
                 or res.stop_reason == "interrupted":
             return res
