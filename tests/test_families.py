@@ -58,7 +58,8 @@ def test_families_jit_and_vmap_over_params(family):
 
 
 def test_unknown_family_name_is_refused():
-    with pytest.raises(vifit.ConfigError, match="choose one of .*fullrank, heavytail, lowrank, meanfield"):
+    with pytest.raises(vifit.ConfigError,
+                       match="choose one of .*fullrank, heavytail, lowrank, meanfield"):
         vifit.get_family("normalish")
 
 

@@ -14,11 +14,12 @@
    so it can only improve on it. Why these defaults: on the 2-d banana and funnel they gave the
    lowest k-hat of the configurations measured (docs/families.md, "Tails"); the spline flow at
    lr 1e-2 fitted the bulk as well but its k-hat swung with the schedule.
-4. If what is kept still has k-hat >= 0.5 and the tail check (``vifit.evidence.tails``) finds
-   q's tails too light, the heavy-tailed family (``vifit.families.HeavyTail``: loc + L x with
-   independent Tukey-h coordinates whose tail indices are fitted) started at the Gaussian's
-   mean and covariance: where p's tails are polynomial (t or Cauchy priors) the weights of any
-   q on a Gaussian base are unbounded. Only then, since the flow fits most shapes better.
+4. Whatever is kept (the Gaussian at step 2, or the better of it and the flow), if the tail
+   check (``vifit.evidence.tails``) finds its tails too light: the heavy-tailed family
+   (``vifit.families.HeavyTail``: loc + L x with independent Tukey-h coordinates whose tail
+   indices are fitted) started at the Gaussian's mean and covariance. Where p's tails are
+   polynomial (t or Cauchy priors) the weights of any q on a Gaussian base are unbounded.
+   Only then, since the flow fits most shapes better.
 
 A richer stage replaces the one kept so far when its ELBO is higher by more than ``z``
 standard errors of the difference (independent draws, so the variances add) and its k-hat is
@@ -131,7 +132,8 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     # Gaussian's evaluation and the mode search's programs while that loop runs.
     if _natgrad_applies(target):
         compile_ahead(stage_programs(target, fullrank, which=("loop", "eval", "moments"),
-                                     optimizer="natgrad", **_direct_settings(target, stage, steps)))
+                                     optimizer="natgrad",
+                                     **_direct_settings(target, stage, steps)))
     compile_ahead(search_programs(target))
     t0 = time.perf_counter()
     gauss, why_not = _direct_gaussian(fit, target, fullrank, stage, steps)
@@ -408,12 +410,11 @@ def _finish(result: FitResult, decisions: list[dict[str, Any]], chosen: str,
                     "total_seconds": time.perf_counter() - t_all}
     if search is not None:
         info["modes"] = coverage(result, search)
-    if "tails" in result.info:  # checked already, before the heavy-tailed stage was weighed
-        info["tails"] = result.info["tails"]
     from dataclasses import replace
 
-    return with_tail_check(replace(result, info=info)) if "tails" not in info else \
-        replace(result, info=info)
+    result = replace(result, info=info)
+    # A result whose tails were checked before the heavy-tailed stage was weighed keeps that.
+    return result if "tails" in info else with_tail_check(result)
 
 
 def fit_auto_minibatch(target, **settings: Any) -> FitResult:
