@@ -66,7 +66,10 @@ def test_unknown_family_name_is_refused():
 FLOWS = [vifit.RealNVP(), vifit.SplineFlow(), vifit.RealNVP(tail_df=5.0)]
 
 
-@pytest.mark.parametrize("family", FAMILIES + FLOWS + [vifit.HeavyTail()],
+HEAVY = [vifit.HeavyTail(), vifit.HeavyTail(tails="radial", init_radial=0.3)]
+
+
+@pytest.mark.parametrize("family", FAMILIES + FLOWS + HEAVY,
                          ids=lambda f: f.name + ("-t" if getattr(f, "tail_df", None) else ""))
 def test_sample_and_log_prob_agrees_with_sample_and_log_prob(family, x64):
     """The shortcut (log q from eps, no solve; a flow's forward pass alone) has the same
@@ -139,16 +142,43 @@ def test_heavytail_draws_have_the_quantiles_and_density_of_the_tukey_h_transform
     assert abs(mass - 1.0) < 1e-6
 
 
+def test_heavytail_radial_has_the_radius_quantiles_and_density_it_claims(x64):
+    """tails="radial" with L = I: |z| = f(|e|), f(r) = r exp(h_r (r^2 - d) / 2), |e|^2 ~
+    chi-square(d). The empirical CDF of |z| at f(sqrt(chi2 quantile p)) must be within
+    z_bound(1e-3) binomial standard errors of p (h_r = 0.3: tails like a t's with 3.3 degrees
+    of freedom), and in d = 2 q must integrate to 1 over the plane (polar quadrature)."""
+    from scipy import integrate
+
+    fam, hr = vifit.HeavyTail(tails="radial"), 0.3
+
+    def params(d):
+        return {"loc": jnp.zeros(d), "chol": jnp.zeros((d, d)),
+                "r_raw": jnp.log(jnp.asarray(hr / (1 - hr)))}
+
+    n, probs = 200_000, np.array([0.001, 0.1, 0.5, 0.9, 0.999])
+    for d in (2, 7):
+        radius = np.linalg.norm(np.asarray(fam.sample(params(d), jax.random.key(d), n)), axis=1)
+        r = np.sqrt(stats.chi2.ppf(probs, d))
+        ecdf = (radius[None, :] <= (r * np.exp(0.5 * hr * (r * r - d)))[:, None]).mean(1)
+        se = np.sqrt(probs * (1 - probs) / n)
+        assert np.all(np.abs(ecdf - probs) < z_bound(1e-3, 2 * probs.size) * se)
+    dens = jax.jit(lambda t: jnp.exp(fam.log_prob(params(2), jnp.stack([t, 0.0 * t]))))
+    mass = integrate.quad(lambda t: 2 * np.pi * t * float(dens(t)), 0, np.inf, limit=200)[0]
+    assert abs(mass - 1.0) < 1e-6
+
+
 def test_heavytail_from_gaussian_has_the_gaussians_mean_and_covariance(x64):
+    """Both forms started from N(m, S) have mean m and covariance S (their covariances are
+    finite at the starting indices, 0.2 and 0.1; fourth moments are infinite from an index of
+    1/4, so compare medians of ten batch covariances: each batch's error is skewed, the median
+    of ten is not far)."""
     cov = np.array([[2.0, 0.6], [0.6, 0.5]])
-    fam = vifit.HeavyTail(init_h=0.2)
-    params = fam.from_gaussian(jnp.asarray([1.0, -1.0]), jnp.asarray(cov))
-    n = 400_000
-    z = np.asarray(fam.sample(params, jax.random.key(1), n))
-    # Var x = (1 - 2h)^(-3/2); fourth moments are infinite from h = 1/4, so compare medians
-    # of ten batch covariances: each batch's error is skewed, the median of ten is not far.
-    covs = np.median([np.cov(b.T) for b in z.reshape(10, -1, 2)], axis=0)
-    assert np.allclose(np.median(z, 0), [1.0, -1.0], atol=0.01)
-    np.testing.assert_allclose(covs, cov, rtol=0.1, atol=0.05)
-    with pytest.raises(vifit.ConfigError, match="init_h"):
-        vifit.HeavyTail(init_h=0.6)
+    for fam in (vifit.HeavyTail(init_h=0.2), vifit.HeavyTail(tails="radial", init_radial=0.1)):
+        params = fam.from_gaussian(jnp.asarray([1.0, -1.0]), jnp.asarray(cov))
+        z = np.asarray(fam.sample(params, jax.random.key(1), 400_000))
+        covs = np.median([np.cov(b.T) for b in z.reshape(10, -1, 2)], axis=0)
+        assert np.allclose(np.median(z, 0), [1.0, -1.0], atol=0.01)
+        np.testing.assert_allclose(covs, cov, rtol=0.1, atol=0.05)
+    for bad in ("init_h=0.6", "tails=diagonal"):
+        with pytest.raises(vifit.ConfigError, match=bad.split("=")[0]):
+            vifit.get_family(f"heavytail:{bad}")

@@ -17,9 +17,10 @@
 4. Whatever is kept (the Gaussian at step 2, or the better of it and the flow), if the tail
    check (``vifit.evidence.tails``) finds its tails too light: the heavy-tailed family
    (``vifit.families.HeavyTail``: loc + L x with independent Tukey-h coordinates whose tail
-   indices are fitted) started at the Gaussian's mean and covariance. Where p's tails are
-   polynomial (t or Cauchy priors) the weights of any q on a Gaussian base are unbounded.
-   Only then, since the flow fits most shapes better.
+   indices are fitted) started at the Gaussian's mean and covariance, and if what is then
+   kept still fails the check, its radial form (one tail index for every direction, as a
+   multivariate t). Where p's tails are polynomial (t or Cauchy priors) the weights of any q
+   on a Gaussian base are unbounded. Only then, since the flow fits most shapes better.
 
 A richer stage replaces the one kept so far when its ELBO is higher by more than ``z``
 standard errors of the difference (independent draws, so the variances add) and its k-hat is
@@ -261,26 +262,34 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
 
 def _heavier(fit, target: Target, best: FitResult, best_name: str, gauss: FitResult, stage,
              say, z: float, n_eval: int) -> tuple[FitResult, str]:
-    """``(best, its name)``, or the heavy-tailed family's fit and "heavytail" where it replaces
-    them: tried when the tail check (draws widened by Cauchy tails) finds p's mass where
-    ``best`` has almost none, since no Gaussian or flow on a Gaussian base has polynomial
-    tails. ``best`` comes back with its tail check in ``info``."""
-    t0 = time.perf_counter()
-    best = with_tail_check(best)
-    tails = best.info.get("tails") or {}
-    if tails.get("flag") != "light" or not target.differentiable:
-        return best, best_name
-    fam = get_family("heavytail")
-    start = fam.from_gaussian(jnp.asarray(gauss.mean()), jnp.asarray(gauss.covariance()))
-    heavy = fit(target, fam, init_params=start, **stage(fam.name))
-    keep, why, extra = _compare(heavy, best, z, n_eval)
-    if heavy.stop_reason == "interrupted":
-        keep, why = False, "interrupted by the user"
-    kept = "the flow" if best_name != "fullrank" else "the full-rank Gaussian"
-    say(_row(fam.name, heavy, "keep the heavy-tailed family" if keep else f"keep {kept}",
-             f"q's tails are too light (p's mass where q puts {100 * tails['q_mass']:.1f}%: "
-             f"{100 * tails['p_mass']:.1f}%); {why}", time.perf_counter() - t0, **extra))
-    return (heavy, fam.name) if keep else (best, best_name)
+    """``(best, its name)``, or the heavy-tailed family's fit where it replaces them: tried
+    when the tail check (draws widened by Cauchy tails) finds p's mass where ``best`` has
+    almost none, since no Gaussian or flow on a Gaussian base has polynomial tails. First with
+    a tail along each axis ("heavytail"); if what is then kept still fails the check, with one
+    radial tail ("heavytail:radial", a multivariate t's shape). ``best`` comes back with its
+    tail check in ``info``."""
+    for tails in ("axes", "radial"):
+        t0 = time.perf_counter()
+        best = with_tail_check(best)
+        checked = best.info.get("tails") or {}
+        if checked.get("flag") != "light" or not target.differentiable:
+            break
+        fam = get_family(f"heavytail:tails={tails}")
+        name = fam.name if tails == "axes" else f"{fam.name}:{tails}"
+        start = fam.from_gaussian(jnp.asarray(gauss.mean()), jnp.asarray(gauss.covariance()))
+        heavy = fit(target, fam, init_params=start, **stage(name.replace(":", "-")))
+        keep, why, extra = _compare(heavy, best, z, n_eval)
+        if heavy.stop_reason == "interrupted":
+            keep, why = False, "interrupted by the user"
+        say(_row(name, heavy, f"keep {name}" if keep else f"keep {best_name}",
+                 f"q's tails are too light (p's mass where q puts "
+                 f"{100 * checked['q_mass']:.1f}%: {100 * checked['p_mass']:.1f}%); {why}",
+                 time.perf_counter() - t0, **extra))
+        if keep:
+            best, best_name = heavy, name
+        if heavy.stop_reason == "interrupted":
+            break
+    return best, best_name
 
 
 def _compare(new: FitResult, old: FitResult, z: float, n_eval: int

@@ -221,8 +221,8 @@ def tail_verdict(tails: dict | None, label: str) -> tuple[str, str] | None:
             f"rarely reach, so their k-hat can miss this). q's own sds and tail quantiles are "
             f"too small, and log Z from q's draws may be up to {low:.2f} nats low (the widened "
             f"draws give log Z = {tails['log_z']:.3f} ± {tails['log_z_se']:.3f});{fix} q "
-            "needs heavier tails (family 'heavytail' has polynomial tails along each "
-            "coordinate; a multivariate t's radial tail it does not have).")
+            "needs heavier tails (family 'heavytail': polynomial tails along each "
+            "coordinate, or in every direction with 'heavytail:tails=radial').")
 
 
 def with_tail_check(result, n: int | None = None):
