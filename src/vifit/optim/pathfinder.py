@@ -153,7 +153,8 @@ def pathfinder(target: Target, *, seed: int | jax.Array = 0, init: Any = None,
 
         # No new pair, no new Gaussian: the iterations after L-BFGS stops cost nothing.
         h, elbo = jax.lax.cond(accept, gaussian,
-                               lambda _: (p.best_cov, jnp.full((), -jnp.inf, x0.dtype)), None)
+                               lambda _: (p.best_cov, jnp.full_like(p.best_elbo, -jnp.inf)),
+                               None)
         mean = lb.x - h @ lb.grad
         better = accept & jnp.isfinite(elbo) & (elbo > p.best_elbo)
         new = _Path(lb, s_hist, y_hist, valid,
