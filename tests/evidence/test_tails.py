@@ -142,3 +142,18 @@ def test_a_skewed_near_gaussian_posterior_with_high_khat_is_rescued_by_the_tail_
     assert abs(fit.info["tails"]["log_z"] - log_z) < 4 * fit.info["tails"]["log_z_se"] + rounding
     assert fit.verdict.label == "usable with care"
     assert "the tail check's draws" in fit.verdict.text
+
+
+@pytest.mark.parametrize("family, advice", [
+    ("fullrank", "q needs heavier tails (family 'heavytail'"),
+    ("heavytail", "'heavytail:tails=radial' has one heavy tail in every direction"),
+    ("heavytail:tails=radial", "even q's radial tail is too light"),
+])
+def test_the_advice_on_light_tails_names_what_q_has_not_tried(family, advice):
+    from vifit.evidence.tails import tail_verdict
+
+    record = {"flag": "light", "family": family, "p_mass": 0.2, "p_mass_se": 0.01,
+              "q_mass": 0.001, "excess": 0.199, "khat": 0.3, "usable": True, "log_z": 1.0,
+              "log_z_se": 0.01}
+    label, text = tail_verdict(record, "good")
+    assert label == "not reliable" and advice in text

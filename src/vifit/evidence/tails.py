@@ -165,11 +165,30 @@ def tail_check(family: Family, target: Target, params, key: jax.Array, n: int = 
         flag = "inconclusive"
     else:
         flag = "ok"
-    return {"flag": flag, "p_mass": p_mass, "p_mass_se": p_se, "q_mass": q_mass,
+    return {"flag": flag, "family": _family_label(family), "p_mass": p_mass,
+            "p_mass_se": p_se, "q_mass": q_mass,
             "excess": excess, "khat": float(khat), "usable": bool(usable),
             "max_weight_share": float(weights.max()), "log_z": est.log_z, "log_z_se": est.se,
             "draws": int(lq.size), "tail_quantile": TAIL_QUANTILE,
             "seconds": time.perf_counter() - t0}
+
+
+def _family_label(family: Family) -> str:
+    """The family's name, with its tail form for ``heavytail`` (what the advice depends on)."""
+    form = getattr(family, "tails", None)
+    return family.name if form in (None, "axes") else f"{family.name}:tails={form}"
+
+
+def _heavier_advice(family: str | None) -> str:
+    """What to try when q's tails are too light, given q's family (``_family_label``)."""
+    if family == "heavytail":
+        return ("q's tails along its axes are too light still: 'heavytail:tails=radial' has one "
+                "heavy tail in every direction (a multivariate t's shape).")
+    if family == "heavytail:tails=radial":
+        return ("even q's radial tail is too light: p's tails may lie along some axes "
+                "('heavytail') or be heavier than either form has.")
+    return ("q needs heavier tails (family 'heavytail': polynomial tails along each "
+            "coordinate, or in every direction with 'heavytail:tails=radial').")
 
 
 def _log_weights(lp: np.ndarray, log_m: np.ndarray) -> np.ndarray:
@@ -220,9 +239,8 @@ def tail_verdict(tails: dict | None, label: str) -> tuple[str, str] | None:
             f"where q puts {100 * tails['q_mass']:.1f}% (q's far tail, which q's own draws "
             f"rarely reach, so their k-hat can miss this). q's own sds and tail quantiles are "
             f"too small, and log Z from q's draws may be up to {low:.2f} nats low (the widened "
-            f"draws give log Z = {tails['log_z']:.3f} ± {tails['log_z_se']:.3f});{fix} q "
-            "needs heavier tails (family 'heavytail': polynomial tails along each "
-            "coordinate, or in every direction with 'heavytail:tails=radial').")
+            f"draws give log Z = {tails['log_z']:.3f} ± {tails['log_z_se']:.3f});{fix} "
+            f"{_heavier_advice(tails.get('family'))}")
 
 
 def with_tail_check(result, n: int | None = None):
