@@ -58,12 +58,16 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _HALLEY_STEPS = 6
 
 
-def _h(params: Params) -> Array:
-    return H_MAX * jax.nn.sigmoid(params["h_raw"])
+def _index(raw: Array) -> Array:
+    """A tail index in (0, H_MAX) from its unconstrained parameter."""
+    return H_MAX * jax.nn.sigmoid(raw)
 
 
-def _h_radial(params: Params) -> Array:
-    return H_MAX * jax.nn.sigmoid(params["r_raw"])
+def _axes(e: Array, h: Array) -> tuple[Array, Array]:
+    """x_i = e_i exp(h_i e_i^2 / 2), and log|det dx/de| = sum_i h_i e_i^2 / 2 + log(1 +
+    h_i e_i^2), for ``e (..., d)``."""
+    he2 = h * e * e
+    return e * jnp.exp(0.5 * he2), jnp.sum(0.5 * he2 + jnp.log1p(he2), -1)
 
 
 def _radial(x: Array, hr: Array) -> tuple[Array, Array]:
@@ -89,10 +93,10 @@ def _raw(h: float) -> float:
     return math.log(h / (H_MAX - h))
 
 
-def _log_base(e: Array, h: Array) -> Array:
-    """log density of x = e exp(h e^2 / 2) at the x of ``e``, per coordinate."""
-    he2 = h * e * e
-    return -0.5 * e * e - 0.5 * he2 - jnp.log1p(he2) - 0.5 * _LOG_2PI
+def _log_q(e: Array, log_det: Array, chol_raw: Array) -> Array:
+    """log q at z = loc + L x(e): log N(e; 0, I) - log|dx/de| - log|det L|."""
+    return (-0.5 * jnp.sum(e * e, -1) - 0.5 * e.shape[-1] * _LOG_2PI - log_det
+            - jnp.sum(jnp.diag(chol_raw)))
 
 
 def _lambert_w(y: Array) -> Array:
@@ -163,7 +167,7 @@ class HeavyTail(Family):
     def radial(self) -> bool:
         return self.tails == "radial"
 
-    def _index(self, dim: int) -> dict[str, np.ndarray]:
+    def _start_index(self, dim: int) -> dict[str, np.ndarray]:
         if self.radial:
             return {"r_raw": np.asarray(_raw(self.init_radial))}
         return {"h_raw": np.full(dim, _raw(self.init_h))}
@@ -172,17 +176,15 @@ class HeavyTail(Family):
         del key
         return {"loc": _loc(dim, loc),
                 "chol": on_device(np.eye(dim) * math.log(self.init_scale)),
-                **{k: on_device(v) for k, v in self._index(dim).items()}}
+                **{k: on_device(v) for k, v in self._start_index(dim).items()}}
 
     def _draws(self, params: Params, key: Array, n: int):
         """Draws z, and what log q and its score at them need: e, x and log|dx/de|."""
         e = jax.random.normal(key, (n,) + params["loc"].shape, dtype=params["loc"].dtype)
         if self.radial:
-            x, log_det = _radial(e, _h_radial(params))
+            x, log_det = _radial(e, _index(params["r_raw"]))
         else:
-            h = _h(params)
-            x = e * jnp.exp(0.5 * h * e * e)
-            log_det = jnp.sum(0.5 * h * e * e + jnp.log1p(h * e * e), -1)
+            x, log_det = _axes(e, _index(params["h_raw"]))
         z = params["loc"] + x @ _cholesky(params["chol"]).T
         return z, e, x, log_det
 
@@ -191,9 +193,7 @@ class HeavyTail(Family):
 
     def sample_and_log_prob(self, params, key, n, *, path_only=False):
         z, e, x, log_det = self._draws(params, key, n)
-        d = e.shape[-1]
-        log_q = (-0.5 * jnp.sum(e * e, -1) - 0.5 * d * _LOG_2PI - log_det
-                 - jnp.sum(jnp.diag(params["chol"])))
+        log_q = _log_q(e, log_det, params["chol"])
         if not path_only:
             return z, log_q
         # Sticking the landing: log q's value, differentiated only through z, with
@@ -202,13 +202,13 @@ class HeavyTail(Family):
         if self.radial:
             # x = e s, Jacobian s (I + h_r e e^T): grad_x = (1/s) (I - h_r e e^T / (1 + h_r
             # r^2)) v, v = grad_e log q_x = -e - (d h_r + 2 h_r / (1 + h_r r^2)) e.
-            hr = _h_radial(params)
+            hr, d = _index(params["r_raw"]), e.shape[-1]
             r2 = jnp.sum(e * e, -1, keepdims=True)
             v = -e * (1.0 + d * hr + 2.0 * hr / (1.0 + hr * r2))
             s = jnp.exp(0.5 * hr * (r2 - d))
             grad_x = (v - hr * e * jnp.sum(e * v, -1, keepdims=True) / (1.0 + hr * r2)) / s
         else:  # per coordinate: (d/de log q_x) / (dx/de)
-            h = _h(params)
+            h = _index(params["h_raw"])
             he2 = h * e * e
             grad_x = ((-e * (1.0 + h) - 2.0 * h * e / (1.0 + he2))
                       / (jnp.exp(0.5 * he2) * (1.0 + he2)))
@@ -219,14 +219,15 @@ class HeavyTail(Family):
     def log_prob(self, params: Params, z: Array) -> Array:
         chol = _cholesky(params["chol"])
         x = jsl.solve_triangular(chol, z - params["loc"], lower=True)
-        log_l = jnp.sum(jnp.diag(params["chol"]))
         if self.radial:
-            hr = _h_radial(params)
+            hr = _index(params["r_raw"])
             e = _unradial(x, hr)
-            return (-0.5 * jnp.sum(e * e) - 0.5 * e.shape[-1] * _LOG_2PI - _radial(e, hr)[1]
-                    - log_l)
-        h = _h(params)
-        return jnp.sum(_log_base(_untransform(x, h), h)) - log_l
+            log_det = _radial(e, hr)[1]
+        else:
+            h = _index(params["h_raw"])
+            e = _untransform(x, h)
+            log_det = _axes(e, h)[1]
+        return _log_q(e, log_det, params["chol"])
 
     def from_gaussian(self, mean: Array, cov: Array) -> Params:
         mean = jnp.asarray(mean)
@@ -237,4 +238,4 @@ class HeavyTail(Family):
         shrink = (math.exp(hr * d) * (1.0 - 2.0 * hr) ** (0.5 * d + 1.0) if self.radial
                   else (1.0 - 2.0 * self.init_h) ** 1.5)
         return {"loc": mean, "chol": raw_from_cov(jnp.asarray(cov) * shrink),
-                **{k: jnp.asarray(v, mean.dtype) for k, v in self._index(d).items()}}
+                **{k: jnp.asarray(v, mean.dtype) for k, v in self._start_index(d).items()}}
