@@ -477,10 +477,12 @@ def draw_blocks(family: Family, target: Target, params, key: jax.Array, n: int) 
 
 def draw_logw(family: Family, target: Target, params, key: jax.Array, n: int):
     """``n`` draws z ``(n, d)`` of q and their log weights ``(n,)`` (NumPy), by
-    ``draw_blocks``."""
+    ``draw_blocks``; a discrete q's repeated states share one weight (``tie_repeated_states``)."""
+    from vifit.evidence.importance import tie_repeated_states
+
     blocks = draw_blocks(family, target, params, key, n)
     z = np.concatenate([np.asarray(b[0]) for b in blocks])[:n]
-    return z, np.concatenate([np.asarray(b[1]) for b in blocks])[:n]
+    return z, tie_repeated_states(z, np.concatenate([np.asarray(b[1]) for b in blocks])[:n])
 
 
 # sample(resample=True) draws its pool of q this many times larger than the draws it returns.

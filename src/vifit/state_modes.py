@@ -291,10 +291,10 @@ def site_log_probs_at(log_prob, n_states: int, state: np.ndarray) -> np.ndarray:
 
 @kept(8)
 def _mixture_log_weights(log_prob, family, draws: int):
-    """Jitted ``(params, sites (M, d, K), log_shares (M + 1,), key) -> log w (draws,)``: draws
-    of the mixture of q and the products ``sites``, weighted by p over the whole mixture. One
-    program for every number of modes' shape, kept (a second fit or ``vifit evidence`` of the
-    same target compiles nothing)."""
+    """Jitted ``(params, sites (M, d, K), log_shares (M + 1,), key) -> (x (draws, d),
+    log w (draws,))``: draws of the mixture of q and the products ``sites``, weighted by p
+    over the whole mixture. One program for every number of modes' shape, kept (a second fit
+    or ``vifit evidence`` of the same target compiles nothing)."""
 
     def log_weights(params, sites, log_shares, key):
         k_pick, k_q, k_m = jax.random.split(key, 3)
@@ -309,7 +309,7 @@ def _mixture_log_weights(log_prob, family, draws: int):
             jnp.concatenate([log_shares[0] + log_q[None], log_shares[1:, None] + log_modes]),
             axis=0)
         log_p = jax.vmap(log_prob)(x)
-        return jnp.where(jnp.isfinite(log_p), log_p - log_mix, -jnp.inf)
+        return x, jnp.where(jnp.isfinite(log_p), log_p - log_mix, -jnp.inf)
 
     return jax.jit(log_weights)
 
@@ -329,7 +329,7 @@ def log_z_with_states(target, family, params, modes: list[Mode], log_z_q: float,
     discrete counterpart of ``vifit.evidence.found_modes.log_z_with_modes``, with its record
     (None when no mode has a finite mass)."""
     from vifit.evidence.found_modes import mixture_shares
-    from vifit.evidence.importance import importance_log_z
+    from vifit.evidence.importance import importance_log_z, tie_repeated_states
 
     usable = [m for m in modes if np.isfinite(m.log_mass)]
     if not usable:
@@ -346,8 +346,8 @@ def log_z_with_states(target, family, params, modes: list[Mode], log_z_q: float,
     shares = mixture_shares(log_z_q, np.concatenate([masses, masses]))
     log_shares = jnp.asarray(np.log(shares))
     log_weights = _mixture_log_weights(target.log_prob, family, draws)
-    logw = np.asarray(log_weights(params, sites, log_shares, key), np.float64)
-    est = importance_log_z(logw)
+    x, logw = log_weights(params, sites, log_shares, key)
+    est = importance_log_z(tie_repeated_states(np.asarray(x), np.asarray(logw, np.float64)))
     return {"log_z": est.log_z, "se": est.se, "khat": est.khat, "ess": est.ess, "n": est.n,
             "modes": len(usable), "shares": [float(s) for s in shares],
             "seconds": time.perf_counter() - t0}

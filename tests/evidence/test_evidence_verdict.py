@@ -55,6 +55,14 @@ def test_nothing_trustworthy_is_not_reliable_and_falls_back_to_a_lower_bound():
     assert "carry all the weight" in v.text and "k-hat is 1.10" in v.text
 
 
+def test_a_skipped_ais_is_said_even_when_nothing_passes():
+    # Without AIS and with PSIS failing, the fallback's reasons still say AIS was never run: a
+    # user reading "not reliable" should know the one check that could have helped is missing.
+    v = judge(estimates(ais=None, psis=(-0.3, 0.1, 0.9)))
+    assert v.label == "not reliable" and v.recommended == "iwae"
+    assert "AIS was not run" in v.text and "k-hat is 0.90" in v.text
+
+
 def test_a_rough_ais_khat_lowers_the_label_but_keeps_ais():
     v = judge(estimates(psis=(-0.8, 0.07, 0.9), ais=(0.0, 0.04, 0.8, 0.3)))
     assert v.recommended == "ais" and v.label == "usable with care"

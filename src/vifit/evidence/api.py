@@ -20,7 +20,7 @@ from vifit.errors import ConfigError
 from vifit.evidence.ais import AISConfig, AISResult, run_ais
 from vifit.evidence.bounds import cubo_bound, elbo_bound, iwae_bound
 from vifit.evidence.found_modes import log_z_with_modes
-from vifit.evidence.importance import importance_log_z
+from vifit.evidence.importance import importance_log_z, tie_repeated_states
 from vifit.evidence.verdict import Estimate, EvidenceVerdict, bracket, judge_all
 from vifit.families.base import Family, Params
 from vifit.rng import classic_threefry
@@ -314,7 +314,8 @@ def evidence(
         return z, log_p - log_q, _rounding_se(log_p, log_q)
 
     z, logw, rounding = sample_logw(params, k_draws)
-    logw, rounding = np.asarray(logw, dtype=np.float64), float(rounding)
+    logw = tie_repeated_states(np.asarray(z), np.asarray(logw, dtype=np.float64))
+    rounding = float(rounding)
     t_draws = time.perf_counter() - t0
 
     estimates: dict[str, Estimate] = {}

@@ -40,7 +40,8 @@ def gpd_fit(exceedances: np.ndarray) -> tuple[float, float]:
     # log-likelihood, exponentiated and normalized, weights the grid.
     shape = np.log1p(-b[:, None] * x).mean(axis=1)
     profile = m * (np.log(-b / shape) - shape - 1.0)
-    weight = 1.0 / np.exp(profile[None, :] - profile[:, None]).sum(axis=1)
+    top = profile.max()
+    weight = np.exp(profile - top) / np.exp(profile - top).sum()  # no overflow far from top
     keep = weight >= 10 * np.finfo(np.float64).eps
     b, weight = b[keep], weight[keep] / weight[keep].sum()
     b_mean = float(np.sum(b * weight))

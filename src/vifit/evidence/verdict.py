@@ -320,6 +320,8 @@ def _judge(estimates: dict[str, Estimate], dim: int | None,
     else:
         rec = max(lowers, key=lambda e: e.estimate, default=psis)
         reasons.extend(p + "." for p in ais_problems)
+        if ais is None:
+            reasons.append(_AIS_SKIPPED)
         if psis is not None:
             reasons.append(f"PSIS k-hat is {k_psis:.2f} (>= 0.7): q misses mass that p has.")
         reasons.append(f"No point estimate passes its checks; {rec.name}, a lower bound, is "
@@ -328,8 +330,7 @@ def _judge(estimates: dict[str, Estimate], dim: int | None,
 
     if ais is None:
         care = True
-        reasons.append("AIS was not run: importance sampling from q cannot see modes that q "
-                       "misses, and neither can its k-hat.")
+        reasons.append(_AIS_SKIPPED)
     elif not ais_ok:
         care = True
         reasons.append("AIS is not used: " + "; ".join(ais_problems) + ".")
@@ -436,6 +437,8 @@ def _judge(estimates: dict[str, Estimate], dim: int | None,
 
 
 _AGREE = "The estimators agree within their errors and their diagnostics are clean."
+_AIS_SKIPPED = ("AIS was not run: importance sampling from q cannot see modes that q misses, "
+                "and neither can its k-hat.")
 _EVERY_LOW = ("AIS does not find that mass either (it agrees with importance sampling from q), "
               "so every estimate from q's draws and AIS is too low.")
 
