@@ -41,3 +41,19 @@ def test_cavi_linreg_on_a_csv(tmp_path):
     assert abs(mean - 1.5) < z_bound(1e-3) * sd  # the posterior covers the true intercept
     proc = vifit_cli("cavi", "linreg", str(path), "--y", "nope")
     assert proc.returncode == 1 and proc.stderr.startswith("error: no column 'nope'")
+
+
+def test_auto_lines_keep_square_brackets():
+    """Reasons quote E_q[w^4], x[0] and the like; rich's console would read them as markup
+    and drop them."""
+    from rich.console import Console
+
+    from vifit.cli.extras import info_lines
+
+    info = {"auto": {"chosen": "fullrank", "total_seconds": 1.0, "decisions": [
+        {"stage": "fullrank", "decision": "keep [it]", "why": "E_q[w^4] is finite"}]}}
+    console = Console(record=True, width=200)
+    for line in info_lines(info):
+        console.print(line)
+    text = console.export_text()
+    assert "keep [it]" in text and "E_q[w^4] is finite" in text

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from vifit.errors import VifitError
@@ -113,7 +114,7 @@ def compare_command(
                       "" if row is None else f"{row.se:.3f}")
     out_console.print(table)
     for row in rows:
-        out_console.print(row.reading, soft_wrap=True)
+        out_console.print(escape(row.reading), soft_wrap=True)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         record = {"models": {name: res.to_dict() for name, res in results.items()},
@@ -134,7 +135,7 @@ def _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k, pa
     fam = cli_family(family, rank)
     est = None if estimator is None else get_estimator(estimator)
     target, origin = load_model(model)
-    out_console.print(f"[bold]{target.name}[/]: {origin}, d = {target.dim}")
+    out_console.print(f"[bold]{escape(target.name)}[/]: {escape(str(origin))}, d = {target.dim}")
     if (family, estimator, lr) == (None, None, None) and not target.discrete \
             and target.differentiable:
         # The same default as `vifit fit`: auto, whose Gaussian stage is natural-gradient VI,
@@ -199,9 +200,9 @@ def print_evidence(result) -> None:
     out_console.print(f"bracket: lower {fmt(br['lower'])}, upper {fmt(br['upper'])} "
                       "(bounds vifit stands behind)")
     for name, why in result.verdict.unverified.items():
-        out_console.print(f"unverified {name}: {why}", soft_wrap=True)
+        out_console.print(f"unverified {name}: {escape(why)}", soft_wrap=True)
     out_console.print(f"verdict: [{colour}]{result.verdict.label}[/] — "
-                      f"{' '.join(result.verdict.reasons)}", soft_wrap=True)
+                      f"{escape(' '.join(result.verdict.reasons))}", soft_wrap=True)
 
 
 def write_evidence(result, out: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from vifit.errors import ConfigError
 
 
@@ -63,7 +65,7 @@ def info_lines(info: dict[str, Any]) -> list[str]:
         for row in auto["decisions"]:
             nums = (f" ELBO {row['elbo']:.4f} ± {row['elbo_se']:.4f}, k-hat {row['khat']:.2f},"
                     if "khat" in row else "")
-            lines.append(f"  {row['stage']}:{nums} {row['decision']} — {row['why']}")
+            lines.append(f"  {row['stage']}:{nums} {escape(row['decision'])} — {escape(row['why'])}")
     modes = info.get("modes")
     if modes:
         line = (f"mode search: {modes['found']} separated mode(s) from {modes['starts']} climbs, "
@@ -72,7 +74,7 @@ def info_lines(info: dict[str, Any]) -> list[str]:
             line += (f"; [red]q misses about {100 * modes['missed_mass_fraction']:.0f}% of the "
                      "mass[/] (Laplace)")
         if modes.get("note"):
-            line += f" ({modes['note']})"
+            line += f" ({escape(modes['note'])})"
         lines.append(line)
     start = info.get("init", {}).get("pathfinder")
     if start:

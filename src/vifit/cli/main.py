@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vifit.errors import ConfigError, VifitError
@@ -230,7 +231,7 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
     target, origin = load_model(model, process)
     lead = process[0] == 0  # in a distributed fit only process 0 prints and writes
     console = out_console if lead else Console(quiet=True)
-    console.print(f"[bold]{target.name}[/]: {origin}, d = {target.dim}")
+    console.print(f"[bold]{escape(target.name)}[/]: {escape(str(origin))}, d = {target.dim}")
     from vifit.data import DataTarget
 
     if not isinstance(target, DataTarget):
@@ -319,7 +320,7 @@ def print_result(result) -> None:
     out_console.print(table)
     ev = result.evidence
     for note in result.notes:
-        out_console.print(f"note: {note}")
+        out_console.print(f"note: {escape(note)}")
     out_console.print(
         f"stopped: {result.stop_reason} after {result.steps} steps "
         f"({result.rejected} rejected), {result.seconds:.2f} s"
@@ -347,7 +348,8 @@ def print_result(result) -> None:
     out_console.print(f"k-hat  = {ev.khat:.3f} ({ev.verdict.label})")
     verdict = result.verdict
     colour = {"good": "green", "usable with care": "yellow"}.get(verdict.label, "red")
-    out_console.print(f"verdict: [{colour}]{verdict.label}[/] — {verdict.text}", soft_wrap=True)
+    out_console.print(f"verdict: [{colour}]{verdict.label}[/] — {escape(verdict.text)}",
+                      soft_wrap=True)
 
 
 from vifit.cli.gradvar import gradvar_command  # noqa: E402
