@@ -182,3 +182,10 @@ def test_heavytail_from_gaussian_has_the_gaussians_mean_and_covariance(x64):
     for bad in ("init_h=0.6", "tails=diagonal"):
         with pytest.raises(vifit.ConfigError, match=bad.split("=")[0]):
             vifit.get_family(f"heavytail:{bad}")
+
+
+@pytest.mark.parametrize("name", ["realnvp", "spline"])
+def test_a_coupling_flow_in_one_dimension_is_a_config_error(name):
+    target = vifit.Target(lambda z: -0.5 * jnp.sum(z**2), dim=1)
+    with pytest.raises(vifit.ConfigError, match="d >= 2"):
+        vifit.fit(target, name, seed=0, steps=10, progress=False)

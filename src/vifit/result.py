@@ -511,8 +511,10 @@ def _disagreement(result: FitResult) -> str:
     auto = result.info.get("auto") or {}
     if auto.get("chosen") != "mixture":
         return ""
+    # "keep the mixture of K modes"; in d = 1 auto keeps a plain mixture for its shape, with
+    # no modes to disagree on ("keep the mixture")
     row = next((d for d in auto.get("decisions", []) if "elbo_gain" in d
-                and d.get("decision", "").startswith("keep the mixture")), None)
+                and d.get("decision", "").startswith("keep the mixture of ")), None)
     if row is None:
         return ""
     return (f"(auto: the full-rank Gaussian converged on one mode; the mixture of the modes "

@@ -144,16 +144,19 @@ def test_a_skewed_near_gaussian_posterior_with_high_khat_is_rescued_by_the_tail_
     assert "the tail check's draws" in fit.verdict.text
 
 
-@pytest.mark.parametrize("family, advice", [
-    ("fullrank", "q needs heavier tails (family 'heavytail'"),
-    ("heavytail", "'heavytail:tails=radial' has one heavy tail in every direction"),
-    ("heavytail:tails=radial", "even q's radial tail is too light"),
+@pytest.mark.parametrize("family, tried, advice", [
+    ("fullrank", None, "q needs heavier tails (family 'heavytail'"),
+    ("heavytail", None, "'heavytail:tails=radial' has one heavy tail in every direction"),
+    ("heavytail:tails=radial", None, "even q's radial tail is too light"),
+    # auto fitted both forms and set them aside: no advice to try them again
+    ("mixture", ["heavytail", "heavytail:radial"],
+     "auto fitted 'heavytail' and 'heavytail:radial' too and kept 'mixture'"),
 ])
-def test_the_advice_on_light_tails_names_what_q_has_not_tried(family, advice):
+def test_the_advice_on_light_tails_names_what_q_has_not_tried(family, tried, advice):
     from vifit.evidence.tails import tail_verdict
 
     record = {"flag": "light", "family": family, "p_mass": 0.2, "p_mass_se": 0.01,
               "q_mass": 0.001, "excess": 0.199, "khat": 0.3, "usable": True, "log_z": 1.0,
-              "log_z_se": 0.01}
+              "log_z_se": 0.01, "tried": tried}
     label, text = tail_verdict(record, "good")
     assert label == "not reliable" and advice in text

@@ -179,8 +179,12 @@ def _family_label(family: Family) -> str:
     return family.name if form in (None, "axes") else f"{family.name}:tails={form}"
 
 
-def _heavier_advice(family: str | None) -> str:
-    """What to try when q's tails are too light, given q's family (``_family_label``)."""
+def _heavier_advice(family: str | None, tried: list[str] | None = None) -> str:
+    """What to try when q's tails are too light, given q's family (``_family_label``) and the
+    heavy-tailed forms auto fitted and set aside (``tried``, names as auto's stages)."""
+    if tried:
+        return (f"auto fitted {' and '.join(repr(t) for t in tried)} too and kept {family!r}, "
+                "whose ELBO is higher: none of these families has p's tails.")
     if family == "heavytail":
         return ("q's tails along its axes are too light still: 'heavytail:tails=radial' has one "
                 "heavy tail in every direction (a multivariate t's shape).")
@@ -240,7 +244,7 @@ def tail_verdict(tails: dict | None, label: str) -> tuple[str, str] | None:
             f"rarely reach, so their k-hat can miss this). q's own sds and tail quantiles are "
             f"too small, and log Z from q's draws may be up to {low:.2f} nats low (the widened "
             f"draws give log Z = {tails['log_z']:.3f} ± {tails['log_z_se']:.3f});{fix} "
-            f"{_heavier_advice(tails.get('family'))}")
+            f"{_heavier_advice(tails.get('family'), tails.get('tried'))}")
 
 
 def with_tail_check(result, n: int | None = None):

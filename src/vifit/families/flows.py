@@ -43,6 +43,7 @@ from flowjax.flows import coupling_flow
 from flowjax.utils import get_ravelled_pytree_constructor
 
 from vifit.arrays import on_device
+from vifit.errors import ConfigError
 from vifit.families.base import Array, Family, Params
 from vifit.families.gaussian import FullRank, _cholesky, raw_from_cov
 from vifit.rng import numpy_rng
@@ -79,7 +80,9 @@ class _CouplingFlow(Family):
 
     def _build(self, key: Array, dim: int) -> AbstractBijection:
         if dim < 2:
-            raise ValueError("a coupling flow needs dim >= 2; use a Gaussian family for d = 1.")
+            raise ConfigError(f"a coupling flow ({self.name}) transforms some coordinates "
+                              "conditioned on the others, so it needs d >= 2; for d = 1 use "
+                              "'fullrank', 'mixture' or 'auto'.")
         flow = coupling_flow(key, base_dist=StandardNormal((dim,)), transformer=self._transformer(),
                              flow_layers=self.layers, nn_width=self.width, nn_depth=self.depth,
                              nn_activation=jax.nn.relu, invert=False).bijection
