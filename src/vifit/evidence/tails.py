@@ -102,23 +102,58 @@ def widen(family: Family, params, key: jax.Array, z_q: jax.Array, lq_q: jax.Arra
 
 
 def tails_apply(target: Target) -> bool:
-    """Whether the tail check runs for ``target``: continuous, and not a data target (whose
-    log p is a pass over the rows per draw)."""
+    """Whether the fit's draw program widens its draws for the tail check
+    (``vifit.result.draw_blocks``): continuous, and not a data target, whose log p is a pass
+    over the rows per draw and is checked by passes of its own (``data_draws``)."""
     from vifit.data.target import DataTarget
 
     return not (isinstance(target, DataTarget) or getattr(target, "discrete", False))
 
 
+def data_draws(target: Target, n: int) -> int:
+    """Draws of q (as many widened ones) the tail check of a data target affords: 2n passes
+    over its N rows within the final evaluation's row budget (``vifit.data.passes``), capped
+    at ``n``; 0 when fewer than ``MIN_DATA_DRAWS`` fit (a data set of tens of millions of
+    rows: the check is skipped)."""
+    from vifit.data.passes import EVAL_ROW_BUDGET
+
+    affordable = int(EVAL_ROW_BUDGET // (2 * max(target.n_rows, 1)))
+    n = min(int(n), affordable)
+    return n if n >= MIN_DATA_DRAWS else 0
+
+
+MIN_DATA_DRAWS = 256
+
+
 def widened_pool(family: Family, target: Target, params, key: jax.Array, n: int):
     """``n`` draws of q and ``n`` widened ones, as NumPy float64: z ``(2n, d)``, log q, log p
     and log m ``(2n,)``, and ``is_q (2n,)`` marking q's draws; in the blocks of
-    ``vifit.result.draw_logw`` (the same compiled program as the fit's evaluation)."""
+    ``vifit.result.draw_logw`` (the same compiled program as the fit's evaluation), or, for a
+    data target, with log p from passes over its rows."""
+    from vifit.data.target import DataTarget
     from vifit.result import draw_blocks
 
+    if isinstance(target, DataTarget):
+        return _data_widened_pool(family, target, params, key, n)
     parts = [(np.concatenate([np.asarray(z), np.asarray(far[0])]), *(
         np.asarray(a, np.float64) for a in far[1:]), np.arange(2 * z.shape[0]) < z.shape[0])
         for z, _, far in draw_blocks(family, target, params, key, n)]
     return tuple(np.concatenate(cols) for cols in zip(*parts))
+
+
+def _data_widened_pool(family: Family, target, params, key: jax.Array, n: int):
+    from vifit.data.passes import full_log_density
+
+    @jax.jit
+    def draw(params, key):
+        z, log_q = family.sample_and_log_prob(params, key, n)
+        z_far, lq_all, log_m = widen(family, params, jax.random.fold_in(key, 1), z, log_q)
+        return jnp.concatenate([z, z_far]), lq_all, log_m
+
+    z, lq, log_m = draw(params, key)
+    lp = full_log_density(target, z)
+    return (np.asarray(z), np.asarray(lq, np.float64), np.asarray(lp, np.float64),
+            np.asarray(log_m, np.float64), np.arange(2 * n) < n)
 
 
 def tail_check(family: Family, target: Target, params, key: jax.Array, n: int = 4000
@@ -211,7 +246,10 @@ def defensive_pool(family: Family, target: Target, params, key: jax.Array, n: in
 def use_defensive(tails: dict | None) -> bool:
     """Whether summaries should use the defensive pool: q's tails were found too light and the
     weights p/m are usable (``KHAT_OK``, ``MAX_SHARE``)."""
-    return bool(tails) and tails.get("flag") == "light" and bool(tails.get("usable"))
+    # A data target's summaries stay with its evaluation's draws: a defensive pool would cost
+    # a pass over the rows per draw again.
+    return (bool(tails) and tails.get("flag") == "light" and bool(tails.get("usable"))
+            and not tails.get("data"))
 
 
 def tail_verdict(tails: dict | None, label: str) -> tuple[str, str] | None:
@@ -249,16 +287,24 @@ def tail_verdict(tails: dict | None, label: str) -> tuple[str, str] | None:
 
 def with_tail_check(result, n: int | None = None):
     """``result`` (a ``FitResult``) with ``info["tails"]`` from ``tail_check`` on its q, where
-    the check applies: a continuous, non-data target and a fit that did not fail. ``n``:
-    draws of q, as many widened ones (default: the fit's evaluation draws, so that the check
-    runs the evaluation's compiled program)."""
+    the check applies: a continuous target and a fit that did not fail. ``n``: draws of q, as
+    many widened ones (default: the fit's evaluation draws, so that the check runs the
+    evaluation's compiled program; for a data target, at most what ``data_draws`` affords)."""
     from dataclasses import replace
 
+    from vifit.data.target import DataTarget
+
     target = result.target
-    if (not tails_apply(target) or result.stop_reason in ("diverged", "non-finite")
+    if (getattr(target, "discrete", False) or result.stop_reason in ("diverged", "non-finite")
             or not (np.isfinite(result.elbo) and np.isfinite(result.log_z))):
         return result
     n = int(n or result.evidence.n or 4000)
+    if isinstance(target, DataTarget):
+        n = data_draws(target, n)
+        if n == 0:
+            return result
     key = jax.random.fold_in(jax.random.key(result.seed), 0x7A11)
     record = tail_check(result.family, target, result.params, key, n)
+    if isinstance(target, DataTarget):
+        record["data"] = True
     return replace(result, info={**result.info, "tails": record})
