@@ -49,3 +49,13 @@ def test_evidence_refuses_what_it_cannot_use():
         vifit.evidence(target, object())
     with pytest.raises(ConfigError, match="Target"):
         vifit.evidence(lambda z: z, None)
+
+
+def test_default_ais_effort_shrinks_with_the_cost_of_a_gradient():
+    from vifit.evidence.api import MIN_AIS_PARTICLES, default_ais_config
+
+    assert default_ais_config(10, 265.0).particles == 4096  # eight schools: unchanged
+    assert default_ais_config(64).particles == 1024  # the dimension rule, as before
+    # a 2,000-row logistic regression: 2e5 flops a gradient, 3.1e11 a temperature at 4096
+    assert default_ais_config(3, 2e5).particles == 512
+    assert default_ais_config(3, 1e9).particles == MIN_AIS_PARTICLES

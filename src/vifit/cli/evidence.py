@@ -29,7 +29,8 @@ Rank = Annotated[int, typer.Option(help="Rank of the lowrank family.")]
 Draws = Annotated[int, typer.Option(help="Draws from q for ELBO, IWAE, PSIS and CUBO.")]
 IwaeK = Annotated[int, typer.Option("--iwae-k", help="K of the IWAE-K bound.")]
 Particles = Annotated[Optional[int], typer.Option(
-    help="AIS/SMC particles (default: 4096, fewer above d = 16).")]
+    help="AIS/SMC particles (default: 4096, fewer above d = 16 or where log p's "
+         "gradient is costly).")]
 Replicates = Annotated[int, typer.Option(
     help="Independent AIS/SMC replicates (the standard error comes from them); "
          "= particles for plain AIS.")]
@@ -129,7 +130,7 @@ def _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k, pa
     from vifit.cli.main import out_console
     from vifit.cli.models import load_model
     from vifit.estimators import get_estimator
-    from vifit.evidence.api import default_ais_config
+    from vifit.evidence.api import default_ais_for
     from vifit.cli.extras import cli_family
 
     fam = cli_family(family, rank)
@@ -155,7 +156,7 @@ def _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k, pa
                           "model is " + ("discrete." if target.discrete
                                          else "marked differentiable=False."))
     elif ais:
-        config = default_ais_config(target.dim)
+        config = default_ais_for(target)
         if particles is not None:
             config = config._replace(particles=particles)
         config = config._replace(replicates=replicates)

@@ -255,11 +255,35 @@ def _modes_estimate(joined: dict[str, Any], floored) -> Estimate:
                     {k: joined[k] for k in ("khat", "ess", "n", "modes", "shares")})
 
 
-def default_ais_config(dim: int) -> AISConfig:
+# The default AIS/SMC effort per temperature, in floating-point operations of log p's gradients
+# (its three runs x particles x moves x leapfrog steps x one gradient's flops, by XLA's cost
+# analysis, ``vifit.modes.gradient_flops``); particles are halved, down to
+# ``MIN_AIS_PARTICLES``, until it fits. A 2,000-row logistic regression (2e5 flops a gradient:
+# 3.2e11 a temperature at 4096 particles) took 195 s of AIS; eight schools costs 4e8.
+AIS_TEMPERATURE_FLOPS = 4e10
+MIN_AIS_PARTICLES = 512
+
+
+def default_ais_config(dim: int, gradient_flops: float | None = None) -> AISConfig:
     """The default AIS/SMC effort for a d-dimensional target: 4096 particles up to d = 16, then
-    fewer (down to 1024) so that the cost, which grows with d, stays near that of d = 16."""
+    fewer (down to 1024) so that the cost, which grows with d, stays near that of d = 16; and,
+    given one gradient's ``gradient_flops``, fewer still (down to ``MIN_AIS_PARTICLES``) where
+    a temperature would cost more than ``AIS_TEMPERATURE_FLOPS``."""
     particles = int(min(4096, max(1024, 2 ** math.floor(math.log2(65536 / max(dim, 1))))))
-    return AISConfig(particles=particles, replicates=32)
+    config = AISConfig(particles=particles, replicates=32)
+    if gradient_flops:
+        per_particle = 3 * config.moves * config.integration_steps * gradient_flops
+        while particles > MIN_AIS_PARTICLES and particles * per_particle > AIS_TEMPERATURE_FLOPS:
+            particles //= 2
+    return config._replace(particles=particles)
+
+
+def default_ais_for(target: Target) -> AISConfig:
+    """``default_ais_config`` for ``target``, with the cost of its gradient."""
+    from vifit.modes import gradient_flops
+
+    flops = gradient_flops(target.log_density, target.dim, np.dtype(target.init.dtype).name)
+    return default_ais_config(target.dim, flops)
 
 
 @classic_threefry
@@ -278,7 +302,8 @@ def evidence(
     importance sampling (a point estimate, with k-hat) and CUBO (an upper bound, in expectation).
     Then, unless ``ais=False``, annealed importance sampling / SMC from q to the target with
     BlackJAX HMC moves (``ais`` may be an ``AISConfig``; the default is
-    ``default_ais_config(dim)``, and is skipped for discrete and ``differentiable=False``
+    ``default_ais_for(target)``: fewer particles where log p's gradient is costly), and is
+    skipped for discrete and ``differentiable=False``
     targets). For an enumerable discrete target the exact log Z is computed and shown alongside
     (``exact_log_z``). Every estimate has a Monte Carlo standard error and its wall
     time. ``verdict`` says which estimate to trust and how far (see
@@ -340,7 +365,7 @@ def evidence(
                                  {"khat": p.khat, "ess": p.ess, "n": p.n} | rounded)
     ais_result = None
     if ais is not False:
-        config = default_ais_config(target.dim) if ais is True else ais
+        config = default_ais_for(target) if ais is True else ais
         mean, cov = _q_moments(family, params, z)
         ais_result = run_ais(target.log_density, mean, cov, k_ais, config,
                              components=_mixture_components(family, params))
