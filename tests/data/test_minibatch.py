@@ -244,3 +244,31 @@ def test_evidence_and_tail_check_of_a_data_target():
     assert ev.estimates["iwae"].estimate < log_z + z * ev.estimates["iwae"].se
     # float32 sums over 500 rows: a rounding floor of a few 1e-4 nats beside the Monte Carlo se
     assert abs(ev.log_z - log_z) < z * ev.log_z_se + 1e-3
+
+
+def test_the_evidence_tail_check_of_a_data_target_stays_in_its_row_budget():
+    """A fit of another target object has no tail check to reuse: evidence makes its own, with
+    at most the draws that 2n passes over the rows afford (none for tens of millions of rows)."""
+    from vifit.evidence.api import _tails
+    from vifit.evidence.tails import MIN_DATA_DRAWS, data_draws
+
+    target, _, _, _ = linreg(500, 3)
+    fit = vifit.fit(target, "fullrank", seed=0, progress=False)
+    record = _tails(fit, linreg(500, 3)[0], fit.family, fit.params, jax.random.key(0), 16_384)
+    assert record["data"] and record["draws"] == 2 * 16_384  # 500 rows: all of them fit
+    assert data_draws(target, 16_384) == 16_384
+
+    class Big:  # only n_rows is read
+        n_rows = 50_000_000
+    assert data_draws(Big(), 16_384) == 0 < MIN_DATA_DRAWS
+
+
+def test_evidence_draws_of_a_data_target_stay_in_the_row_budget(monkeypatch):
+    """Each draw of q is a pass over the rows: evidence uses the fit's evaluation budget."""
+    import vifit.data.passes as passes
+
+    target, _, _, log_z = linreg(500, 3)
+    fit = vifit.fit(target, "fullrank", seed=0, progress=False)
+    monkeypatch.setattr(passes, "EVAL_ROW_BUDGET", 1000 * 500)  # 1,000 draws' worth
+    ev = vifit.evidence(target, fit, seed=0, ais=False)
+    assert ev.estimates["psis"].details["n"] == 1000

@@ -197,14 +197,22 @@ def _tails(fit, target: Target, family, params, key: jax.Array, draws: int
     """The fit's tail check (``vifit.evidence.tails``), or one made here when the fit has none
     (a fit of another target object, or made before the check existed); None where it does
     not apply (a discrete target)."""
-    from vifit.evidence.tails import tail_check
+    from vifit.evidence.tails import data_draws, tail_check
 
     info = getattr(fit, "info", None) or {}
     if fit.target is target and info.get("tails"):
         return info["tails"]
     if getattr(target, "discrete", False):
         return None
-    return tail_check(family, target, params, key, draws)
+    from vifit.data.target import DataTarget
+
+    data = isinstance(target, DataTarget)
+    if data:
+        draws = data_draws(target, draws)  # each draw a pass over the rows
+        if draws == 0:
+            return None
+    record = tail_check(family, target, params, key, draws)
+    return {**record, "data": True} if data else record
 
 
 def _modes_beyond_q(target: Target, ais: AISResult, mean, cov
@@ -298,16 +306,16 @@ def evidence(
 ) -> EvidenceResult:
     """Estimate log Z of ``target`` from the fitted q of ``fit`` (a ``vifit.FitResult``).
 
-    From ``draws`` fresh draws of q: the ELBO and IWAE-``iwae_k`` (lower bounds), Pareto-smoothed
-    importance sampling (a point estimate, with k-hat) and CUBO (an upper bound, in expectation).
-    Then, unless ``ais=False``, annealed importance sampling / SMC from q to the target with
-    BlackJAX HMC moves (``ais`` may be an ``AISConfig``; the default is
-    ``default_ais_for(target)``: fewer particles where log p's gradient is costly), and is
-    skipped for discrete and ``differentiable=False``
-    targets). For an enumerable discrete target the exact log Z is computed and shown alongside
-    (``exact_log_z``). Every estimate has a Monte Carlo standard error and its wall
-    time. ``verdict`` says which estimate to trust and how far (see
-    ``vifit.evidence.verdict``).
+    From ``draws`` fresh draws of q (for a ``vifit.DataTarget``, at most what the fit's
+    evaluation budget of row evaluations affords, ``vifit.data.passes.eval_draws``): the ELBO
+    and IWAE-``iwae_k`` (lower bounds), Pareto-smoothed importance sampling (a point estimate,
+    with k-hat) and CUBO (an upper bound, in expectation). Then, unless ``ais=False``,
+    annealed importance sampling / SMC from q to the target with BlackJAX HMC moves (``ais``
+    may be an ``AISConfig``; the default is ``default_ais_for(target)``: fewer particles where
+    log p's gradient is costly), skipped for discrete and ``differentiable=False`` targets).
+    For an enumerable discrete target the exact log Z is computed and shown alongside
+    (``exact_log_z``). Every estimate has a Monte Carlo standard error and its wall time.
+    ``verdict`` says which estimate to trust and how far (see ``vifit.evidence.verdict``).
     """
     if not isinstance(target, Target):
         raise ConfigError("evidence() takes a vifit.Target as its first argument.")
@@ -318,6 +326,13 @@ def evidence(
                           f"target has {target.dim} coordinates; pass the target you fitted.")
     if draws < 2 * iwae_k:
         raise ConfigError(f"draws ({draws}) must be at least 2 * iwae_k ({2 * iwae_k}).")
+    from vifit.data.target import DataTarget
+
+    if isinstance(target, DataTarget):
+        from vifit.data.passes import eval_draws
+
+        # each draw is a pass over the rows: the fit's evaluation budget (at least 256)
+        draws = max(2 * iwae_k, eval_draws(draws, target.n_rows))
     from vifit import freshness
 
     freshness.check(target)  # kept programs of a density that has changed since the fit
