@@ -197,7 +197,8 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                 and gain > z * gain_se):
             say(_row(mixed.family.name, mixed, f"keep the mixture of {len(search.modes)} modes",
                      f"ELBO higher by {gain:.4f} ± {gain_se:.4f} (> {z:g} se)",
-                     time.perf_counter() - t0, elbo_gain=gain, elbo_gain_se=gain_se))
+                     time.perf_counter() - t0, elbo_gain=gain, elbo_gain_se=gain_se,
+                     modes=len(search.modes)))
             return _finish(mixed, decisions, "mixture", t_all, search)
         say(_row(mixed.family.name, mixed, "keep the full-rank Gaussian",
                  f"the mixture's ELBO gain {gain:.4f} ± {gain_se:.4f} is not > {z:g} se"
@@ -328,7 +329,9 @@ def _heavier(fit, target: Target, best: FitResult, best_name: str, gauss: FitRes
     checked = best.info.get("tails")
     if tried and checked and checked.get("flag") == "light":
         # the verdict's advice should not send the user to a family auto fitted and set aside
-        best.info["tails"] = {**checked, "tried": tried}
+        from dataclasses import replace
+
+        best = replace(best, info={**best.info, "tails": {**checked, "tried": tried}})
     return best, best_name
 
 

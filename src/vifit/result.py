@@ -511,10 +511,10 @@ def _disagreement(result: FitResult) -> str:
     auto = result.info.get("auto") or {}
     if auto.get("chosen") != "mixture":
         return ""
-    # "keep the mixture of K modes"; in d = 1 auto keeps a plain mixture for its shape, with
-    # no modes to disagree on ("keep the mixture")
+    # the row that kept a mixture of the modes found (in d = 1 auto keeps a plain mixture for
+    # its shape, with no modes to disagree on and no "modes" count)
     row = next((d for d in auto.get("decisions", []) if "elbo_gain" in d
-                and d.get("decision", "").startswith("keep the mixture of ")), None)
+                and isinstance(d.get("modes"), int)), None)
     if row is None:
         return ""
     return (f"(auto: the full-rank Gaussian converged on one mode; the mixture of the modes "
