@@ -12,9 +12,10 @@ mean and sd per coordinate). The targets: improper (linear, flat, and flat in on
 only), standard Cauchy (heavy tails, no mean: the truth is log Z and the quantiles), a support
 boundary (log p = -inf for z[0] < 0: a half-normal), a NaN region (log p = NaN where
 z[0] > 3, or > 1: the truth is the Gaussian truncated there, which is also how vifit's
-importance sampling reads NaN), Gaussians with sd 1e6 and 1e-6, a plateau (flat on |z_i| < 1
-with steep Gaussian walls), two far-apart modes (N(-8, 1) and N(8, 1) in z[0], weights 0.5/0.5
-and 0.3/0.7), and a few of them again in d = 10.
+importance sampling reads NaN), Gaussians with sd 1e6 and 1e-6, a Gaussian whose log p is
+offset by -1e6 or by -3e7 (which float32 resolves to 0.06 or 2 nats), a plateau (flat on
+|z_i| < 1 with steep Gaussian walls), two far-apart modes (N(-8, 1) and N(8, 1) in z[0],
+weights 0.5/0.5 and 0.3/0.7), and a few of them again in d = 10.
 
 Each is fitted with ``vifit.fit(target, "auto", progress=False, seed=0)``, the CLI's default
 (``--seed`` picks another seed).
@@ -51,7 +52,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -86,6 +87,7 @@ class Factor:
     breaks: tuple[float, ...] = ()  # points (in x) where log_f has a kink, jump or mode
     proper: bool = True
     quantiles: Callable[[float], float] | None = None  # exact quantile function, if no mean
+    offset: float = 0.0  # added to log_f in the target, to log Z in the truth (not integrated)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ class Case:
         return len(self.factors)
 
     def log_density(self, z: jax.Array) -> jax.Array:
-        return sum((f.log_f(z[i], jnp) for i, f in enumerate(self.factors)), jnp.asarray(0.0))
+        return sum((f.log_f(z[i], jnp) + f.offset for i, f in enumerate(self.factors)),
+                   jnp.asarray(0.0))
 
     def target(self) -> vifit.Target:
         return vifit.Target(self.log_density, dim=self.dim, name=self.name,
@@ -146,7 +149,7 @@ def _moments_1d(f: Factor) -> tuple[float, float, float]:
                        for a, b in zip(edges[:-1], edges[1:]))
 
     z0 = integral(density)
-    log_z = math.log(z0) + math.log(f.scale)
+    log_z = math.log(z0) + math.log(f.scale) + f.offset
     if f.quantiles is not None:
         return log_z, math.nan, math.nan
     m_u = integral(lambda u: u * density(u)) / z0
@@ -207,6 +210,10 @@ def cases() -> list[Case]:
              tuple(normal(m * 1e6, 1e6) for m in huge)),
         Case("tiny_scale", "N(mu, 1e-6^2) per coordinate, mu = 1e-6 * (1, -1, 0.5)",
              tuple(normal(m * 1e-6, 1e-6) for m in huge)),
+        Case("large_offset", "N(0,1) per coordinate, log p offset by -1e6 (float32 steps "
+             "of 0.06)", (replace(normal(), offset=-5e5),) * 2),
+        Case("huge_offset", "N(0,1) per coordinate, log p offset by -3e7 (float32 steps of 2)",
+             (replace(normal(), offset=-1.5e7),) * 2),
         Case("plateau", "log p = 0 on |z_i| < 1, -50 (|z_i| - 1)^2 outside",
              (plateau(), plateau())),
         Case("two_modes", "0.5 N(-8,1) + 0.5 N(8,1) in z[0], N(0,1) in z[1]",

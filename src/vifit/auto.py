@@ -192,7 +192,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     if search is not None and len(search.modes) > 1:
         mixed = _fit_mixture(fit, target, search, stage)
         gain = mixed.elbo - gauss.elbo
-        gain_se = math.hypot(mixed.elbo_se, gauss.elbo_se)
+        gain_se = math.hypot(_mc_se(mixed), _mc_se(gauss))
         if (mixed.stop_reason not in ("diverged", "non-finite") and math.isfinite(mixed.elbo)
                 and gain > z * gain_se):
             say(_row(mixed.family.name, mixed, f"keep the mixture of {len(search.modes)} modes",
@@ -335,6 +335,13 @@ def _heavier(fit, target: Target, best: FitResult, best_name: str, gauss: FitRes
     return best, best_name
 
 
+def _mc_se(res: FitResult) -> float:
+    """The ELBO's Monte Carlo standard error without the rounding floor (``vifit.evidence.
+    rounding``): two fits of one target round log p alike, so their difference is free of it."""
+    r = float((res.info.get("rounding") or {}).get("se", 0.0))
+    return math.sqrt(max(res.elbo_se ** 2 - r ** 2, 0.0))
+
+
 def _compare(new: FitResult, old: FitResult, z: float, n_eval: int
              ) -> tuple[bool, str, dict[str, float]]:
     """Whether the richer stage ``new`` replaces ``old``: a finite ELBO higher by more than
@@ -343,7 +350,7 @@ def _compare(new: FitResult, old: FitResult, z: float, n_eval: int
     if new.stop_reason in ("diverged", "non-finite") or not math.isfinite(new.elbo):
         return False, f"it stopped {new.stop_reason} (ELBO {new.elbo:.4g})", {}
     gain = new.elbo - old.elbo
-    gain_se = math.hypot(new.elbo_se, old.elbo_se)
+    gain_se = math.hypot(_mc_se(new), _mc_se(old))
     extra = {"elbo_gain": gain, "elbo_gain_se": gain_se}
     k_margin = z * math.hypot(_khat_sd(new.khat, n_eval), _khat_sd(old.khat, n_eval))
     if not gain > z * gain_se:

@@ -20,6 +20,7 @@ from vifit.data.target import DataTarget
 from vifit.errors import ConfigError, TargetError
 from vifit.estimators import Estimator
 from vifit.evidence.importance import importance_log_z
+from vifit.evidence.rounding import floored
 from vifit.families import Family
 from vifit.families.base import Params
 from vifit.freshness import kept
@@ -132,10 +133,12 @@ def fit_one(
         else:
             logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
             kept = None
+    info["rounding"] = _rounding(target, logw)
     finite = logw[np.isfinite(logw)]
     # Draws outside the support (log p = -inf, or NaN) have zero weight. Jensen's inequality on
     # the rest gives log Z >= E_q[log w | finite] + log P_q(finite): still a lower bound.
     elbo, elbo_se = _elbo_over_support(logw)
+    elbo_se = floored(elbo_se, info["rounding"]["se"])
     if 0 < finite.size < logw.size:
         bad = logw.size - finite.size
         notes.append(f"{bad} of {logw.size} evaluation draws of q have log p = -inf, +inf or "
@@ -148,7 +151,8 @@ def fit_one(
         estimator=opt_name if own else est.label(),
         optimizer=opt_name, trace=loop.trace, steps=loop.steps, rejected=loop.rejected,
         stop_reason=loop.stop_reason, seconds=loop.seconds, elbo=elbo, elbo_se=elbo_se,
-        evidence=importance_log_z(logw), seed=seed, draws=draws,
+        evidence=_floored_evidence(importance_log_z(logw), info["rounding"]),
+        seed=seed, draws=draws,
         objective_value=obj_value, objective_se=obj_se, direction=obj.direction,
         notes=tuple(notes), info=info, eval_draws=kept,
     )
@@ -342,6 +346,27 @@ def _pathfinder_start(target: Target, family: Family, key: jax.Array
     return params, {"pathfinder": {"elbo": res.elbo, "best_iter": res.best_iter,
                                    "iters": res.iters, "stop_reason": res.stop_reason,
                                    "seconds": res.seconds}}
+
+
+def _rounding(target: Target, logw: np.ndarray) -> dict:
+    """How finely the evaluation's log weights are resolved (``vifit.evidence.rounding``): a
+    data target's log p is a float64 sum of float32 partial sums."""
+    from vifit.evidence.rounding import rounding_of_logw
+
+    chunks = 1
+    if isinstance(target, DataTarget):
+        from vifit.data.passes import pass_chunks
+
+        chunks = pass_chunks(target, logw.size)
+    dtype = target.init.dtype
+    if not jnp.issubdtype(dtype, jnp.floating):  # a discrete target's log p: JAX's default float
+        dtype = jnp.asarray(0.0).dtype
+    return rounding_of_logw(logw, dtype, chunks)
+
+
+def _floored_evidence(evidence, rounding: dict):
+    """The PSIS estimate with the rounding floor in its standard error."""
+    return evidence._replace(se=floored(evidence.se, rounding["se"]))
 
 
 def _eval_logw(target: Target, family: Family, params: Params, key: jax.Array,

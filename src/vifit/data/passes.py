@@ -83,7 +83,7 @@ def full_log_density(target: DataTarget, z: np.ndarray | Array,
     ``on_chunk(rows_done, n_rows)`` is called after each chunk (for a progress bar)."""
     z = jnp.asarray(z)
     n = z.shape[0]
-    rows_per = int(max(1, min(target.n_rows, PASS_VALUES // max(n, 1))))
+    rows_per = _rows_per_chunk(target, n)
     partial = _draws_pass(target)
     total = np.zeros(n, dtype=np.float64)
     data = None if target.out_of_core else target.device_data()
@@ -100,6 +100,15 @@ def full_log_density(target: DataTarget, z: np.ndarray | Array,
     from vifit.data.hosts import sum_over_processes
 
     return prior + np.asarray(sum_over_processes(total), dtype=np.float64)
+
+
+def _rows_per_chunk(target: DataTarget, n: int) -> int:
+    return int(max(1, min(target.n_rows, PASS_VALUES // max(n, 1))))
+
+
+def pass_chunks(target: DataTarget, n: int) -> int:
+    """How many float32 partial sums ``full_log_density`` adds in float64 for ``n`` draws."""
+    return -(-target.n_rows // _rows_per_chunk(target, n))
 
 
 def _draws_pass(target: DataTarget):

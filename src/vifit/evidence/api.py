@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from vifit.errors import ConfigError
@@ -21,6 +20,7 @@ from vifit.evidence.ais import AISConfig, AISResult, run_ais
 from vifit.evidence.bounds import cubo_bound, elbo_bound, iwae_bound
 from vifit.evidence.found_modes import log_z_with_modes
 from vifit.evidence.importance import importance_log_z, tie_repeated_states
+from vifit.evidence.rounding import mean_size, rounding_record
 from vifit.evidence.verdict import Estimate, EvidenceVerdict, bracket, judge_all
 from vifit.families.base import Family, Params
 from vifit.rng import classic_threefry
@@ -144,21 +144,6 @@ class EvidenceResult:
             record["ais_betas"] = self.ais.betas
             record["ais_log_z_replicates"] = self.ais.log_z_reps
         return _jsonable(record)
-
-
-# Ulps of log p and log q by which a log weight may be off: each is a sum of many rounded terms,
-# and the error does not average out over draws (the same terms are rounded alike), so it floors
-# every standard error from the weights. Without it, a q equal to p in float32 reports log Z
-# to 1e-8 while its log p is off by 4e-7 (a mixture with log Z = 9.6).
-ROUNDING_ULPS = 4.0
-
-
-def _rounding_se(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
-    """The floor on the weights' standard errors from floating-point rounding, nats."""
-    eps = jnp.finfo(log_p.dtype).eps
-    finite = jnp.isfinite(log_p) & jnp.isfinite(log_q)
-    size = jnp.where(finite, jnp.abs(log_p) + jnp.abs(log_q), 0.0)
-    return ROUNDING_ULPS * eps * (1.0 + jnp.sum(size) / jnp.maximum(jnp.sum(finite), 1))
 
 
 def _mixture_components(family: Family, params: Params):
@@ -351,11 +336,12 @@ def evidence(
     def sample_logw(params, key):
         z, log_q = family.sample_and_log_prob(params, key, draws)  # no solves where avoidable
         log_p = target.batch_log_density(z)
-        return z, log_p - log_q, _rounding_se(log_p, log_q)
+        return z, log_p - log_q, mean_size(log_p, log_q)
 
-    z, logw, rounding = sample_logw(params, k_draws)
+    z, logw, size = sample_logw(params, k_draws)
+    precision = rounding_record(float(size), logw.dtype)
     logw = tie_repeated_states(np.asarray(z), np.asarray(logw, dtype=np.float64))
-    rounding = float(rounding)
+    rounding = precision["se"]
     t_draws = time.perf_counter() - t0
 
     estimates: dict[str, Estimate] = {}
@@ -386,14 +372,14 @@ def evidence(
                              components=_mixture_components(family, params))
         beyond, missed = _modes_beyond_q(target, ais_result, mean, cov)
         estimates["ais"] = Estimate(
-            "ais", ais_result.log_z, ais_result.se, "point", ais_result.seconds,
+            "ais", ais_result.log_z, floored(ais_result.se), "point", ais_result.seconds,
             {"method": ais_result.method, "khat": ais_result.khat, "ess": ais_result.ess,
              "spread": ais_result.spread, "replicates": int(ais_result.log_z_reps.size),
              "particles": int(ais_result.logw.size), "temperatures": ais_result.n_temps,
              "accept": ais_result.accept, "pilot_log_z": ais_result.pilot_log_z,
              "explore_log_z": ais_result.explore_log_z,
              "compile_seconds": ais_result.compile_seconds,
-             "modes_beyond_q": beyond},
+             "modes_beyond_q": beyond} | rounded,
         )
         if missed:
             joined = log_z_with_modes(target, family, params, missed,
@@ -427,6 +413,6 @@ def evidence(
     return EvidenceResult(
         target_name=target.name, dim=target.dim, estimates=estimates,
         verdict=judge_all(estimates, target.dim, (getattr(fit, "info", None) or {}).get("modes"),
-                          tails),
+                          tails, precision),
         exact_log_z=float(exact) if exact is not None else None, ais=ais_result,
     )
