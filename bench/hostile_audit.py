@@ -13,7 +13,8 @@ only), standard Cauchy (heavy tails, no mean: the truth is log Z and the quantil
 boundary (log p = -inf for z[0] < 0: a half-normal), a NaN region (log p = NaN where
 z[0] > 3, or > 1: the truth is the Gaussian truncated there, which is also how vifit's
 importance sampling reads NaN), Gaussians with sd 1e6 and 1e-6, a Gaussian whose log p is
-offset by -1e6 or by -3e7 (which float32 resolves to 0.06 or 2 nats), a plateau (flat on
+offset by -1e6 or by -3e7 (which float32 resolves to 0.06 or 2 nats), N(1e6, 0.01^2) (its
+coordinates resolved to steps of 0.06), a plateau (flat on
 |z_i| < 1 with steep Gaussian walls), two far-apart modes (N(-8, 1) and N(8, 1) in z[0],
 weights 0.5/0.5 and 0.3/0.7), and a few of them again in d = 10.
 
@@ -214,6 +215,8 @@ def cases() -> list[Case]:
              "of 0.06)", (replace(normal(), offset=-5e5),) * 2),
         Case("huge_offset", "N(0,1) per coordinate, log p offset by -3e7 (float32 steps of 2)",
              (replace(normal(), offset=-1.5e7),) * 2),
+        Case("far_narrow", "N(1e6, 0.01^2) per coordinate (float32 steps of 0.06 there)",
+             (normal(1e6, 0.01),) * 2),
         Case("plateau", "log p = 0 on |z_i| < 1, -50 (|z_i| - 1)^2 outside",
              (plateau(), plateau())),
         Case("two_modes", "0.5 N(-8,1) + 0.5 N(8,1) in z[0], N(0,1) in z[1]",

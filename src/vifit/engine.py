@@ -131,9 +131,9 @@ def fit_one(
                                       "row_evaluations": int(logw.size) * rows}
             notes.extend(eval_note)
         else:
-            logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
+            eval_z, logw = _eval_logw(target, fam, loop.params, k_eval, n_eval)
             kept = None
-    info["rounding"] = _rounding(target, logw)
+    info["rounding"] = _rounding(target, eval_z, logw)
     finite = logw[np.isfinite(logw)]
     # Draws outside the support (log p = -inf, or NaN) have zero weight. Jensen's inequality on
     # the rest gives log Z >= E_q[log w | finite] + log P_q(finite): still a lower bound.
@@ -348,10 +348,11 @@ def _pathfinder_start(target: Target, family: Family, key: jax.Array
                                    "seconds": res.seconds}}
 
 
-def _rounding(target: Target, logw: np.ndarray) -> dict:
-    """How finely the evaluation's log weights are resolved (``vifit.evidence.rounding``): a
-    data target's log p is a float64 sum of float32 partial sums."""
-    from vifit.evidence.rounding import rounding_of_logw
+def _rounding(target: Target, z: np.ndarray, logw: np.ndarray) -> dict:
+    """How finely the evaluation's draws ``z`` and log weights are resolved
+    (``vifit.evidence.rounding``): a data target's log p is a float64 sum of float32 partial
+    sums."""
+    from vifit.evidence.rounding import coordinate_rounding, rounding_of_logw
 
     chunks = 1
     if isinstance(target, DataTarget):
@@ -361,7 +362,8 @@ def _rounding(target: Target, logw: np.ndarray) -> dict:
     dtype = target.init.dtype
     if not jnp.issubdtype(dtype, jnp.floating):  # a discrete target's log p: JAX's default float
         dtype = jnp.asarray(0.0).dtype
-    return rounding_of_logw(logw, dtype, chunks)
+    return rounding_of_logw(logw, dtype, chunks) | coordinate_rounding(
+        z, target.init.dtype, getattr(target, "param_names", None))
 
 
 def _floored_evidence(evidence, rounding: dict):
@@ -370,10 +372,12 @@ def _floored_evidence(evidence, rounding: dict):
 
 
 def _eval_logw(target: Target, family: Family, params: Params, key: jax.Array,
-               n: int) -> np.ndarray:
+               n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluation's draws ``(n, d)`` and their log weights ``(n,)`` (float64)."""
     from vifit.result import draw_logw
 
-    return np.asarray(draw_logw(family, target, params, key, n)[1], dtype=np.float64)
+    z, logw = draw_logw(family, target, params, key, n)
+    return z, np.asarray(logw, dtype=np.float64)
 
 
 # Window-mean noise (nats) above which a minibatch fit says its stopping rule was blind.

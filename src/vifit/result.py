@@ -14,7 +14,7 @@ import numpy as np
 
 from vifit.ahead import outputs_expected, ready
 from vifit.evidence.importance import ISEstimate, Verdict
-from vifit.evidence.rounding import rounding_verdict
+from vifit.evidence.rounding import ROUNDED_CHECKS, rounding_verdict
 from vifit.evidence.tails import (defensive_pool, tail_verdict, tails_apply, use_defensive,
                                   widen)
 from vifit.evidence.verdict import SEARCH_BLIND_DIM, multimode_blind, reduced_search
@@ -504,7 +504,7 @@ def fit_verdict(result: FitResult) -> Verdict:
         verdict = Verdict(tail[0], f"{tail[1]} {verdict.text}")
     rounding = rounding_verdict(result.info.get("rounding"), verdict.label)
     if rounding is not None and verdict.label != "failed":
-        verdict = Verdict(rounding[0], f"{rounding[1]} {verdict.text}")
+        verdict = Verdict(rounding[0], f"{rounding[1]} {ROUNDED_CHECKS} {verdict.text}")
     note = _disagreement(result)
     return Verdict(verdict.label, f"{verdict.text} {note}") if note else verdict
 

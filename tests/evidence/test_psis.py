@@ -34,6 +34,16 @@ def test_psis_on_light_and_heavy_tails():
     assert np.all(np.diff(smoothed[order]) >= -1e-12)  # smoothing keeps the order
 
 
+@pytest.mark.parametrize("m", [20, 1777])
+def test_tied_exceedances_read_as_a_bounded_tail(m):
+    # Weights made equal by rounding: most of the grid lies outside the tied exceedances'
+    # support, where the profile likelihood is NaN; at m = 1777 that made every grid weight NaN
+    # and the fit divided by zero. A tail with one value is bounded: k far below 0.
+    for value in (1.0, 1e-3, 1.9e-6):
+        k, sigma = gpd_fit(np.full(m, value))
+        assert k < -1 and sigma > 0
+
+
 def test_too_short_a_tail_has_no_k():
     lw, k = psis(np.array([0.0, 1.0, 2.0, 3.0, 4.0]))
     assert k == np.inf and np.allclose(lw, [0, 1, 2, 3, 4])

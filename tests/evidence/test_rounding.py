@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import vifit
-from vifit.evidence.rounding import (ROUNDING_CARE, ROUNDING_UNRELIABLE, rounding_of_logw,
-                                     rounding_record, rounding_verdict)
+from vifit.evidence.rounding import (ROUNDING_CARE, ROUNDING_UNRELIABLE, coordinate_rounding,
+                                     rounding_of_logw, rounding_record, rounding_verdict)
 from vifit.evidence.verdict import Estimate, judge_all
 
 
@@ -79,3 +79,29 @@ def test_evidence_of_an_unresolved_log_density_recommends_nothing_as_a_bound():
     rec = ev.estimates[ev.verdict.recommended]
     assert abs(rec.estimate - exact) < 4 * rec.se
     assert ev.estimates["ais"].se >= ROUNDING_UNRELIABLE
+
+
+def test_coordinate_rounding_compares_float_steps_with_q_sd():
+    rng = np.random.default_rng(0)
+    z = np.stack([1e6 + 0.01 * rng.normal(size=1000), rng.normal(size=1000)], axis=1)
+    rec = coordinate_rounding(z, np.float32, ["far", "near"])
+    step = np.finfo(np.float32).eps * 1e6
+    assert rec["z_noise"] == pytest.approx(step / 0.01 / math.sqrt(12), rel=0.1)
+    assert rec["z_worst"]["name"] == "far"
+    assert coordinate_rounding(z, np.float64)["z_noise"] < 1e-6
+    assert coordinate_rounding(z.astype(np.int32), np.int32) == {"z_noise": 0.0}
+
+
+@pytest.mark.parametrize("mu, sd", [(1e6, 0.01), (1e4, 1e-4)])
+def test_coordinates_float32_cannot_resolve_make_the_fit_not_reliable(mu, sd):
+    # N(1e6, 0.01^2) per coordinate: float32 steps there are 0.06, six of the posterior's sds.
+    # It read "usable with care" for a heavy tail, with q's sd 2e-6 and log Z 1.7 nats off; at
+    # (1e4, 1e-4) the tail check's Pareto fit divided by zero on the tied weights.
+    def log_density(z):
+        return -0.5 * jnp.sum(((z - mu) / sd) ** 2)
+
+    target = vifit.Target(log_density, init=np.full(2, mu, dtype=np.float32))
+    res = vifit.fit(target, family="fullrank", seed=0, progress=False)
+    assert res.verdict.label == "not reliable"
+    assert "z[0]" in res.verdict.text or "z[1]" in res.verdict.text
+    assert "float64" in res.verdict.text

@@ -38,8 +38,15 @@ def gpd_fit(exceedances: np.ndarray) -> tuple[float, float]:
     b = 1.0 / x[-1] + (1.0 - np.sqrt(grid_size / (j - 0.5))) / (_PRIOR_SCALE * quartile)
     # For each b the shape that maximizes the likelihood has a closed form; its profile
     # log-likelihood, exponentiated and normalized, weights the grid.
-    shape = np.log1p(-b[:, None] * x).mean(axis=1)
-    profile = m * (np.log(-b / shape) - shape - 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shape = np.log1p(-b[:, None] * x).mean(axis=1)
+        profile = m * (np.log(-b / shape) - shape - 1.0)
+    # A b with 1 - b x <= 0 at some exceedance puts it outside the support: likelihood zero.
+    # (Tied exceedances, as from weights that rounding made equal, put most of the grid there;
+    # its NaN profile made every weight NaN and the fit divide by zero.)
+    profile = np.where(np.isfinite(profile), profile, -np.inf)
+    if not np.isfinite(profile).any():
+        return float("inf"), float("nan")
     top = profile.max()
     weight = np.exp(profile - top) / np.exp(profile - top).sum()  # no overflow far from top
     keep = weight >= 10 * np.finfo(np.float64).eps

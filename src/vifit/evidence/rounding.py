@@ -28,6 +28,13 @@ ROUNDING_ULPS = 4.0
 # themselves are noise of a nat or more: k-hat, the weighted summaries and every bound lose
 # their meaning).
 ROUNDING_CARE, ROUNDING_UNRELIABLE = 0.1, 1.0
+# A float step of half q's sd or more in a coordinate: q cannot be represented there (its
+# draws take a handful of values), whatever k-hat reads. On N(1e4, 1e-4^2) per coordinate in
+# float32 (steps of 1e-3) the fit's q came out 8 times too wide with k-hat -0.1: nearly every
+# draw rounded to the mean.
+STEP_UNRELIABLE = 0.5
+# Put between the rounding sentence and the rest of a verdict, which reads the rounded values.
+ROUNDED_CHECKS = "The other checks read those rounded values:"
 
 
 def mean_size(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
@@ -56,31 +63,88 @@ def rounding_of_logw(logw: np.ndarray, dtype, chunks: int = 1) -> dict:
                            chunks)
 
 
+def coordinate_rounding(z: np.ndarray, dtype, names=None) -> dict:
+    """How finely ``dtype`` resolves q's draws ``z (n, d)``: per coordinate, the step
+    ``h_i = eps |mean_i|`` between neighbouring values near q's mean against q's sd ``s_i``.
+    Rounding z by up to h/2 moves log p by about ``(z - mu) delta / s^2``, noise of sd
+    ``sqrt(sum_i (h_i / s_i)^2 / 12)`` nats per draw (``"z_noise"``); where a step reaches
+    half of q's sd (the largest ``h_i / s_i``, ``"z_step_ratio"``, from ``STEP_UNRELIABLE``), q
+    itself cannot be represented (a N(1e6, 0.01^2) in float32, steps of 0.06: the fit read a
+    sd of 2e-6 and log Z 1.7 nats off). With the worst coordinate (``"z_worst"``)."""
+    x = np.asarray(z, dtype=np.float64)
+    x = x[np.all(np.isfinite(x), axis=1)]
+    if x.shape[0] < 2 or not np.issubdtype(np.dtype(dtype), np.floating):
+        return {"z_noise": 0.0}
+    mean, sd = x.mean(0), x.std(0, ddof=1)
+    step = float(np.finfo(np.dtype(dtype)).eps) * np.abs(mean)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(sd > 0, step / sd, np.where(step > 0, np.inf, 0.0))
+    worst = int(np.argmax(ratio))
+    name = str(names[worst]) if names is not None and worst < len(names) else f"z[{worst}]"
+    return {"z_noise": float(np.sqrt(np.sum(ratio ** 2) / 12.0)),
+            "z_step_ratio": float(ratio[worst]),
+            "z_worst": {"name": name, "size": float(abs(mean[worst])),
+                        "sd": float(sd[worst]), "step": float(step[worst])}}
+
+
 def floored(se: float, rounding: float) -> float:
     """A Monte Carlo standard error with the rounding floor added in quadrature."""
     return math.hypot(se, rounding)
 
 
+def unresolved(record: dict | None) -> bool:
+    """Rounding makes the answer meaningless: log p's floor or the draws' noise reaches
+    ``ROUNDING_UNRELIABLE`` nats, or a float step reaches ``STEP_UNRELIABLE`` of q's sd."""
+    if not record:
+        return False
+    return (max(float(record.get("se", 0.0)), float(record.get("z_noise", 0.0)))
+            >= ROUNDING_UNRELIABLE or float(record.get("z_step_ratio", 0.0)) >= STEP_UNRELIABLE)
+
+
 def rounding_verdict(record: dict | None, label: str) -> tuple[str, str] | None:
     """The label (at most ``label``) and sentence that a rounding record imposes on a verdict,
-    or None when rounding is below ``ROUNDING_CARE``."""
-    if not record or not record.get("se", 0.0) >= ROUNDING_CARE:
+    or None when both its parts, the floor on log p (``"se"``) and the noise from rounding z
+    (``"z_noise"``), are below ``ROUNDING_CARE``."""
+    if not record:
+        return None
+    se, noise = float(record.get("se", 0.0)), float(record.get("z_noise", 0.0))
+    if not max(se, noise) >= ROUNDING_CARE:
         return None
     order = ("good", "usable with care", "not reliable", "failed")
-    cap = "not reliable" if record["se"] >= ROUNDING_UNRELIABLE else "usable with care"
+    cap = "not reliable" if unresolved(record) else "usable with care"
     if order.index(label) >= order.index(cap):
         cap = label
-    size, dtype = record.get("log_p_size", float("nan")), record.get("dtype", "float32")
-    ulp = float(np.spacing(np.asarray(size, dtype=np.dtype(dtype)))) if np.isfinite(size) \
-        else float("nan")
-    fix = ("compute log p in float64 (jax.config.update(\"jax_enable_x64\", True) before "
-           "building the target, with float64 data and start) or subtract a constant near "
-           f"{-size:.4g} from log p (log Z shifts by the same constant)"
-           if dtype != "float64" else "subtract a constant from log p (log Z shifts by it)")
-    consequence = ("the importance weights are mostly rounding noise, so k-hat, the weighted "
-                   "summaries and every bound mean little" if cap == "not reliable" else
-                   "log Z is not resolved to the 0.1 nats a \"good\" verdict speaks to")
-    return cap, (f"log p is about {size:.3g} in size, which {dtype} resolves only to steps of "
-                 f"{ulp:.2g}: the ELBO, log Z and the importance weights carry rounding errors "
-                 f"of about {record['se']:.2g} nats (included in their standard errors), and "
-                 f"{consequence}. To fix it, {fix}.")
+    dtype = record.get("dtype", "float32")
+    parts = []
+    if se >= ROUNDING_CARE:
+        size = record.get("log_p_size", float("nan"))
+        parts.append(f"log p is about {size:.3g} in size, which {dtype} resolves only to steps "
+                     f"of {_step(size, dtype):.2g}: the ELBO, log Z and the importance weights "
+                     f"carry rounding errors of about {se:.2g} nats (included in their "
+                     "standard errors)")
+    if noise >= ROUNDING_CARE:
+        w = record["z_worst"]
+        head = (f"{w['name']} is about {w['size']:.3g} in size, and {dtype} resolves it only "
+                f"to steps of {_step(w['size'], dtype):.2g}: ")
+        parts.append(head + (f"with a sd of {w['sd']:.2g} under q, rounding the draws moves "
+                             f"log p by about {noise:.2g} nats per draw" if np.isfinite(noise)
+                             else "q's draws of it all round to one value"))
+    consequence = ("q, its importance weights, k-hat, the weighted summaries and every bound "
+                   "mean little" if cap == "not reliable" else
+                   "log Z and the summaries are not resolved to the accuracy a \"good\" "
+                   "verdict speaks to")
+    fix = ("compute in float64 (jax.config.update(\"jax_enable_x64\", True) before building "
+           "the target, with float64 data and start)" if dtype != "float64" else "rescale")
+    if se >= ROUNDING_CARE:
+        fix += f", or subtract a constant near {-record.get('log_p_size', 0.0):.4g} from log p"
+    if noise >= ROUNDING_CARE:
+        fix += (", or centre and scale the parameters (fit (x - c) / s for a c near q's "
+                "mean and an s near its sd)")
+    return cap, "; ".join(parts) + f"; so {consequence}. To fix it, {fix}."
+
+
+def _step(size: float, dtype: str) -> float:
+    """The spacing of ``dtype`` values near ``size``."""
+    if not np.isfinite(size):
+        return float("nan")
+    return float(np.spacing(np.asarray(abs(size), dtype=np.dtype(dtype))))

@@ -455,18 +455,19 @@ def judge_all(estimates: dict[str, Estimate], dim: int | None = None,
               precision: dict | None = None) -> EvidenceVerdict:
     """``judge``, capped by how finely log p is resolved (``precision``, a record of
     ``vifit.evidence.rounding``), with ``unverified`` filled in (``unverified_bounds``; where
-    rounding reaches ``ROUNDING_UNRELIABLE`` nats, no bound is stood behind)."""
-    from vifit.evidence.rounding import ROUNDING_UNRELIABLE, rounding_verdict
+    rounding makes the answer meaningless, ``rounding.unresolved``, no bound is stood behind)."""
+    from vifit.evidence.rounding import ROUNDED_CHECKS, rounding_verdict, unresolved
 
     verdict = judge(estimates, dim, modes, tails)
     cap = rounding_verdict(precision, verdict.label)
     if cap is not None:
         reasons = [r for r in verdict.reasons if r != _AGREE]
-        verdict = _verdict(cap[0], estimates[verdict.recommended], [cap[1], *reasons])
+        verdict = _verdict(cap[0], estimates[verdict.recommended],
+                           [f"{cap[1]} {ROUNDED_CHECKS}" if reasons else cap[1], *reasons])
     unverified = unverified_bounds(estimates, verdict, dim, modes, tails)
-    if precision and precision.get("se", 0.0) >= ROUNDING_UNRELIABLE:
-        why = (f"float rounding of log p (about {precision['se']:.2g} nats) is larger than "
-               "the accuracy a bound needs")
+    if unresolved(precision):
+        why = ("floating-point rounding (of log p, or of q's draws) is larger than the "
+               "accuracy a bound needs")
         unverified |= {n: why for n, e in estimates.items()
                        if e.kind in ("lower", "upper") and n not in unverified}
     return verdict._replace(unverified=unverified)
