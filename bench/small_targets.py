@@ -9,6 +9,7 @@ Two groups:
   Uniform(0, 10) prior and under a HalfCauchy(1) prior. Constrained sites, so their
   unconstrained posteriors have the exponential tails of log and logit transforms.
 - ``shapes``: plain ``vifit.Target``s: a ring, a wide mode beside one 20 times narrower (2-D),
+  a narrow half of the mass inside a broad half's typical region (2-D),
   a 1-D spike beside a unit Gaussian, an unequal 1-D bimodal, a uniform square (log p = -inf
   outside), a Laplace product, a 3-D banana, a 2-D funnel, four unequal modes in 3-D, a skew
   normal product, a correlated bivariate t_4.
@@ -170,6 +171,15 @@ def wide_narrow_2d():
     return vifit.Target(f, dim=2, name="wide_narrow_2d"), 0.0, {}
 
 
+def narrow_inside_2d():
+    # The narrow half of the mass lies inside the broad half's typical region (1.2 of its sds
+    # from its centre): located by q, but q's draws almost never land in it.
+    def f(z):
+        return jnp.logaddexp(math.log(0.5) + jnp.sum(_normal(z, 0.0, 5.0)),
+                             math.log(0.5) + jnp.sum(_normal(z, jnp.array([6.0, 0.0]), 0.05)))
+    return vifit.Target(f, dim=2, name="narrow_inside_2d"), 0.0, {}
+
+
 def spike_1d():
     def f(z):
         return jnp.logaddexp(math.log(0.5) + _normal(z[0], 0.0, 1.0),
@@ -246,7 +256,7 @@ def correlated_t_2d():
 
 GROUPS = {
     "conjugate": [beta_binom, dir_mult, gamma_pois, normal_gamma, uniform_sd, halfcauchy_sd],
-    "shapes": [ring, wide_narrow_2d, spike_1d, bimodal_1d, uniform_square, laplace_2d, banana_3d,
+    "shapes": [ring, wide_narrow_2d, narrow_inside_2d, spike_1d, bimodal_1d, uniform_square, laplace_2d, banana_3d,
                funnel_2d, four_modes_3d, skew_2d, correlated_t_2d],
 }
 COLUMNS = ["target", "d", "auto chose", "fit verdict", "fit log Z err", "k-hat",

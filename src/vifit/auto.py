@@ -49,7 +49,7 @@ from vifit.families import get_family
 from vifit.mode_check import coverage, search_around
 from vifit.modes import search_programs
 from vifit.optim.pathfinder import pathfinder
-from vifit.result import FitResult, after_fit_programs
+from vifit.result import MISSED_CARE, FitResult, after_fit_programs
 from vifit.target import Target
 
 KHAT_GOOD = 0.5
@@ -189,16 +189,20 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
         say(_row("mode search", None, "try a mixture of the modes" if len(search.modes) > 1
                  else "no other mode", _modes_why(search), time.perf_counter() - t0,
                  modes=summary))
-    if search is not None and len(search.modes) > 1:
-        mixed = _fit_mixture(fit, target, search, stage)
+    unseen = _unseen_mode(gauss, search)
+    if search is not None and (len(search.modes) > 1 or unseen):
+        mixed = _fit_mixture(fit, target, search, stage, beside=gauss if unseen else None)
         gain = mixed.elbo - gauss.elbo
         gain_se = math.hypot(_mc_se(mixed), _mc_se(gauss))
+        parts = len(search.modes) + bool(unseen)
+        what = (f"the Gaussian and the mode its draws miss ({100 * unseen:.0f}% of the mass)"
+                if unseen else f"{len(search.modes)} modes")
         if (mixed.stop_reason not in ("diverged", "non-finite") and math.isfinite(mixed.elbo)
                 and gain > z * gain_se):
-            say(_row(mixed.family.name, mixed, f"keep the mixture of {len(search.modes)} modes",
+            say(_row(mixed.family.name, mixed, f"keep the mixture of {what}",
                      f"ELBO higher by {gain:.4f} ± {gain_se:.4f} (> {z:g} se)",
                      time.perf_counter() - t0, elbo_gain=gain, elbo_gain_se=gain_se,
-                     modes=len(search.modes)))
+                     modes=parts))
             return _finish(mixed, decisions, "mixture", t_all, search)
         say(_row(mixed.family.name, mixed, "keep the full-rank Gaussian",
                  f"the mixture's ELBO gain {gain:.4f} ± {gain_se:.4f} is not > {z:g} se"
@@ -447,16 +451,33 @@ def _modes_why(search) -> str:
     return text
 
 
-def _fit_mixture(fit, target: Target, search, stage) -> FitResult:
+def _unseen_mode(gauss: FitResult, search) -> float:
+    """The share of the mass in the one mode the search found, where that mode lies in the
+    Gaussian's typical region but its draws almost never land in it (a narrow mode inside a
+    broad one: ``vifit.mode_check.coverage``); 0 otherwise, or below ``MISSED_CARE``."""
+    if search is None or len(search.modes) != 1:
+        return 0.0
+    record = coverage(gauss, search)
+    missed = float(record.get("missed_mass_fraction") or 0.0)
+    return missed if missed >= MISSED_CARE and not record.get("note") else 0.0
+
+
+def _fit_mixture(fit, target: Target, search, stage, beside: FitResult | None = None
+                 ) -> FitResult:
     """A full-rank Gaussian mixture started at the modes: one component per mode, with its
-    Laplace covariance and a weight by its Laplace mass."""
+    Laplace covariance and a weight by its Laplace mass; with ``beside`` (a Gaussian fit), its
+    q too, weighted by its log Z."""
     from vifit.families.mixture import Mixture
 
-    fam = Mixture(k=len(search.modes), component="fullrank")
-    comps = [fam.base.from_gaussian(jnp.asarray(m.location, dtype=target.init.dtype),
-                                    jnp.asarray(m.cov, dtype=target.init.dtype))
-             for m in search.modes]
-    start = {"logits": jnp.asarray([m.log_mass for m in search.modes], dtype=target.init.dtype),
+    gaussians = [(m.location, m.cov, m.log_mass) for m in search.modes]
+    if beside is not None:
+        gaussians.append((np.asarray(beside.mean()), np.asarray(beside.covariance()),
+                          beside.log_z))
+    fam = Mixture(k=len(gaussians), component="fullrank")
+    comps = [fam.base.from_gaussian(jnp.asarray(mean, dtype=target.init.dtype),
+                                    jnp.asarray(cov, dtype=target.init.dtype))
+             for mean, cov, _ in gaussians]
+    start = {"logits": jnp.asarray([w for _, _, w in gaussians], dtype=target.init.dtype),
              "components": jax.tree.map(lambda *xs: jnp.stack(xs), *comps)}
     start["logits"] = start["logits"] - jnp.max(start["logits"])
     return fit(target, fam, init_params=start, **stage("mixture"))

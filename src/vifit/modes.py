@@ -122,6 +122,7 @@ class ModeSearch(NamedTuple):
     # the search was cut to stay within ``SEARCH_FLOPS`` (log p's gradient costs this many)
     reduced: bool = False
     gradient_flops: float = 0.0
+    dense: int = 0  # draws of q whose log p picked ``DENSE_KEEP`` starts (``_dense_starts``)
 
     @property
     def covered(self) -> list[Mode]:
@@ -149,6 +150,7 @@ class ModeSearch(NamedTuple):
             "seconds": self.seconds,
             "rounds": self.rounds, "saturated": self.saturated,
             "reduced": self.reduced, "gradient_flops": self.gradient_flops,
+            "dense": self.dense,
             "modes": [{"log_p": m.log_p, "laplace_log_mass": m.log_mass,
                        "mass_fraction": float(np.exp(m.log_mass - total)),
                        "distance_from_q": m.distance, "starts": m.starts,
@@ -197,12 +199,16 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
               np.broadcast_to(chol_np, (wide_scales.size, d, d)))
     u_chosen = _screen(short, *frames, u_wide.astype(dtype), starts - own, c_np, chol_np,
                        factor)[2]
-    key, k_far = jax.random.split(key)
+    key, k_far, k_dense = jax.random.split(key, 3)
     u_far = _far_starts(climb, c_np, chol_np, k_far, dtype) if far else u_own[:0].astype(dtype)
-    # every start of this round is in q's frame
+    dense = _dense_count(d, flops) if factor > 1 else 0
+    dense_frames = _dense_frames(target, c_np, chol_np, k_dense, dense, dtype)
+    if dense_frames[0].shape[0]:  # in place of the last screened starts: as many climbs
+        u_chosen = u_chosen[:max(u_chosen.shape[0] - dense_frames[0].shape[0], 0)]
+    # every other start of this round is in q's frame
     u0 = np.concatenate([u_own.astype(dtype), u_chosen, u_far])
-    found = [_climb_one_frame(climb, c_np, chol_np, u0)]
-    from_q = [np.arange(u0.shape[0]) < own]
+    found = [_climb_one_frame(climb, c_np, chol_np, u0), _climb_frames(climb, *dense_frames)]
+    from_q = [np.arange(u0.shape[0]) < own, np.zeros(dense_frames[0].shape[0], bool)]
     screened = wide_scales.size
     searched: set[int] = set()  # ends whose modes' neighbourhoods were searched already
     saturated = False
@@ -240,7 +246,7 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
                  t0)
     return res._replace(rounds=len(found), saturated=saturated,
                         screened=screened if factor > 1 else 0, reduced=plan.reduced,
-                        gradient_flops=flops)
+                        gradient_flops=flops, dense=dense)
 
 
 def too_costly(target: Target) -> bool:
@@ -370,6 +376,82 @@ def _far_starts(climb, c: np.ndarray, chol: np.ndarray, key, dtype) -> np.ndarra
         u_end = np.where(np.all(np.isfinite(u_end), axis=1, keepdims=True), u_end, u)
         u = (u_end * (factor / after)).astype(dtype)  # the same points in the next frame
     return u
+
+
+# A narrow mode *inside* q's typical region has a basin too small for the over-dispersed starts
+# (spread 2 to 16 sds wide) to land in: 0.5 N((6, 0), 0.05^2 I) inside 0.5 N(0, 5^2 I) has a
+# basin of radius 0.22, hit by about 0.3 of the 4,288 screened candidates, and a full-rank fit
+# read "good" with log Z log 2 low. Draws of q itself find it by their weights: in d <=
+# SCREEN_MAX_DIM, up to DENSE_MAX draws at 1 and 2 of q's sds (as many as DENSE_FLOPS of log
+# p's gradients afford, none below DENSE_MIN) are weighed by p over their proposal, and the
+# DENSE_KEEP heaviest in distinct places replace as many screened starts.
+DENSE_MAX = 2 ** 17
+DENSE_MIN = 4096
+DENSE_FLOPS = 7.5e9
+DENSE_KEEP = 16
+DENSE_BLOCK = 4096
+
+
+def _dense_count(dim: int, flops: float) -> int:
+    """Draws of q for ``_dense_starts`` in ``dim`` dimensions at ``flops`` per gradient of log
+    p (a whole number of blocks), 0 where none are taken."""
+    if dim > SCREEN_MAX_DIM:
+        return 0
+    n = min(DENSE_MAX, int(DENSE_FLOPS / max(flops, 1.0)))
+    return (n // DENSE_BLOCK) * DENSE_BLOCK if n >= DENSE_MIN else 0
+
+
+@kept(8)
+def _dense_program(log_density):
+    """Jitted ``(c, chol, u (m, d)) -> log p(c + chol u)`` for a block of whitened points."""
+    return jax.jit(lambda c, chol, u: jax.vmap(log_density)(c + u @ chol.T))
+
+
+def _dense_frames(target: Target, c: np.ndarray, chol: np.ndarray, key: jax.Array, n: int,
+                  dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Climb frames ``(cs (k, d), chols (k, d, d), u0 (k, d) = 0)``, k <= ``DENSE_KEEP``: of
+    ``n`` draws at 1 and 2 of q's sds, the heaviest by p over their proposal (a half-half
+    mixture of the two scales), each more than one of q's units from those kept before, each
+    in its own Laplace frame where that is narrower than q's (``_narrow_frame``): a climb in
+    q's frame would step out of a basin far narrower than q."""
+    d = c.shape[0]
+    empty = (np.zeros((0, d), dtype), np.zeros((0, d, d), dtype), np.zeros((0, d), dtype))
+    if n == 0:
+        return empty
+    scale = np.where(np.arange(n) % 2 == 0, 1.0, 2.0)
+    u = scale[:, None] * standard_normal(key, (n, d), np.float64)
+    program = _dense_program(target.log_density)
+    ready(program)
+    c_d, chol_d = on_device(c, dtype), on_device(chol, dtype)
+    log_p = in_blocks(lambda block: program(c_d, chol_d, block), (u.astype(dtype),),
+                      DENSE_BLOCK)
+    log_p = np.asarray(log_p[0] if isinstance(log_p, tuple) else log_p, np.float64)
+    r2 = np.sum(u ** 2, axis=1)
+    log_prop = np.logaddexp(-0.5 * r2, -0.5 * r2 / 4.0 - d * math.log(2.0))
+    log_w = np.where(np.isfinite(log_p), log_p - log_prop, -np.inf)
+    kept_u: list[np.ndarray] = []
+    for i in np.argsort(-log_w)[:DENSE_KEEP * 64]:
+        if len(kept_u) == DENSE_KEEP or not np.isfinite(log_w[i]):
+            break
+        if all(np.sum((u[i] - k) ** 2) >= 1.0 for k in kept_u):
+            kept_u.append(u[i])
+    if not kept_u:
+        return empty
+    cs = c + np.asarray(kept_u) @ chol.T
+    chols = [_narrow_frame(target, z, chol) for z in cs]
+    return cs.astype(dtype), np.asarray(chols).astype(dtype), np.zeros_like(cs, dtype)
+
+
+def _narrow_frame(target: Target, z: np.ndarray, chol: np.ndarray) -> np.ndarray:
+    """The Laplace frame at ``z`` where it lies within q's (every direction's Laplace sd at
+    most q's: a basin narrower than q), else q's frame ``chol``. On a ridge (the catalog
+    banana's arm) -H is nearly singular, and a climb in its frame wandered off and stopped
+    where the gradient was small in that frame but no mode was."""
+    lc = _laplace_chol(target, z)
+    if lc is None or not np.all(np.isfinite(lc)):
+        return chol
+    inside = np.linalg.norm(np.linalg.solve(chol.astype(np.float64), lc), ord=2) <= 1.0
+    return lc if inside else chol
 
 
 def _screen(short, cs: np.ndarray, chols: np.ndarray, u0: np.ndarray, keep: int,
