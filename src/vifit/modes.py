@@ -122,7 +122,7 @@ class ModeSearch(NamedTuple):
     # the search was cut to stay within ``SEARCH_FLOPS`` (log p's gradient costs this many)
     reduced: bool = False
     gradient_flops: float = 0.0
-    dense: int = 0  # draws of q whose log p picked ``DENSE_KEEP`` starts (``_dense_starts``)
+    dense: int = 0  # draws of q whose log p picked ``DENSE_KEEP`` starts (``_dense_frames``)
 
     @property
     def covered(self) -> list[Mode]:
@@ -393,7 +393,7 @@ DENSE_BLOCK = 4096
 
 
 def _dense_count(dim: int, flops: float) -> int:
-    """Draws of q for ``_dense_starts`` in ``dim`` dimensions at ``flops`` per gradient of log
+    """Draws of q for ``_dense_frames`` in ``dim`` dimensions at ``flops`` per gradient of log
     p (a whole number of blocks), 0 where none are taken."""
     if dim > SCREEN_MAX_DIM:
         return 0
@@ -423,21 +423,15 @@ def _dense_frames(target: Target, c: np.ndarray, chol: np.ndarray, key: jax.Arra
     program = _dense_program(target.log_density)
     ready(program)
     c_d, chol_d = on_device(c, dtype), on_device(chol, dtype)
-    log_p = in_blocks(lambda block: program(c_d, chol_d, block), (u.astype(dtype),),
-                      DENSE_BLOCK)
-    log_p = np.asarray(log_p[0] if isinstance(log_p, tuple) else log_p, np.float64)
+    log_p = np.asarray(in_blocks(lambda block: program(c_d, chol_d, block),
+                                 (u.astype(dtype),), DENSE_BLOCK)[0], np.float64)
     r2 = np.sum(u ** 2, axis=1)
     log_prop = np.logaddexp(-0.5 * r2, -0.5 * r2 / 4.0 - d * math.log(2.0))
     log_w = np.where(np.isfinite(log_p), log_p - log_prop, -np.inf)
-    kept_u: list[np.ndarray] = []
-    for i in np.argsort(-log_w)[:DENSE_KEEP * 64]:
-        if len(kept_u) == DENSE_KEEP or not np.isfinite(log_w[i]):
-            break
-        if all(np.sum((u[i] - k) ** 2) >= 1.0 for k in kept_u):
-            kept_u.append(u[i])
-    if not kept_u:
+    idx = _distinct(u, log_w, DENSE_KEEP)
+    if idx.size == 0:
         return empty
-    cs = c + np.asarray(kept_u) @ chol.T
+    cs = c + u[idx] @ chol.T
     chols = [_narrow_frame(target, z, chol) for z in cs]
     return cs.astype(dtype), np.asarray(chols).astype(dtype), np.zeros_like(cs, dtype)
 
@@ -474,17 +468,23 @@ def _screen(short, cs: np.ndarray, chols: np.ndarray, u0: np.ndarray, keep: int,
     z, logp, _, u_end = _climb_frames(short, cs, chols, u0, whitened=True)
     w = np.linalg.solve(chol.astype(np.float64), (z - c).T.astype(np.float64)).T
     ok = np.isfinite(logp) & np.all(np.isfinite(z), axis=1)
+    idx = _distinct(w, np.where(ok, logp, -np.inf), keep)
+    return cs[idx], chols[idx], u_end[idx].astype(u0.dtype)
+
+
+def _distinct(w: np.ndarray, score: np.ndarray, keep: int) -> np.ndarray:
+    """Indices of at most ``keep`` rows of ``w (n, d)`` (q's whitened units), highest finite
+    ``score`` first, each more than one unit from every row kept before it."""
     chosen: list[int] = []
     picked = np.empty((max(keep, 1), w.shape[1]))
-    for i in np.argsort(-np.where(ok, logp, -np.inf)):
-        if len(chosen) == keep or not ok[i]:
+    for i in np.argsort(-score):
+        if len(chosen) == keep or not np.isfinite(score[i]):
             break
         if chosen and np.min(np.sum((picked[:len(chosen)] - w[i]) ** 2, axis=1)) < 1.0:
             continue
         picked[len(chosen)] = w[i]
         chosen.append(int(i))
-    idx = np.asarray(chosen, dtype=int)
-    return cs[idx], chols[idx], u_end[idx].astype(u0.dtype)
+    return np.asarray(chosen, dtype=int)
 
 
 def search_programs(target: Target, lr: float = 0.3) -> list[tuple]:

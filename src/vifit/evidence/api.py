@@ -21,6 +21,7 @@ from vifit.evidence.bounds import cubo_bound, elbo_bound, iwae_bound
 from vifit.evidence.found_modes import log_z_with_modes
 from vifit.evidence.importance import importance_log_z, tie_repeated_states
 from vifit.evidence.rounding import coordinate_rounding, mean_size, rounding_record
+from vifit.evidence.rounding import floored as with_rounding
 from vifit.evidence.verdict import Estimate, EvidenceVerdict, bracket, judge_all
 from vifit.families.base import Family, Params
 from vifit.rng import classic_threefry
@@ -353,7 +354,7 @@ def evidence(
         return out, t_draws + time.perf_counter() - t
 
     def floored(se: float) -> float:  # Monte Carlo error and the log weights' rounding
-        return math.hypot(se, rounding)
+        return with_rounding(se, rounding)
 
     rounded = {"rounding_se": rounding}
     b, s = timed(lambda: elbo_bound(logw))

@@ -20,6 +20,14 @@ class Verdict(NamedTuple):
     text: str  # one sentence a user can act on
 
 
+LABELS = ("good", "usable with care", "not reliable", "failed")  # best first
+
+
+def worse_label(a: str, b: str) -> str:
+    """The worse of two verdict labels (``LABELS``)."""
+    return a if LABELS.index(a) >= LABELS.index(b) else b
+
+
 def khat_verdict(khat: float) -> Verdict:
     """The plain-language reading of a Pareto k-hat."""
     if not np.isfinite(khat) or khat > 0.7:

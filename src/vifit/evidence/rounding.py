@@ -110,10 +110,9 @@ def rounding_verdict(record: dict | None, label: str) -> tuple[str, str] | None:
     se, noise = float(record.get("se", 0.0)), float(record.get("z_noise", 0.0))
     if not max(se, noise) >= ROUNDING_CARE:
         return None
-    order = ("good", "usable with care", "not reliable", "failed")
-    cap = "not reliable" if unresolved(record) else "usable with care"
-    if order.index(label) >= order.index(cap):
-        cap = label
+    from vifit.evidence.importance import worse_label
+
+    cap = worse_label(label, "not reliable" if unresolved(record) else "usable with care")
     dtype = record.get("dtype", "float32")
     parts = []
     if se >= ROUNDING_CARE:

@@ -257,8 +257,8 @@ def tail_verdict(tails: dict | None, label: str) -> tuple[str, str] | None:
     ``label``, or None when it adds nothing."""
     if not tails or tails.get("flag") in (None, "ok"):
         return None
-    order = ("good", "usable with care", "not reliable", "failed")
-    worst = lambda a, b: a if order.index(a) >= order.index(b) else b  # noqa: E731
+    from vifit.evidence.importance import worse_label as worst
+
     if tails["flag"] == "inconclusive":
         if "khat" not in tails:
             return None
