@@ -207,6 +207,24 @@ def test_auto_joins_the_gaussian_and_the_mode_its_draws_miss():
     assert result.info["modes"]["missed_mass_fraction"] < 0.01
 
 
+def test_a_mixture_that_cannot_start_leaves_the_gaussian_and_its_verdict(monkeypatch):
+    """A mode whose Laplace Gaussian puts every first draw where log p is not finite (a flat
+    direction read as a mode once did) made the mixture stage raise and auto with it. Now the
+    stage says so and auto goes on; the mode the Gaussian misses still caps the verdict."""
+    import vifit.auto
+    from vifit.errors import TargetError
+
+    def cannot_start(*args, **kwargs):
+        raise TargetError("log_density is not finite at any of 16 draws")
+
+    monkeypatch.setattr(vifit.auto, "_fit_mixture", cannot_start)
+    result = vifit.fit(narrow_inside_broad(), "auto", seed=0, progress=False)
+    rows = {row["stage"]: row for row in result.info["auto"]["decisions"]}
+    assert "could not start" in rows["mixture"]["why"]
+    assert result.info["auto"]["chosen"] != "mixture"
+    assert result.verdict.label == "not reliable"
+
+
 def test_auto_fits_a_300_dimensional_gaussian_by_natural_gradient(x64):
     """Above d = 200 auto used to ask Pathfinder for a start and fit the Gaussian by Adam: on
     this target that took 192 s and stopped 38 nats short ("not reliable"). Natural gradient

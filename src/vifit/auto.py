@@ -44,6 +44,7 @@ import numpy as np
 
 from vifit.ahead import compile_ahead
 from vifit.engine import stage_programs
+from vifit.errors import TargetError
 from vifit.evidence.tails import with_tail_check
 from vifit.families import get_family
 from vifit.mode_check import coverage, search_around
@@ -190,8 +191,15 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                  else "no other mode", _modes_why(search), time.perf_counter() - t0,
                  modes=summary))
     unseen = _unseen_mode(gauss, search)
+    mixed = None
     if search is not None and (len(search.modes) > 1 or unseen):
-        mixed = _fit_mixture(fit, target, search, stage, beside=gauss if unseen else None)
+        try:
+            mixed = _fit_mixture(fit, target, search, stage, beside=gauss if unseen else None)
+        except TargetError as err:  # no finite log p at its first draws: the Gaussian stays
+            say(_row("mixture", None, "keep the full-rank Gaussian",
+                     f"the mixture of the modes found could not start: {err}",
+                     time.perf_counter() - t0))
+    if mixed is not None:
         gain = mixed.elbo - gauss.elbo
         gain_se = math.hypot(_mc_se(mixed), _mc_se(gauss))
         parts = len(search.modes) + bool(unseen)

@@ -26,13 +26,19 @@ each mode first found in a round seeds ``per_mode`` over-dispersed starts (2 to 
 own Laplace frame, and, once there are several, the moment-matched Gaussian of the modes found
 seeds as many; the rounds stop when one finds nothing new (``saturated``), or after ``rounds``
 with modes still turning up, which the verdicts treat as a sign of more modes than were found.
-All ends are grouped together.
+All ends are grouped together. In d <= ``DENSE_MAX_DIM`` every round also weighs up to
+``DENSE_MAX`` draws of its frames at 1 to 4 sds by p over what the modes searched so far
+explain (q in the first round) and climbs from the ``DENSE_KEEP`` heaviest (``_dense_frames``):
+a narrower mode whose basin the over-dispersed starts miss holds a few of those draws, and p
+over q is far larger there than anywhere near q.
 
 What it costs: ``starts`` x ``steps`` gradients of log p (default 256 x 400) per round from q,
 ``per_mode`` x ``steps`` per new mode (at most ``MAX_NEW`` per round), ``SCREEN`` x
 ``SCREEN_STEPS`` (16 x 20) more per over-dispersed start, ``FAR_STARTS`` x ``steps`` x
-(len(``FAR``) + 1) for the far climbs, plus one Hessian per mode; the climb is compiled once
-per target and reused by every round and every later search.
+(len(``FAR``) + 1) for the far climbs, up to ``DENSE_MAX`` evaluations of log p (within
+``DENSE_FLOPS``) and ``DENSE_KEEP`` climbs per round for the weighed draws, plus one Hessian
+per mode; the climb is compiled once per target and reused by every round and every later
+search.
 What it can miss: a mode whose basin none of the over-dispersed starts falls into (beyond about
 1,600 sds of q, or beyond 16 sds of q and of every mode found with a basin that does not reach
 toward them, or a tiny basin); in high dimension the chance of a start landing in a given
@@ -53,6 +59,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg
 import numpy as np
 import optax
+import scipy.linalg
 
 from vifit.ahead import ready
 from vifit.arrays import on_device
@@ -122,7 +129,7 @@ class ModeSearch(NamedTuple):
     # the search was cut to stay within ``SEARCH_FLOPS`` (log p's gradient costs this many)
     reduced: bool = False
     gradient_flops: float = 0.0
-    dense: int = 0  # draws of q whose log p picked ``DENSE_KEEP`` starts (``_dense_frames``)
+    dense: int = 0  # draws weighed by p in each round for its starts (``_dense_frames``)
 
     @property
     def covered(self) -> list[Mode]:
@@ -157,6 +164,12 @@ class ModeSearch(NamedTuple):
                        "covered_by_q": m.covered,
                        "location": m.location[:10].tolist()} for m in self.modes],
         }
+
+
+def log_sum_exp_rows(x: np.ndarray) -> np.ndarray:
+    """log(sum(exp(x), axis=1)) of a float array (n, k), without overflow."""
+    m = np.max(x, axis=1, keepdims=True)
+    return m[:, 0] + np.log(np.sum(np.exp(x - m), axis=1))
 
 
 def log_sum_exp(x: np.ndarray) -> float:
@@ -201,8 +214,9 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
                        factor)[2]
     key, k_far, k_dense = jax.random.split(key, 3)
     u_far = _far_starts(climb, c_np, chol_np, k_far, dtype) if far else u_own[:0].astype(dtype)
-    dense = _dense_count(d, flops) if factor > 1 else 0
-    dense_frames = _dense_frames(target, c_np, chol_np, k_dense, dense, dtype)
+    dense = _dense_count(d, flops) if not plan.reduced else 0
+    dense_frames = _dense_frames(target, [(c_np, chol_np)], [(c_np, chol_np, 0.0)], k_dense,
+                                 dense, dtype, c_np, chol_np)
     if dense_frames[0].shape[0]:  # in place of the last screened starts: as many climbs
         u_chosen = u_chosen[:max(u_chosen.shape[0] - dense_frames[0].shape[0], 0)]
     # every other start of this round is in q's frame
@@ -211,6 +225,7 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     from_q = [np.arange(u0.shape[0]) < own, np.zeros(dense_frames[0].shape[0], bool)]
     screened = wide_scales.size
     searched: set[int] = set()  # ends whose modes' neighbourhoods were searched already
+    explained: list[tuple[np.ndarray, np.ndarray, float]] = []  # their Laplace Gaussians
     saturated = False
     for r in range(rounds):
         ends, logp, gnorm = (np.concatenate(x) for x in zip(*found))
@@ -223,8 +238,12 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
         if r == rounds - 1:
             break  # the budget is spent while modes are still turning up: not saturated
         searched.update(fresh[:MAX_NEW])
-        frames = [(ends[i], _laplace_chol(target, ends[i])) for i in fresh[:MAX_NEW]]
-        frames = [(loc, lc) for loc, lc in frames if lc is not None]
+        laplace = [(ends[i], _laplace_chol(target, ends[i]), logp[i]) for i in fresh[:MAX_NEW]]
+        laplace = [(loc, lc, lp) for loc, lc, lp in laplace if lc is not None]
+        # near a mode m, p(z) ~ p(m) exp(-|lc^-1 (z - m)|^2 / 2): its Laplace Gaussian, weighed
+        explained += [(loc, lc, lp + float(np.sum(np.log(np.diag(lc)))))
+                      for loc, lc, lp in laplace]
+        frames = [(loc, lc) for loc, lc, _ in laplace]
         if len(reps) > 1:  # the moment-matched Gaussian of every mode found so far
             frames.append(_moment_frame(target, ends[reps]))
         if not frames:
@@ -238,13 +257,19 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
         u = (np.tile(mode_scales, len(frames))[:, None]
              * standard_normal(sub, (cs.shape[0], d), np.float64)).astype(dtype)
         chosen = _screen(short, cs, chols, u, per_mode * len(frames), c_np, chol_np, factor)
+        key, sub = jax.random.split(key)
+        # (q itself while every mode found is a ridge)
+        heaviest = (sorted(explained, key=lambda g: -g[2])[:DENSE_EXPLAINED]
+                    or [(c_np, chol_np, 0.0)])
+        weighed = _dense_frames(target, frames, heaviest, sub, dense, dtype, c_np, chol_np)
+        chosen = tuple(np.concatenate([a, b.astype(a.dtype)]) for a, b in zip(chosen, weighed))
         found.append(_climb_frames(climb, *chosen))
         from_q.append(np.zeros(chosen[2].shape[0], bool))
         screened += cs.shape[0]
     # every exit from the loop comes right after an assignment of all the ends found
     res = _group(target, c, chol, ends, logp, (reps, members), np.concatenate(from_q), steps,
                  t0)
-    return res._replace(rounds=len(found), saturated=saturated,
+    return res._replace(rounds=len(found) - 1, saturated=saturated,
                         screened=screened if factor > 1 else 0, reduced=plan.reduced,
                         gradient_flops=flops, dense=dense)
 
@@ -382,20 +407,33 @@ def _far_starts(climb, c: np.ndarray, chol: np.ndarray, key, dtype) -> np.ndarra
 # (spread 2 to 16 sds wide) to land in: 0.5 N((6, 0), 0.05^2 I) inside 0.5 N(0, 5^2 I) has a
 # basin of radius 0.22, hit by about 0.3 of the 4,288 screened candidates, and a full-rank fit
 # read "good" with log Z log 2 low. Draws of q itself find it by their weights: in d <=
-# SCREEN_MAX_DIM, up to DENSE_MAX draws at 1 and 2 of q's sds (as many as DENSE_FLOPS of log
-# p's gradients afford, none below DENSE_MIN) are weighed by p over their proposal, and the
-# DENSE_KEEP heaviest in distinct places replace as many screened starts.
+# DENSE_MAX_DIM, up to DENSE_MAX draws at each of DENSE_SCALES of q's sds (as many as
+# DENSE_FLOPS of log p's gradients afford, none below DENSE_MIN) are weighed, and the
+# DENSE_KEEP heaviest in distinct places replace as many of the first round's starts: half by p
+# over their proposal, half by p over q. The second finds a narrower mode *beside* q too: in d = 20,
+# 2/3 N(0, S1) + 1/3 N(mu, S2), S2 rotated apart from S1 and 0.6 its size, mu 6 sds away
+# (tests/test_modes.py), the climbs from q missed the second mode with 18 of 18 keys and
+# targets; its basin holds a few of 131,072 draws of q at 1.5 to 2 sds, where p over q is
+# thousands of times its value near q, and the weighed draws found it with all 18. Each later
+# round does the same from the Laplace frames of the modes first found in the round before
+# (and the moment-matched Gaussian of all of them), weighing by p over the mixture of the
+# Laplace Gaussians of the DENSE_EXPLAINED heaviest modes searched so far: mass that none of
+# them explains (DENSE_KEEP more climbs a round). Beyond DENSE_MAX_DIM a basin's share of any
+# such cloud of draws is nil.
 DENSE_MAX = 2 ** 17
 DENSE_MIN = 4096
 DENSE_FLOPS = 7.5e9
 DENSE_KEEP = 16
 DENSE_BLOCK = 4096
+DENSE_SCALES = (1.0, 2.0, 1.5, 3.0, 4.0)
+DENSE_MAX_DIM = 32
+DENSE_EXPLAINED = 16
 
 
 def _dense_count(dim: int, flops: float) -> int:
     """Draws of q for ``_dense_frames`` in ``dim`` dimensions at ``flops`` per gradient of log
     p (a whole number of blocks), 0 where none are taken."""
-    if dim > SCREEN_MAX_DIM:
+    if dim > DENSE_MAX_DIM:
         return 0
     n = min(DENSE_MAX, int(DENSE_FLOPS / max(flops, 1.0)))
     return (n // DENSE_BLOCK) * DENSE_BLOCK if n >= DENSE_MIN else 0
@@ -407,33 +445,56 @@ def _dense_program(log_density):
     return jax.jit(lambda c, chol, u: jax.vmap(log_density)(c + u @ chol.T))
 
 
-def _dense_frames(target: Target, c: np.ndarray, chol: np.ndarray, key: jax.Array, n: int,
-                  dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Climb frames ``(cs (k, d), chols (k, d, d), u0 (k, d) = 0)``, k <= ``DENSE_KEEP``: of
-    ``n`` draws at 1 and 2 of q's sds, the heaviest by p over their proposal (a half-half
-    mixture of the two scales), each more than one of q's units from those kept before, each
-    in its own Laplace frame where that is narrower than q's (``_narrow_frame``): a climb in
-    q's frame would step out of a basin far narrower than q."""
+def _dense_frames(target: Target, sources: list[tuple[np.ndarray, np.ndarray]],
+                  explained: list[tuple[np.ndarray, np.ndarray, float]], key: jax.Array,
+                  n: int, dtype, c: np.ndarray, chol: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Climb frames ``(cs (k, d), chols (k, d, d), u0 (k, d) = 0)``, k <= ``DENSE_KEEP``, from
+    ``n`` draws spread over the Gaussian frames ``sources`` (``(loc, chol)``) at each of
+    ``DENSE_SCALES`` of their sds: the heaviest by p over ``explained``, the mixture of
+    Gaussians ``(loc, chol, log_mass)`` that stands for the mass found so far (q; then the
+    Laplace approximations of the modes found), that is where p has mass they miss; with one
+    source, half of them the heaviest by p over their proposal, as in an importance sample.
+    Each is more than one of q's units (``c``, ``chol``) from those kept before, and climbs in
+    its own Laplace frame where that is narrower than its source's (``_narrow_frame``): a
+    climb in a wider frame would step out of a basin far narrower than it."""
     d = c.shape[0]
     empty = (np.zeros((0, d), dtype), np.zeros((0, d, d), dtype), np.zeros((0, d), dtype))
-    if n == 0:
+    per = (n // max(len(sources), 1) // DENSE_BLOCK) * DENSE_BLOCK
+    if per == 0:
         return empty
-    scale = np.where(np.arange(n) % 2 == 0, 1.0, 2.0)
-    u = scale[:, None] * standard_normal(key, (n, d), np.float64)
+    scales = np.asarray(DENSE_SCALES)
+    scale = np.resize(scales, per)
+    eps = scale[:, None] * standard_normal(key, (len(sources), per, d), np.float64)
+    z = np.concatenate([loc + e @ lc.T for (loc, lc), e in zip(sources, eps)])
     program = _dense_program(target.log_density)
     ready(program)
-    c_d, chol_d = on_device(c, dtype), on_device(chol, dtype)
-    log_p = np.asarray(in_blocks(lambda block: program(c_d, chol_d, block),
-                                 (u.astype(dtype),), DENSE_BLOCK)[0], np.float64)
-    r2 = np.sum(u ** 2, axis=1)
-    log_prop = np.logaddexp(-0.5 * r2, -0.5 * r2 / 4.0 - d * math.log(2.0))
-    log_w = np.where(np.isfinite(log_p), log_p - log_prop, -np.inf)
-    idx = _distinct(u, log_w, DENSE_KEEP)
+    origin, eye = on_device(np.zeros(d), dtype), on_device(np.eye(d), dtype)
+    log_p = np.asarray(in_blocks(lambda block: program(origin, eye, block),
+                                 (z.astype(dtype),), DENSE_BLOCK)[0], np.float64)
+    log_p = np.where(np.isfinite(log_p), log_p, -np.inf)
+    log_expl = log_sum_exp_rows(np.stack([m + _log_normal(z, loc, lc)
+                                          for loc, lc, m in explained], axis=1))
+    w = scipy.linalg.solve_triangular(chol.astype(np.float64), (z - c).T, lower=True).T
+    by_prop = np.zeros(0, int)
+    if len(sources) == 1:
+        r2 = np.sum(eps[0] ** 2, axis=1)
+        log_prop = log_sum_exp_rows(-0.5 * r2[:, None] / scales ** 2 - d * np.log(scales))
+        by_prop = _distinct(w, log_p - log_prop, DENSE_KEEP // 2)
+    by_q = _distinct(w, log_p - log_expl, DENSE_KEEP - by_prop.size, avoid=w[by_prop])
+    idx = np.concatenate([by_prop, by_q])
     if idx.size == 0:
         return empty
-    cs = c + u[idx] @ chol.T
-    chols = [_narrow_frame(target, z, chol) for z in cs]
+    source = np.repeat(np.arange(len(sources)), per)[idx]
+    cs = z[idx]
+    chols = [_narrow_frame(target, zi, sources[s][1]) for zi, s in zip(cs, source)]
     return cs.astype(dtype), np.asarray(chols).astype(dtype), np.zeros_like(cs, dtype)
+
+
+def _log_normal(z: np.ndarray, loc: np.ndarray, chol: np.ndarray) -> np.ndarray:
+    """log N(z; loc, chol chol^T) of the rows of ``z (n, d)``, less d/2 log 2 pi."""
+    w = scipy.linalg.solve_triangular(np.asarray(chol, np.float64), (z - loc).T, lower=True)
+    return -0.5 * np.sum(w ** 2, axis=0) - float(np.sum(np.log(np.abs(np.diag(chol)))))
 
 
 def _narrow_frame(target: Target, z: np.ndarray, chol: np.ndarray) -> np.ndarray:
@@ -472,17 +533,23 @@ def _screen(short, cs: np.ndarray, chols: np.ndarray, u0: np.ndarray, keep: int,
     return cs[idx], chols[idx], u_end[idx].astype(u0.dtype)
 
 
-def _distinct(w: np.ndarray, score: np.ndarray, keep: int) -> np.ndarray:
+def _distinct(w: np.ndarray, score: np.ndarray, keep: int,
+              avoid: np.ndarray | None = None) -> np.ndarray:
     """Indices of at most ``keep`` rows of ``w (n, d)`` (q's whitened units), highest finite
-    ``score`` first, each more than one unit from every row kept before it."""
+    ``score`` first, each more than one unit from every row kept before it and from every
+    row of ``avoid (m, d)``."""
     chosen: list[int] = []
-    picked = np.empty((max(keep, 1), w.shape[1]))
+    avoid = np.zeros((0, w.shape[1])) if avoid is None else np.asarray(avoid, np.float64)
+    picked = np.empty((avoid.shape[0] + max(keep, 1), w.shape[1]))
+    picked[:avoid.shape[0]] = avoid
+    n0 = avoid.shape[0]
     for i in np.argsort(-score):
         if len(chosen) == keep or not np.isfinite(score[i]):
             break
-        if chosen and np.min(np.sum((picked[:len(chosen)] - w[i]) ** 2, axis=1)) < 1.0:
+        m = n0 + len(chosen)
+        if m and np.min(np.sum((picked[:m] - w[i]) ** 2, axis=1)) < 1.0:
             continue
-        picked[len(chosen)] = w[i]
+        picked[m] = w[i]
         chosen.append(int(i))
     return np.asarray(chosen, dtype=int)
 
@@ -575,6 +642,8 @@ def _laplace_chol(target: Target, z: np.ndarray) -> np.ndarray | None:
     hess = _hessian(target.log_density)
     ready(hess)
     h = np.asarray(hess(on_device(z, target.init.dtype)), np.float64)
+    if _proper_chol(-0.5 * (h + h.T), np.finfo(target.init.dtype).eps) is None:
+        return None
     try:
         return np.linalg.cholesky(np.linalg.inv(-0.5 * (h + h.T)))
     except np.linalg.LinAlgError:
@@ -633,9 +702,8 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
         z = ends[rep]
         h = np.asarray(hess(on_device(z, c.dtype)), np.float64)
         h = 0.5 * (h + h.T)
-        try:
-            lchol = np.linalg.cholesky(-h)
-        except np.linalg.LinAlgError:
+        lchol = _proper_chol(-h, np.finfo(target.init.dtype).eps)
+        if lchol is None:
             ridges += 1
             continue
         log_det_prec = 2.0 * np.sum(np.log(np.diag(lchol)))
@@ -649,6 +717,22 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
     modes.sort(key=lambda m: -m.log_mass)
     unconverged = int(starts - sum(len(w) for w in members))
     return ModeSearch(modes, ridges, unconverged, starts, steps, time.perf_counter() - t0)
+
+
+def _proper_chol(prec: np.ndarray, eps: float) -> np.ndarray | None:
+    """Cholesky factor of a mode's precision -H, or None where -H is not positive definite to
+    within its rounding (its least eigenvalue at most d * eps times its largest: a direction
+    as flat as the arithmetic can tell). Along the ring log p = -((|z| - 3) / 0.3)^2 / 2 a
+    float32 Hessian read the flat direction as a curvature of 1e-10 against 11 across: a
+    "mode" of sd 6e4 along the ring, whose Laplace Gaussian auto then tried to start a mixture
+    from."""
+    eig = np.linalg.eigvalsh(prec)
+    if not np.all(np.isfinite(eig)) or eig[0] <= prec.shape[0] * eps * max(eig[-1], 0.0):
+        return None
+    try:
+        return np.linalg.cholesky(prec)
+    except np.linalg.LinAlgError:
+        return None
 
 
 @kept(8)
