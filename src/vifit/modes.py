@@ -721,17 +721,20 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
 
 def _proper_chol(prec: np.ndarray, eps: float) -> np.ndarray | None:
     """Cholesky factor of a mode's precision -H, or None where -H is not positive definite to
-    within its rounding (its least eigenvalue at most d * eps times its largest: a direction
-    as flat as the arithmetic can tell). Along the ring log p = -((|z| - 3) / 0.3)^2 / 2 a
-    float32 Hessian read the flat direction as a curvature of 1e-10 against 11 across: a
-    "mode" of sd 6e4 along the ring, whose Laplace Gaussian auto then tried to start a mixture
-    from."""
-    eig = np.linalg.eigvalsh(prec)
-    if not np.all(np.isfinite(eig)) or eig[0] <= prec.shape[0] * eps * max(eig[-1], 0.0):
+    within its rounding (its least eigenvalue at most eps times its largest, below one ulp of
+    it: a direction as flat as the arithmetic can tell). Along the ring log p = -((|z| - 3) /
+    0.3)^2 / 2 a float32 Hessian read the flat direction as a curvature of 1e-10 against 11
+    across (4e-9 of the largest and less; float32's eps is 1.2e-7): a "mode" with an sd of 6e4
+    along the ring, whose Laplace Gaussian auto then tried to start a mixture from. A real
+    mode as ill-conditioned as that has no Laplace mass worth the name either."""
+    if not np.all(np.isfinite(prec)):
         return None
     try:
+        eig = np.linalg.eigvalsh(prec)
+        if eig[0] <= eps * max(eig[-1], 0.0):
+            return None
         return np.linalg.cholesky(prec)
-    except np.linalg.LinAlgError:
+    except np.linalg.LinAlgError:  # eigvalsh did not converge, or rounding broke Cholesky
         return None
 
 

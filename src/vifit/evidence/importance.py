@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from vifit.evidence.psis import psis
+from vifit.evidence.psis import CONSTANT_SPREAD, psis
 
 
 class Verdict(NamedTuple):
@@ -64,11 +64,6 @@ def _logsumexp(x: np.ndarray) -> float:
     if not np.isfinite(m):
         return float(m)
     return float(m + np.log(np.sum(np.exp(x - m))))
-
-
-# Log-weights whose range is below this many nats are constant to rounding (q equals p up to
-# float32 precision); the Pareto fit on a handful of distinct values is then meaningless.
-CONSTANT_SPREAD = 1e-3
 
 
 def _smooth(lw: np.ndarray) -> tuple[np.ndarray, float]:
