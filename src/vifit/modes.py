@@ -410,11 +410,11 @@ def _far_starts(climb, c: np.ndarray, chol: np.ndarray, key, dtype) -> np.ndarra
 # DENSE_MAX_DIM, up to DENSE_MAX draws at each of DENSE_SCALES of q's sds (as many as
 # DENSE_FLOPS of log p's gradients afford, none below DENSE_MIN) are weighed, and the
 # DENSE_KEEP heaviest in distinct places replace as many of the first round's starts: half by p
-# over their proposal, half by p over q. The second finds a narrower mode *beside* q too: in d = 20,
-# 2/3 N(0, S1) + 1/3 N(mu, S2), S2 rotated apart from S1 and 0.6 its size, mu 6 sds away
+# over their proposal, half by p over q. The second finds a narrower mode *beside* q too: in
+# d = 20, 2/3 N(0, S1) + 1/3 N(mu, S2), S2 rotated apart from S1 and 0.6 its size, mu 6 sds away
 # (tests/test_modes.py), the climbs from q missed the second mode with 18 of 18 keys and
-# targets; its basin holds a few of 131,072 draws of q at 1.5 to 2 sds, where p over q is
-# thousands of times its value near q, and the weighed draws found it with all 18. Each later
+# targets; its basin holds a few of 131,072 draws of q at 1.5 to 2 sds, where p over q is far
+# above its value near q, and the weighed draws found it with all 18. Each later
 # round does the same from the Laplace frames of the modes first found in the round before
 # (and the moment-matched Gaussian of all of them), weighing by p over the mixture of the
 # Laplace Gaussians of the DENSE_EXPLAINED heaviest modes searched so far: mass that none of
@@ -465,8 +465,8 @@ def _dense_frames(target: Target, sources: list[tuple[np.ndarray, np.ndarray]],
         return empty
     scales = np.asarray(DENSE_SCALES)
     scale = np.resize(scales, per)
-    eps = scale[:, None] * standard_normal(key, (len(sources), per, d), np.float64)
-    z = np.concatenate([loc + e @ lc.T for (loc, lc), e in zip(sources, eps)])
+    u = scale[:, None] * standard_normal(key, (len(sources), per, d), np.float64)
+    z = np.concatenate([loc + us @ lc.T for (loc, lc), us in zip(sources, u)])
     program = _dense_program(target.log_density)
     ready(program)
     origin, eye = on_device(np.zeros(d), dtype), on_device(np.eye(d), dtype)
@@ -478,7 +478,7 @@ def _dense_frames(target: Target, sources: list[tuple[np.ndarray, np.ndarray]],
     w = scipy.linalg.solve_triangular(chol.astype(np.float64), (z - c).T, lower=True).T
     by_prop = np.zeros(0, int)
     if len(sources) == 1:
-        r2 = np.sum(eps[0] ** 2, axis=1)
+        r2 = np.sum(u[0] ** 2, axis=1)
         log_prop = log_sum_exp_rows(-0.5 * r2[:, None] / scales ** 2 - d * np.log(scales))
         by_prop = _distinct(w, log_p - log_prop, DENSE_KEEP // 2)
     by_q = _distinct(w, log_p - log_expl, DENSE_KEEP - by_prop.size, avoid=w[by_prop])
@@ -642,10 +642,11 @@ def _laplace_chol(target: Target, z: np.ndarray) -> np.ndarray | None:
     hess = _hessian(target.log_density)
     ready(hess)
     h = np.asarray(hess(on_device(z, target.init.dtype)), np.float64)
-    if _proper_chol(-0.5 * (h + h.T), np.finfo(target.init.dtype).eps) is None:
+    prec = -0.5 * (h + h.T)
+    if _proper_chol(prec, np.finfo(target.init.dtype).eps) is None:
         return None
     try:
-        return np.linalg.cholesky(np.linalg.inv(-0.5 * (h + h.T)))
+        return np.linalg.cholesky(np.linalg.inv(prec))
     except np.linalg.LinAlgError:
         return None
 

@@ -47,8 +47,8 @@ def test_tied_exceedances_read_as_a_bounded_tail(m):
 def test_a_tail_constant_to_rounding_has_no_shape():
     """Log weights 1.8 + 1e-6 t_2 in float32 (a q equal to p but for rounding): the top 190
     of 4,000 span 2e-4 nats in steps of 1.2e-7 (62 distinct values), and the Pareto fit read
-    0.58 (on an exact mixture's fit, 1.17). Smoothing them changes nothing; k-hat is 0. The same shape at a visible scale keeps
-    its k-hat."""
+    0.58 (on an exact mixture's fit, 1.17). Smoothing them changes nothing; k-hat is 0. The
+    same shape at a visible scale keeps its k-hat."""
     from vifit.evidence.psis import CONSTANT_SPREAD
 
     t = np.random.default_rng(0).standard_t(2.0, 4000)
