@@ -54,6 +54,10 @@ from vifit.result import MISSED_CARE, FitResult, after_fit_programs
 from vifit.target import Target
 
 KHAT_GOOD = 0.5
+# Below this share of the modes' Laplace mass outside the heaviest mode, auto fits no mixture:
+# it could gain that many nats at most (a second mode of hmm_drive_0, e^-60 of the mass, cost
+# an 8 s mixture stage), and even a Laplace mass 10 times off stays under MISSED_CARE.
+MIXTURE_MIN_MASS = 1e-4
 KHAT_UNRELIABLE = 0.7
 # Natural gradient for the Gaussian stage up to this dimension: among full-rank optimizers on
 # the catalog it was first within 0.1 nats of the best on 10 of 13 models, and from
@@ -192,7 +196,13 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                  modes=summary))
     unseen = _unseen_mode(gauss, search)
     mixed = None
-    if search is not None and (len(search.modes) > 1 or unseen):
+    rest = _rest_of_mass(search)
+    if search is not None and len(search.modes) > 1 and not unseen and rest < MIXTURE_MIN_MASS:
+        say(_row("mixture", None, "keep the full-rank Gaussian",
+                 f"the heaviest mode carries all but {rest:.1g} of the modes' Laplace mass: a "
+                 "mixture could raise the ELBO by about that many nats at most",
+                 time.perf_counter() - t0))
+    elif search is not None and (len(search.modes) > 1 or unseen):
         try:
             mixed = _fit_mixture(fit, target, search, stage, beside=gauss if unseen else None)
         except TargetError as err:  # no finite log p at its first draws: the Gaussian stays
@@ -457,6 +467,18 @@ def _modes_why(search) -> str:
     if search.unconverged:
         text += f"; {search.unconverged} climbs had not converged"
     return text
+
+
+def _rest_of_mass(search) -> float:
+    """The share of the modes' Laplace mass outside the heaviest mode (NaN where a mass is
+    not finite, 0 with fewer than two modes)."""
+    if search is None or len(search.modes) < 2:
+        return 0.0
+    masses = np.array([m.log_mass for m in search.modes], np.float64)
+    if not np.all(np.isfinite(masses)):
+        return math.nan
+    top = masses.max()
+    return float(np.sum(np.exp(masses - top)) - 1.0) / float(np.sum(np.exp(masses - top)))
 
 
 def _unseen_mode(gauss: FitResult, search) -> float:
