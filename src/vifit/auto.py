@@ -48,7 +48,7 @@ from vifit.errors import TargetError
 from vifit.evidence.tails import with_tail_check
 from vifit.families import get_family
 from vifit.mode_check import coverage, search_around
-from vifit.modes import search_programs
+from vifit.modes import log_sum_exp, search_programs
 from vifit.optim.pathfinder import pathfinder
 from vifit.result import MISSED_CARE, FitResult, after_fit_programs
 from vifit.target import Target
@@ -477,8 +477,7 @@ def _rest_of_mass(search) -> float:
     masses = np.array([m.log_mass for m in search.modes], np.float64)
     if not np.all(np.isfinite(masses)):
         return math.nan
-    top = masses.max()
-    return float(np.sum(np.exp(masses - top)) - 1.0) / float(np.sum(np.exp(masses - top)))
+    return float(-np.expm1(masses.max() - log_sum_exp(masses)))
 
 
 def _unseen_mode(gauss: FitResult, search) -> float:

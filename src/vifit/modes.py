@@ -60,6 +60,7 @@ import jax.scipy.linalg
 import numpy as np
 import optax
 import scipy.linalg
+import scipy.special
 
 from vifit.ahead import ready
 from vifit.arrays import on_device
@@ -164,12 +165,6 @@ class ModeSearch(NamedTuple):
                        "covered_by_q": m.covered,
                        "location": m.location[:10].tolist()} for m in self.modes],
         }
-
-
-def log_sum_exp_rows(x: np.ndarray) -> np.ndarray:
-    """log(sum(exp(x), axis=1)) of a float array (n, k), without overflow."""
-    m = np.max(x, axis=1, keepdims=True)
-    return m[:, 0] + np.log(np.sum(np.exp(x - m), axis=1))
 
 
 def log_sum_exp(x: np.ndarray) -> float:
@@ -473,13 +468,14 @@ def _dense_frames(target: Target, sources: list[tuple[np.ndarray, np.ndarray]],
     log_p = np.asarray(in_blocks(lambda block: program(origin, eye, block),
                                  (z.astype(dtype),), DENSE_BLOCK)[0], np.float64)
     log_p = np.where(np.isfinite(log_p), log_p, -np.inf)
-    log_expl = log_sum_exp_rows(np.stack([m + _log_normal(z, loc, lc)
-                                          for loc, lc, m in explained], axis=1))
+    log_expl = scipy.special.logsumexp(np.stack([m + _log_normal(z, loc, lc)
+                                                 for loc, lc, m in explained], axis=1), axis=1)
     w = scipy.linalg.solve_triangular(chol.astype(np.float64), (z - c).T, lower=True).T
     by_prop = np.zeros(0, int)
     if len(sources) == 1:
         r2 = np.sum(u[0] ** 2, axis=1)
-        log_prop = log_sum_exp_rows(-0.5 * r2[:, None] / scales ** 2 - d * np.log(scales))
+        log_prop = scipy.special.logsumexp(-0.5 * r2[:, None] / scales ** 2 - d * np.log(scales),
+                                           axis=1)
         by_prop = _distinct(w, log_p - log_prop, DENSE_KEEP // 2)
     by_q = _distinct(w, log_p - log_expl, DENSE_KEEP - by_prop.size, avoid=w[by_prop])
     idx = np.concatenate([by_prop, by_q])
