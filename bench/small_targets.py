@@ -1,7 +1,7 @@
-"""Benchmark: ``family="auto"`` and ``vifit evidence`` on small targets (d = 1 to 3) with exact
+"""Benchmark: ``family="auto"`` and ``vifit evidence`` on small targets (d = 1 to 10) with exact
 answers, where a verdict may read "good": is it ever good and wrong?
 
-Two groups:
+Three groups:
 
 - ``conjugate``: NumPyro models through ``vifit.from_numpyro`` whose posterior and log Z are
   known in closed form or by 1-D quadrature: a beta-binomial, a Dirichlet-multinomial, a
@@ -13,6 +13,10 @@ Two groups:
   a 1-D spike beside a unit Gaussian, an unequal 1-D bimodal, a uniform square (log p = -inf
   outside), a Laplace product, a 3-D banana, a 2-D funnel, four unequal modes in 3-D, a skew
   normal product, a correlated bivariate t_4.
+- ``harder`` (added 2026-12-06): a narrow spike on a wide slab at one centre (5-D), a banana
+  curved enough that the mode search reads points on its ridge as modes, a product of
+  log-Gamma(0.3) coordinates (exponential left tails, 5-D), a 10-D funnel, and six equal
+  modes at the permutations of (-4, 0, 4) (label switching, 3-D).
 
 Per target: auto's choice, the fit's verdict, its log Z error (PSIS from q) with se and k-hat,
 the evidence's verdict, error and recommended estimator, the bounds vifit stands behind that
@@ -254,10 +258,59 @@ def correlated_t_2d():
             {"z[0]": (0.0, sd), "z[1]": (0.0, sd)})
 
 
+def spike_slab_5d():
+    # One mode, two scales: a Gaussian on either part is a local optimum of the ELBO at log 1/2.
+    d = 5
+
+    def f(z):
+        return jnp.logaddexp(math.log(0.5) + jnp.sum(_normal(z, 0.0, 1.0)),
+                             math.log(0.5) + jnp.sum(_normal(z, 0.0, 0.05)))
+    sd = math.sqrt(0.5 + 0.5 * 0.05**2)
+    return vifit.Target(f, dim=d, name="spike_slab_5d"), 0.0, {"z[0]": (0.0, sd)}
+
+
+def banana_sharp_2d():
+    # Curved enough that the mode search's climbs stop at points along the ridge.
+    def f(z):
+        return _normal(z[0], 0.0, 1.0) + _normal(z[1], 2.0 * (z[0] ** 2 - 1.0), 0.1)
+    return (vifit.Target(f, dim=2, name="banana_sharp_2d"), 0.0,
+            {"z[0]": (0.0, 1.0), "z[1]": (0.0, math.sqrt(8.0 + 0.01))})
+
+
+def loggamma_5d():
+    # The log of a Gamma(0.3) variable per coordinate: an exponential left tail.
+    a, d = 0.3, 5
+    f = lambda z: jnp.sum(a * z - jnp.exp(z))  # noqa: E731
+    m, sd = float(special.digamma(a)), math.sqrt(float(special.polygamma(1, a)))
+    return (vifit.Target(f, dim=d, name="loggamma_5d"), d * float(special.gammaln(a)),
+            {f"z[{i}]": (m, sd) for i in range(d)})
+
+
+def funnel_10d():
+    def f(z):
+        return _normal(z[0], 0.0, 3.0) + jnp.sum(_normal(z[1:], 0.0, jnp.exp(z[0] / 2)))
+    return (vifit.Target(f, dim=10, name="funnel_10d"), 0.0,
+            {"z[0]": (0.0, 3.0), "z[1]": (0.0, math.exp(9 / 4))})
+
+
+def permuted_modes_3d():
+    # Label switching: every permutation of (-4, 0, 4), six equal modes.
+    import itertools
+
+    means = jnp.array(list(itertools.permutations([-4.0, 0.0, 4.0])))
+
+    def f(z):
+        comp = jnp.sum(_normal(z[None], means, 1.0), axis=1)
+        return jnp.logaddexp.reduce(math.log(1 / 6) + comp)
+    return (vifit.Target(f, dim=3, name="permuted_modes_3d"), 0.0,
+            {"z[0]": (0.0, math.sqrt(1 + 32 / 3))})
+
+
 GROUPS = {
     "conjugate": [beta_binom, dir_mult, gamma_pois, normal_gamma, uniform_sd, halfcauchy_sd],
     "shapes": [ring, wide_narrow_2d, narrow_inside_2d, spike_1d, bimodal_1d, uniform_square, laplace_2d, banana_3d,
                funnel_2d, four_modes_3d, skew_2d, correlated_t_2d],
+    "harder": [spike_slab_5d, banana_sharp_2d, loggamma_5d, funnel_10d, permuted_modes_3d],
 }
 COLUMNS = ["target", "d", "auto chose", "fit verdict", "fit log Z err", "k-hat",
            "evidence verdict", "evidence log Z err", "failed bounds", "mean err / sd",

@@ -303,8 +303,58 @@ def with_tail_check(result, n: int | None = None):
         n = data_draws(target, n)
         if n == 0:
             return result
-    key = jax.random.fold_in(jax.random.key(result.seed), 0x7A11)
-    record = tail_check(result.family, target, result.params, key, n)
+    record = tail_check(result.family, target, result.params, _check_key(result), n)
     if isinstance(target, DataTarget):
         record["data"] = True
     return replace(result, info={**result.info, "tails": record})
+
+
+def _check_key(result) -> jax.Array:
+    """The key of ``result``'s tail check: its widened draws are the same wherever they are
+    drawn again."""
+    return jax.random.fold_in(jax.random.key(result.seed), 0x7A11)
+
+
+# Effective draws in the far region below which ``mass_outside`` resolves no covariance there,
+# only variances; with no more than MIN_OUTSIDE_ESS it resolves nothing.
+MIN_OUTSIDE_ESS = 10.0
+
+
+def mass_outside(result, n: int | None = None
+                 ) -> tuple[float, np.ndarray, np.ndarray, float] | None:
+    """Where p's mass beyond q's far tail lies: ``(share, mean (d,), cov (d, d), ess)``, p's
+    share in the tail check's region A (where log q is below its 0.1% quantile), p's mean and
+    covariance within A and the effective number of draws behind them, from the tail check's
+    own widened draws (the same key: the same draws) weighted toward p. A diagonal covariance
+    where the draws in A resolve no more (fewer than 2d effective). None for a target the
+    check does not draw for (discrete, data), or where fewer than ``MIN_OUTSIDE_ESS``
+    effective draws land in A: a start for a component that would cover that mass
+    (``vifit.auto``)."""
+    from vifit.evidence.importance import psis_weights
+
+    target = result.target
+    if not tails_apply(target):
+        return None
+    n = int(n or result.evidence.n or 4000)
+    z, lq, lp, log_m, is_q = widened_pool(result.family, target, result.params,
+                                          _check_key(result), n)
+    finite_q = lq[is_q][np.isfinite(lq[is_q])]
+    if finite_q.size < 2:
+        return None
+    in_a = ~(lq >= np.quantile(finite_q, TAIL_QUANTILE)) & np.all(np.isfinite(z), axis=1)
+    weights, _ = psis_weights(_log_weights(lp, log_m))
+    w = np.where(in_a, weights, 0.0)
+    share = float(w.sum())
+    if not share > 0.0:
+        return None
+    ess = share**2 / float(np.sum(w**2))
+    if not ess > MIN_OUTSIDE_ESS:
+        return None
+    w = w / share
+    zf = np.where(in_a[:, None], np.asarray(z, np.float64), 0.0)
+    mean = w @ zf
+    dev = zf - mean
+    cov = (w[:, None] * dev).T @ dev
+    if ess < 2 * z.shape[1]:
+        cov = np.diag(np.diag(cov))
+    return share, mean, cov, ess
