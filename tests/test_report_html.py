@@ -41,6 +41,24 @@ def test_html_self_contained(report):
     assert "Posterior summary" in html
 
 
+def test_reports_say_how_auto_chose(report, tmp_path):
+    """report.md and report.html list auto's stages with their decisions (result.json and the
+    console had them; the reports did not); a named family's reports have no such section."""
+    import jax.numpy as jnp
+
+    target = vifit.Target(lambda z: -0.5 * jnp.sum((z - 1.0) ** 2), dim=2, name="g")
+    fit = vifit.fit(target, "auto", seed=0, progress=False)
+    paths = write_report(fit, tmp_path, n_draws=1000)
+    stages = [d["stage"] for d in fit.info["auto"]["decisions"]]
+    assert "fullrank" in stages
+    for path in (paths["report"], paths["html"]):
+        text = path.read_text(encoding="utf-8")
+        assert "How auto chose the family" in text
+        assert all(stage in text for stage in stages)
+        assert fit.info["auto"]["decisions"][-1]["decision"] in text
+    assert "How auto chose" not in report[1].read_text(encoding="utf-8")
+
+
 def test_repr_html(report):
     fit, _ = report
     html = fit._repr_html_()

@@ -113,6 +113,13 @@ def _markdown(result: FitResult, record: dict) -> str:
     weighting = weighting_words(record.get("summary_weighting"))
     notes = "".join(f"\n- {n}" for n in result.notes)
     notes = f"\nNotes:{notes}\n" if notes else ""
+    from vifit.report_html import AUTO_HEADER, auto_rows
+
+    chosen = auto_rows(result)
+    auto = ("" if not chosen else "\n## How auto chose the family\n\n| "
+            + " | ".join(AUTO_HEADER) + " |\n|" + "---|" * len(AUTO_HEADER) + "\n"
+            + "".join("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |\n"
+                      for row in chosen))
     return f"""# vifit fit: {result.target.name}
 
 Family `{result.family.name}`, objective `{result.objective}`, estimator `{result.estimator}`,
@@ -126,7 +133,7 @@ non-finite) in {result.seconds:.2f} s.
 | log Z (Pareto-smoothed importance sampling) | {result.log_z:.4f} | {result.log_z_se:.4f} |
 {objective_row}
 Verdict: **{verdict.label}**. {verdict.text} (Pareto k-hat = {result.khat:.3f}.)
-{exact}{notes}
+{exact}{notes}{auto}
 ## Posterior summary ({weighting})
 
 | param | mean | sd | 5% | 50% | 95% |

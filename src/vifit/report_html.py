@@ -59,6 +59,24 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f'<table class="vifit"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+AUTO_HEADER = ["stage", "ELBO", "k-hat", "seconds", "decision", "why"]
+
+
+def auto_rows(result) -> list[list[str]]:
+    """What ``family="auto"`` fitted and decided, one row per stage (``AUTO_HEADER``), as
+    plain text; none for a fit that auto did not choose."""
+    decisions = (result.info.get("auto") or {}).get("decisions") or []
+
+    def num(x, spec: str) -> str:
+        return "" if x is None else ("n/a" if not np.isfinite(float(x)) else format(x, spec))
+
+    return [[str(d.get("stage", "")),
+             "" if d.get("elbo") is None else f"{num(d['elbo'], '.4f')} ± "
+             f"{num(d.get('elbo_se'), '.4f')}",
+             num(d.get("khat"), ".2f"), num(d.get("seconds"), ".1f"),
+             str(d.get("decision", "")), str(d.get("why", ""))] for d in decisions]
+
+
 def verdict_html(label: str, text: str = "") -> str:
     colour = COLOURS.get(label, "#cf222e")
     badge = f'<span class="verdict" style="background:{colour}">{escape(label)}</span>'
@@ -277,6 +295,10 @@ def report_html(result=None, record: dict | None = None, evidence=None,
         if "exact_log_z" in record:
             rows.append(["exact log Z (known)", _fmt(record["exact_log_z"], ".4f"), ""])
         parts.append(_table(["quantity", "estimate", "standard error"], rows))
+        chosen = auto_rows(result)
+        if chosen:
+            parts.append("<h2>How auto chose the family</h2>")
+            parts.append(_table(AUTO_HEADER, [[escape(c) for c in row] for row in chosen]))
         from vifit.result import weighting_words
 
         weighting = weighting_words(record.get("summary_weighting"))
