@@ -21,10 +21,11 @@
    kept still fails the check, its radial form (one tail index for every direction, as a
    multivariate t). Where p's tails are polynomial (t or Cauchy priors) the weights of any q
    on a Gaussian base are unbounded. Only then, since the flow fits most shapes better.
-5. If the check still finds 10% or more of p's mass where q has almost none: a mixture of q and one more
-   component started at p's mean and covariance in that region, from the check's own draws
-   weighted toward p (``_outside``): mass that is no separate mode, so the mode search cannot
-   see it (a wide part under a narrow one), and that no heavier tail reaches.
+5. If the check still finds 10% or more of p's mass where q has almost none: a mixture of q
+   and one more component started at p's mean and covariance in that region, from the
+   check's own draws weighted toward p (``_outside``): mass that is no separate mode, so the
+   mode search cannot see it (a wide part under a narrow one), and that no heavier tail
+   reaches.
 
 Beside the stages above, the mode search after the Gaussian (``vifit.modes``): where it finds
 several modes, a mixture started at them, then (if that mixture's k-hat is 0.5 or more) the
@@ -558,8 +559,8 @@ def _flow_beside(fit, target: Target, fam, flow_start, flow_lr: float, best: Fit
 def _outside(fit, target: Target, best: FitResult, best_name: str, stage, say, z: float,
              n_eval: int) -> tuple[FitResult, str]:
     """``(best, its name)``, or a mixture of best's q and one more component where that
-    replaces them: tried when the tail check still finds p's mass where q puts almost none
-    after the heavy-tailed families (a wide component around a narrow one, a slab under a
+    replaces them: tried when the tail check still finds 10% or more of p's mass where q puts
+    almost none after the heavy-tailed families (a wide component around a narrow one, a slab under a
     spike, mass a mode search cannot see because it is no separate mode). The new component
     starts at p's mean and covariance within that region, from the check's own draws
     (``vifit.evidence.tails.mass_outside``); q's parts keep their shares of the rest."""
@@ -611,7 +612,8 @@ def _outside(fit, target: Target, best: FitResult, best_name: str, stage, say, z
 
 
 def _moments(res: FitResult) -> tuple[np.ndarray, np.ndarray]:
-    """q's mean and covariance: exact for a Gaussian, else from ``n_eval``-many of its draws."""
+    """q's mean and covariance: exact for a Gaussian, else from as many of its draws as its
+    evaluation took."""
     if res.family.gaussian_form:
         return np.asarray(res.mean()), np.asarray(res.covariance())
     z = np.asarray(res.sample_unconstrained(jax.random.key(res.seed), res.evidence.n or 4000),
