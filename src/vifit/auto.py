@@ -594,6 +594,11 @@ def _outside(fit, target: Target, best: FitResult, best_name: str, stage, say, z
     else:
         parts = [(*_moments(best), rest)]
     parts.append((mean, cov, math.log(share)))
+    if not all(np.all(np.isfinite(m)) and np.all(np.isfinite(c)) for m, c, _ in parts):
+        # a heavy-tailed q's moments from its draws can overflow
+        say(_row("mixture (outside q)", None, f"keep {best_name}",
+                 "the components' moments are not finite", time.perf_counter() - t0))
+        return best, best_name
     try:
         mixed = _mixture_of(fit, target, parts, stage("mixture-outside"))
     except TargetError as err:
