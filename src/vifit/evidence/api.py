@@ -147,7 +147,7 @@ class EvidenceResult:
         return _jsonable(record)
 
 
-def _mixture_components(family: Family, params: Params):
+def mixture_components(family: Family, params: Params):
     """``(weights, means, covs)`` of a Gaussian-mixture q (for AIS's base), else None."""
     from vifit.families.mixture import Mixture
 
@@ -371,7 +371,7 @@ def evidence(
         config = default_ais_for(target) if ais is True else ais
         mean, cov = _q_moments(family, params, z)
         ais_result = run_ais(target.log_density, mean, cov, k_ais, config,
-                             components=_mixture_components(family, params))
+                             components=mixture_components(family, params))
         beyond, missed = _modes_beyond_q(target, ais_result, mean, cov)
         estimates["ais"] = Estimate(
             "ais", ais_result.log_z, floored(ais_result.se), "point", ais_result.seconds,
