@@ -85,3 +85,23 @@ def test_bad_model_files_say_what_to_fix(tmp_path, text, message):
     with pytest.raises(VifitError, match=message):
         load_model(_write(tmp_path, text))
     assert issubclass(ModelFileError, VifitError)
+
+
+def test_ctrl_c_while_writing_the_outputs_says_they_are_incomplete(tmp_path, monkeypatch):
+    """Ctrl-C after the fit, while result.json and the reports are written, left a partial
+    directory and said nothing; now it says so and exits 130."""
+    import vifit.report
+
+    def half_written(result, out, *args, **kwargs):
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "result.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vifit.report, "write_report", half_written)
+    model = tmp_path / "g.py"
+    model.write_text("import jax.numpy as jnp\ndim = 2\n"
+                     "def log_density(z):\n    return -0.5 * jnp.sum(z ** 2)\n")
+    code, output = vifit_cli("fit", str(model), "--family", "fullrank", "--steps", "300",
+                             "--out", str(tmp_path / "out"), "--no-progress")
+    assert code == 130, output
+    assert "interrupted while writing the outputs" in output and "incomplete" in output

@@ -290,7 +290,12 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
     if out is not None:
         from vifit.report import write_report
 
-        paths = write_report(result, out)
+        try:
+            paths = write_report(result, out)
+        except KeyboardInterrupt:
+            print(f"interrupted while writing the outputs: {out} is incomplete; rerun the "
+                  "command to write them all.", file=sys.stderr)
+            raise typer.Exit(130) from None
         # Paths are never wrapped: they are copied into other commands.
         out_console.print("wrote " + ", ".join(str(p) for p in paths.values()), soft_wrap=True)
         out_console.print(f"report: [bold]{paths['html']}[/] (open it in a browser)",
@@ -399,7 +404,14 @@ def _leave(code) -> None:
     are flushed, then the process ends. Freeing every module and compiled program one by one
     took half a second of each command's wall time, for nothing."""
     import atexit
+    import signal
+    import threading
 
+    if threading.current_thread() is threading.main_thread():
+        # The command's work is done (or was stopped): a Ctrl-C now would only interrupt the
+        # exit handlers, and JAX's printed a KeyboardInterrupt traceback after the report
+        # had been written.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if code is None:
         code = 0
     elif not isinstance(code, int):
