@@ -112,3 +112,26 @@ def test_bayes_factors_orient_rank_and_say_when_unsure():
     assert "evidence of a is not reliable" in bad.reading
     rows = rank_models({"x": result(-5.0, 0.1), "y": result(-1.0, 0.1), "z": result(-3.0, 0.1)})
     assert [(r.better, r.worse) for r in rows] == [("y", "z"), ("y", "x")]
+
+
+def test_an_ais_that_has_not_settled_is_not_used():
+    # Its runs from refitted bases still rose: its replicates, all short of the same mass,
+    # agree with each other, so its standard error is no measure of its error.
+    e = estimates(psis=(-0.1, 0.01, 0.3), ais=(0.0, 0.02, 0.1, 0.2))
+    e["ais"].details.update(settled=False, history=[[-3.0, 0.3], [-0.6, 0.05], [0.0, 0.02]])
+    v = judge(e)
+    assert v.recommended == "psis" and v.label == "usable with care"
+    assert "AIS has not settled" in v.text and "-3.000 -> -0.600 -> 0.000" in v.text
+
+
+def test_where_nothing_passes_an_unsettled_ais_above_the_bounds_is_reported():
+    # Every estimate here errs low in log space; the highest is the nearest, under "not
+    # reliable" (the rotated Gaussian with sds 1e-3 to 1e3: PSIS 20 nats low, AIS rising).
+    e = estimates(psis=(-20.1, 0.2, 1.2), ais=(-0.8, 0.3, 0.3, 5.8), elbo=-25.9, iwae=-21.0,
+                  cubo=(-17.2, 0.2, 1.2))
+    e["ais"].details.update(settled=False, history=[[-5.5, 0.1], [-1.3, 0.1], [-0.8, 0.3]])
+    v = judge(e)
+    assert v.label == "not reliable" and v.recommended == "ais"
+    assert "the last AIS run, itself likely low, is reported" in v.text
+    e["ais"].details.update(settled=True)
+    assert judge(e).label != "not reliable"  # the same estimates, settled: AIS stands

@@ -76,6 +76,8 @@ class AISConfig(NamedTuple):
       funnel's neck) still move.
     explore: run an exploration stage first and start the pilot and final runs from q mixed
       with a Gaussian fitted to the exploration's weighted particles (see ``run_ais``).
+    rebase: with ``explore``, the most times the pilot and final runs are repeated from a base
+      refitted to the last final run's particles while the estimate still moves (``settled``).
     """
 
     particles: int = 4096
@@ -90,6 +92,7 @@ class AISConfig(NamedTuple):
     target_accept: float | None = None
     jitter: float = 4.0
     explore: bool = True
+    rebase: int = 2
 
     def checked(self) -> AISConfig:
         if self.kernel not in _TARGET_ACCEPT:
@@ -104,9 +107,10 @@ class AISConfig(NamedTuple):
         if self.widen < 1.0 or not 0.0 <= self.wide <= 1.0:
             raise ConfigError(f"need widen >= 1 and 0 <= wide <= 1, got widen={self.widen}, "
                               f"wide={self.wide} (wide=0 starts from q itself).")
-        if min(self.max_temps, self.moves, self.integration_steps) < 1 or self.jitter < 0:
+        if min(self.max_temps, self.moves, self.integration_steps) < 1 or self.jitter < 0 \
+                or self.rebase < 0:
             raise ConfigError("max_temps, moves and integration_steps must be positive, "
-                              "jitter >= 0.")
+                              "jitter and rebase >= 0.")
         accept = self.target_accept or _TARGET_ACCEPT[self.kernel]
         return self._replace(target_accept=float(accept))
 
@@ -152,12 +156,31 @@ class Base(NamedTuple):
         return logsumexp(comp) - log_chol - 0.5 * d * math.log(2.0 * math.pi)
 
 
+def _cholesky(cov: Array) -> Array:
+    """The Cholesky factor of ``cov``, in its dtype, factored in float64 with the least ridge
+    (from ``eps`` of its dtype times its mean variance, up by tens) that makes it factor: a
+    float32 q whose variances span 1e8 (a Gaussian target with sds from 0.01 to 100) has a
+    covariance that rounding leaves indefinite, which float32 Cholesky returns as NaN. NaN
+    where no ridge up to 1000 eps of the mean variance helps (or ``cov`` is not finite)."""
+    c = np.asarray(cov, np.float64)
+    dtype = jnp.asarray(cov).dtype
+    c = 0.5 * (c + c.T)
+    scale = float(np.mean(np.diag(c))) if c.size else 0.0
+    eps = float(jnp.finfo(dtype).eps)
+    for ridge in [0.0] + [eps * scale * 10.0**k for k in range(4)]:
+        try:
+            return jnp.asarray(np.linalg.cholesky(c + ridge * np.eye(c.shape[0])), dtype)
+        except np.linalg.LinAlgError:
+            continue
+    return jnp.full(c.shape, jnp.nan, dtype)
+
+
 def mixture_base(weights: list[float], means: list[Array], covs: list[Array],
                  whiten: int = 0) -> Base:
     """The base sum_k w_k N(means[k], covs[k]), whitened by component ``whiten``."""
     from jax.scipy.linalg import solve_triangular
 
-    chols = [jnp.linalg.cholesky(jnp.asarray(c)) for c in covs]
+    chols = [_cholesky(c) for c in covs]
     if not all(bool(jnp.all(jnp.isfinite(c))) for c in chols):
         raise ConfigError("a covariance of the AIS start is not positive definite (q's "
                           "covariance, or the exploration's); check the fit.")
@@ -196,6 +219,8 @@ class AISResult(NamedTuple):
     accept: float  # mean acceptance rate over temperatures (pilot)
     pilot_log_z: float  # the pilot's own estimate (adaptive, so its replicates are coupled)
     explore_log_z: float  # the exploration run's estimate (nan when not run)
+    history: tuple[tuple[float, float], ...]  # (log Z, se): exploration's, each final run's
+    settled: bool  # the last two of ``history`` agree (``moved``); True without exploration
     z: np.ndarray  # (particles, d) final states
     logw: np.ndarray  # (particles,) their weights within replicates, times Z_r: p-weighted draws
     method: str  # "ais" or "smc"
@@ -372,6 +397,34 @@ def _weighted_moments(z: Array, logw: Array) -> tuple[Array, Array]:
     return mean, cov + ridge * jnp.eye(z.shape[1], dtype=z.dtype)
 
 
+# Two successive estimates of log Z (each with its standard error) differ by more than
+# SETTLE_Z combined standard errors and SETTLE_NATS: the later one, from a base refitted to the
+# earlier run's particles, saw mass the earlier did not. On a rotated Gaussian with sds from
+# 1e-3 to 1e3 (d = 10; a float32 fit 26 nats short), the exploration read -5.5 and the final
+# run -1.35 +- 0.11 while log Z was 0: the final run's replicates agreed with each other and
+# were all low together, which no standard error from them can show.
+SETTLE_Z, SETTLE_NATS = 3.0, 0.05
+
+
+def moved(earlier: tuple[float, float], later: tuple[float, float]) -> bool:
+    """Whether two ``(log Z, se)`` estimates differ beyond ``SETTLE_Z`` se and
+    ``SETTLE_NATS``."""
+    diff = abs(later[0] - earlier[0])
+    if not np.isfinite(diff):
+        return not (later[0] == earlier[0])
+    return diff > max(SETTLE_Z * math.hypot(earlier[1], later[1]), SETTLE_NATS)
+
+
+def _refit_base(base: Base, narrow, config: AISConfig, z: Array, logw: Array, dim: int) -> Base:
+    """The base (1 - wide) narrow + wide N(m, C), with m, C the weighted moments of a run's
+    final particles ``z (R, M, d)``, ``logw (R, M)``, whitened by N(m, C); ``base`` itself
+    where those moments do not factor."""
+    p_mean, p_cov = _weighted_moments(z.reshape(-1, dim), logw.ravel())
+    if not bool(jnp.all(jnp.isfinite(_cholesky(p_cov)))):
+        return base
+    return _base(narrow, [(config.wide, p_mean, p_cov)], config.wide, whiten=len(narrow))
+
+
 def run_ais(log_p: LogDensity, mean: Array, cov: Array, key: Array,
             config: AISConfig = AISConfig(),
             components: tuple[Array, Array, Array] | None = None) -> AISResult:
@@ -389,6 +442,11 @@ def run_ais(log_p: LogDensity, mean: Array, cov: Array, key: Array,
        schedule and step sizes. (With ``explore=False`` the pilot starts from the base of 1.)
     3. final: fresh i.i.d. replicates along the frozen schedule, from the pilot's base; the
        estimate and its standard error come from these alone.
+    4. while the final estimate has ``moved`` from the one before it (the exploration's, then
+       the previous final run's), at most ``config.rebase`` times: 2 and 3 again from a base
+       refitted to the final run's particles. Replicates that all stop short of the same mass
+       agree with each other, so their standard error cannot show it; a run from a base that
+       starts nearer to p can. ``settled`` says whether the last two estimates agreed.
     """
     config = config.checked()
     t0 = time.perf_counter()
@@ -413,17 +471,24 @@ def run_ais(log_p: LogDensity, mean: Array, cov: Array, key: Array,
         compiled = anneal.lower(base, u0, keys[1], empty, adapt).compile()
         t_compiled = time.perf_counter()
         explore_log_z = float("nan")
+        history: list[tuple[float, float]] = []
         if config.explore:
             _, reps, z, logw = compiled(base, u0, keys[1], empty, adapt)
-            explore_log_z = weights_summary(np.asarray(reps))[0]
-            p_mean, p_cov = _weighted_moments(z.reshape(-1, dim), logw.ravel())
-            if bool(jnp.all(jnp.isfinite(jnp.linalg.cholesky(p_cov)))):
-                base = _base(narrow, [(config.wide, p_mean, p_cov)], config.wide,
-                             whiten=len(narrow))
-        schedule, pilot_reps, _, _ = compiled(base, base.sample_u(keys[2], (n_rep, m)),
-                                              keys[3], empty, adapt)
-        _, log_z_reps, z, logw = compiled(base, base.sample_u(keys[4], (n_rep, m)), keys[5],
-                                          schedule, replay)
+            explore_log_z, explore_se = weights_summary(np.asarray(reps))[:2]
+            history.append((explore_log_z, explore_se))
+            base = _refit_base(base, narrow, config, z, logw, dim)
+        for r in range(1 + (config.rebase if config.explore else 0)):
+            k = keys[2:] if r == 0 else jax.random.split(jax.random.fold_in(key, r), 4)
+            schedule, pilot_reps, _, _ = compiled(base, base.sample_u(k[0], (n_rep, m)), k[1],
+                                                  empty, adapt)
+            _, log_z_reps, z, logw = compiled(base, base.sample_u(k[2], (n_rep, m)), k[3],
+                                              schedule, replay)
+            history.append(weights_summary(np.asarray(log_z_reps, np.float64))[:2])
+            if len(history) < 2 or not moved(*history[-2:]):
+                break
+            if r < config.rebase:  # each replicate's particles as one draw of p
+                base = _refit_base(base, narrow, config, z,
+                                   logw - logsumexp(logw, axis=1, keepdims=True), dim)
     log_z_reps = np.asarray(log_z_reps, dtype=np.float64)
     seconds = time.perf_counter() - t0
     log_z, se, ess, spread = weights_summary(log_z_reps)
@@ -435,6 +500,8 @@ def run_ais(log_p: LogDensity, mean: Array, cov: Array, key: Array,
         betas=np.asarray(schedule.betas)[:n_temps],
         accept=float(acc.mean()) if acc.size else float("nan"),
         pilot_log_z=weights_summary(np.asarray(pilot_reps))[0], explore_log_z=explore_log_z,
+        history=tuple((float(a), float(b)) for a, b in history),
+        settled=len(history) < 2 or not moved(*history[-2:]),
         z=np.asarray(z).reshape(-1, dim), logw=np.asarray(logw, np.float64).ravel(),
         method=config.method, seconds=seconds, compile_seconds=t_compiled - t0,
     )

@@ -380,6 +380,7 @@ def evidence(
              "particles": int(ais_result.logw.size), "temperatures": ais_result.n_temps,
              "accept": ais_result.accept, "pilot_log_z": ais_result.pilot_log_z,
              "explore_log_z": ais_result.explore_log_z,
+             "history": [list(h) for h in ais_result.history], "settled": ais_result.settled,
              "compile_seconds": ais_result.compile_seconds,
              "modes_beyond_q": beyond} | rounded,
         )

@@ -5,7 +5,8 @@ errors (3: a false alarm rate of 0.3% per comparison under normal errors).
 
 Recommended estimate:
 1. AIS/SMC, when it ran and its own checks pass: at least a tenth of its replicates carry
-   weight (the ESS of the replicate estimates Z_r), and it is not below a lower bound. AIS starts
+   weight (the ESS of the replicate estimates Z_r), it is not below a lower bound, and it
+   settled (its last two runs, each from a base refitted to the one before, agree). AIS starts
    from q (and a widened q) and anneals to p, so it sees mass that plain importance sampling
    from q misses. The Pareto k-hat of the Z_r only lowers the label (0.5 or more: "usable with
    care"): from a few dozen replicates it is too rough an estimate to reject on.
@@ -14,7 +15,9 @@ Recommended estimate:
    trustworthy ones is the better. When both pass, PSIS's k-hat is below 0.5 and they agree,
    the one with the smaller standard error is recommended.
 2. Otherwise PSIS, when its k-hat is below 0.7.
-3. Otherwise IWAE-K, the tightest lower bound: then the verdict is "not reliable".
+3. Otherwise IWAE-K, the tightest lower bound, or AIS's last run where settling was its only
+   failed check and it is higher (it too errs low in log space): the verdict is then
+   "not reliable".
 
 Label:
 - "good": the recommended estimate's own diagnostics are clean (k-hat < 0.5; for AIS also a
@@ -218,6 +221,12 @@ def _ais_problems(ais: Estimate, lowers: list[Estimate]) -> list[str]:
     if not np.isfinite(ais.estimate):
         problems.append("AIS gave no finite estimate")
         return problems
+    if ais.details.get("settled") is False:
+        steps = " -> ".join(f"{h[0]:.3f}" for h in ais.details.get("history", []))
+        problems.append(f"AIS has not settled: each run from a base refitted to the previous "
+                        f"run's particles moved its estimate beyond their errors ({steps}), "
+                        "so its chains have not yet reached all of p's mass and its standard "
+                        "error, from replicates that stop short together, does not show it")
     reps = ais.details.get("replicates", 0)
     if ais.details.get("ess", reps) < max(2.0, 0.1 * reps):
         problems.append(f"a few AIS replicates carry all the weight (ESS "
@@ -304,6 +313,10 @@ def _judge(estimates: dict[str, Estimate], dim: int | None,
         and k_psis < KHAT_OK
     ais_problems = _ais_problems(ais, lowers) if ais is not None else []
     ais_ok = ais is not None and not ais_problems
+    # An AIS that has only not settled still estimates Z without bias, and errs low in log
+    # space like every estimate here: where nothing passes, the highest is the nearest.
+    rising = (ais is not None and ais.details.get("settled") is False
+              and len(ais_problems) == 1 and np.isfinite(ais.estimate))
 
     if ais_ok and psis_ok and _gap(psis, ais) > Z_DISAGREE:
         rec = psis
@@ -318,14 +331,16 @@ def _judge(estimates: dict[str, Estimate], dim: int | None,
     elif psis_ok:
         rec = psis
     else:
-        rec = max(lowers, key=lambda e: e.estimate, default=psis)
+        rec = max(lowers + ([ais] if rising else []), key=lambda e: e.estimate, default=psis)
         reasons.extend(p + "." for p in ais_problems)
         if ais is None:
             reasons.append(_AIS_SKIPPED)
         if psis is not None:
             reasons.append(f"PSIS k-hat is {k_psis:.2f} (>= 0.7): q misses mass that p has.")
-        reasons.append(f"No point estimate passes its checks; {rec.name}, a lower bound, is "
-                       "reported. Fit a richer family or run AIS longer.")
+        what = ("the last AIS run, itself likely low," if rec is ais else
+                f"{rec.name}, a lower bound,")
+        reasons.append(f"No point estimate passes its checks; {what} is reported. Fit a richer "
+                       "family or run AIS longer.")
         return _verdict("not reliable", rec, reasons)
 
     if ais is None:
@@ -341,8 +356,10 @@ def _judge(estimates: dict[str, Estimate], dim: int | None,
             # a replicate reaching far above PSIS is evidence that q misses part of p.
             reasons.append(f"Its estimate is nonetheless {ais.estimate - psis.estimate:.2f} "
                            "nats above importance sampling from q: q very likely misses a "
-                           "mode or a heavy tail, and PSIS's log Z is then too low.")
-            return _verdict("not reliable", rec, reasons)
+                           "mode or a heavy tail, and PSIS's log Z is then too low"
+                           + ("; AIS's last run, itself likely low, is reported." if rising
+                              else "."))
+            return _verdict("not reliable", ais if rising else rec, reasons)
 
     beyond = _missed_by_q(ais)
     if beyond >= MISSED_CARE:
