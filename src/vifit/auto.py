@@ -152,7 +152,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                                      **_direct_settings(target, stage, steps)))
     compile_ahead(search_programs(target))
     t0 = time.perf_counter()
-    gauss, why_not = _direct_gaussian(fit, target, fullrank, stage, steps)
+    gauss, why_not, direct = _direct_gaussian(fit, target, fullrank, stage, steps)
     if gauss is not None:
         say(_row("pathfinder", None, "not run: the Gaussian needs no start",
                  f"natural-gradient VI from the default start converged in {gauss.steps} "
@@ -171,14 +171,25 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
         found = (f"best of {pf.iters} L-BFGS iterates at iterate {pf.best_iter} (ELBO "
                  f"{pf.elbo:.4f} on its fixed draws; L-BFGS {pf.stop_reason})" if pf_ok else
                  "no iterate gave a finite Gaussian better than the start")
-        say(_row("pathfinder", None,
-                 "start the full-rank Gaussian from Pathfinder's" if pf_ok else
-                 "start the full-rank Gaussian from the default start",
-                 f"{why_not}; {found}", time.perf_counter() - t0, pathfinder_elbo=pf.elbo))
         init = (fullrank.from_gaussian(jnp.asarray(pf.mean), jnp.asarray(pf.cov)) if pf_ok
                 else None)
+        decision = ("start the full-rank Gaussian from Pathfinder's" if pf_ok else
+                    "start the full-rank Gaussian from the default start")
+        natgrad = True
+        if (direct is not None and direct.stop_reason == "non-finite"
+                and math.isfinite(direct.elbo) and not (pf_ok and pf.elbo >= direct.elbo)):
+            # Natural gradient can come close and then fail: on a rotated Gaussian with sds
+            # from 0.01 to 100 (d = 10) its float32 precision went non-finite at an ELBO 0.59
+            # below log Z; Pathfinder's start was 17 below and Adam from it ended 9.5 below,
+            # Adam from natgrad's last state 0.53 below. (Natgrad failed again from there.
+            # A diverged natgrad's last state is no start: its q has run off.)
+            init, natgrad = direct.params, False
+            decision = ("start the full-rank Gaussian (by Adam) from natural gradient's last "
+                        "finite state, whose ELBO is higher")
+        say(_row("pathfinder", None, decision, f"{why_not}; {found}",
+                 time.perf_counter() - t0, pathfinder_elbo=pf.elbo))
         t0 = time.perf_counter()
-        gauss = _fit_gaussian(fit, target, fullrank, init, stage)
+        gauss = _fit_gaussian(fit, target, fullrank, init, stage, natgrad)
     if gauss.stop_reason in ("diverged", "interrupted") or not math.isfinite(gauss.elbo):
         why = (gauss.notes[-1] if gauss.stop_reason == "diverged" and gauss.notes else
                "interrupted by the user" if gauss.stop_reason == "interrupted" else
@@ -412,21 +423,21 @@ def _gain_rule(new: FitResult, old: FitResult, z: float, n_eval: int
 
 
 def _direct_gaussian(fit, target: Target, fullrank, stage, steps: int
-                     ) -> tuple[FitResult | None, str]:
+                     ) -> tuple[FitResult | None, str, FitResult | None]:
     """The full-rank Gaussian by natural gradient from the target's default start, when that
-    converges within ``DIRECT_STEPS``: ``(fit, "")``; else ``(None, why)``, and auto asks
-    Pathfinder for a start and fits again (``_fit_gaussian``). An interrupted fit is returned
-    as it is."""
+    converges within ``DIRECT_STEPS``: ``(fit, "", None)``; else ``(None, why, attempt)``
+    (``attempt`` None where natgrad did not run), and auto asks Pathfinder for a start and
+    fits again (``_fit_gaussian``). An interrupted fit is returned as it is."""
     if not _natgrad_applies(target):
         return None, (f"d = {target.dim} > {NATGRAD_MAX_DIM} and natural gradient's Hessians "
                       f"would cost more than {NATGRAD_FLOPS:.0e} flops: Adam needs a start"
-                      if target.differentiable else "no gradients")
+                      if target.differentiable else "no gradients"), None
     res = fit(target, fullrank, optimizer="natgrad", **_direct_settings(target, stage, steps))
     if res.stop_reason == "interrupted" or (res.stop_reason == "converged"
                                             and math.isfinite(res.elbo)):
-        return res, ""
+        return res, "", None
     return None, (f"natural-gradient VI from the default start stopped {res.stop_reason} "
-                  f"after {res.steps} steps")
+                  f"after {res.steps} steps (ELBO {res.elbo:.4f})"), res
 
 
 def _natgrad_applies(target: Target) -> bool:
@@ -461,12 +472,13 @@ def _direct_settings(target: Target, stage, steps: int) -> dict[str, Any]:
                                           steps=min(steps, DIRECT_STEPS)))
 
 
-def _fit_gaussian(fit, target: Target, fullrank, init, stage) -> FitResult:
+def _fit_gaussian(fit, target: Target, fullrank, init, stage, natgrad: bool = True
+                  ) -> FitResult:
     """The full-rank Gaussian stage: natural-gradient VI where it applies (``_natgrad_applies``:
-    its exact Hessians cost d gradients per draw), Adam otherwise or if natgrad fails
-    (non-finite, or diverged: on heavy tails its precision can shrink without limit where
+    its exact Hessians cost d gradients per draw) and ``natgrad``, Adam otherwise or if natgrad
+    fails (non-finite, or diverged: on heavy tails its precision can shrink without limit where
     Adam's steps stay bounded)."""
-    if _natgrad_applies(target):
+    if natgrad and _natgrad_applies(target):
         res = fit(target, fullrank, init_params=init, optimizer="natgrad",
                   **_natgrad_settings(target, stage("fullrank-natgrad")))
         if (res.stop_reason not in ("non-finite", "diverged") and math.isfinite(res.elbo)) \

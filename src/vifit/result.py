@@ -540,6 +540,16 @@ def _coverage_words(modes: dict) -> str:
 def _search_words(modes: dict, reach: str = "") -> str:
     """'The mode search (N climbs[reach]) found K modes, <coverage>'."""
     found = modes.get("found", 0)
+    if not found:
+        # every climb ended where -H is not positive definite to working precision, or
+        # had not converged: a ridge, a flat direction, or curvature spanning more than the
+        # dtype resolves (a float32 Gaussian with sds from 0.01 to 100)
+        ridges = modes.get("ridges", 0)
+        return (f"The mode search ({modes.get('starts', 0)} climbs{reach}) found no mode: "
+                f"its climbs ended at {ridges} point{'s' if ridges != 1 else ''} where log "
+                "p's Hessian is not negative definite to working precision (a ridge or flat "
+                "direction, or curvatures spanning more than the floating-point type "
+                f"resolves), and {modes.get('unconverged', 0)} had not converged")
     return (f"The mode search ({modes.get('starts', 0)} climbs{reach}) found {found} "
             f"mode{'s' if found != 1 else ''}, {_coverage_words(modes)}")
 
