@@ -538,12 +538,11 @@ def _coverage_words(modes: dict) -> str:
 
 
 def _search_words(modes: dict, reach: str = "") -> str:
-    """'The mode search (N climbs[reach]) found K modes, <coverage>'."""
+    """'The mode search (N climbs[reach]) found K modes, <coverage>', or, where it found
+    none, where its climbs ended instead."""
     found = modes.get("found", 0)
     if not found:
-        # every climb ended where -H is not positive definite to working precision, or
-        # had not converged: a ridge, a flat direction, or curvature spanning more than the
-        # dtype resolves (a float32 Gaussian with sds from 0.01 to 100)
+        # (a float32 Gaussian with sds from 0.01 to 100: every end read as a ridge)
         ridges = modes.get("ridges", 0)
         return (f"The mode search ({modes.get('starts', 0)} climbs{reach}) found no mode: "
                 f"its climbs ended at {ridges} point{'s' if ridges != 1 else ''} where log "
