@@ -115,3 +115,38 @@ def test_evidence_of_a_discrete_model_skips_ais_and_shows_the_exact_answer(tmp_p
     z = z_bound(1e-3, n_comparisons=2)
     assert record["estimates"]["elbo"]["estimate"] < truth + z * record["estimates"]["elbo"]["se"]
     assert record["estimates"]["cubo"]["estimate"] > truth - z * record["estimates"]["cubo"]["se"]
+
+
+@pytest.mark.parametrize("where", ["fitting", "estimating", "writing"])
+def test_ctrl_c_says_what_it_left_and_exits_130(tmp_path, monkeypatch, where):
+    """Ctrl-C during `vifit evidence` ended it with status 130 and no word; now it says
+    whether anything was written, as `vifit fit` does."""
+    from typer.testing import CliRunner
+
+    import vifit.cli.evidence as cli_evidence
+    from vifit.cli.main import app
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "fitting":  # inside the fit's loop, which ends the fit and returns it
+        import types
+
+        import vifit
+
+        monkeypatch.setattr(vifit, "fit", lambda *a, **k: types.SimpleNamespace(
+            stop_reason="interrupted"))
+    elif where == "estimating":
+        monkeypatch.setattr(cli_evidence, "_evidence", stop)
+    else:
+        monkeypatch.setattr(cli_evidence, "_evidence", lambda *a, **k: "result")
+        monkeypatch.setattr(cli_evidence, "print_evidence", lambda result: None)
+        monkeypatch.setattr(cli_evidence, "write_evidence", stop)
+    out = tmp_path / "ev"
+    result = CliRunner().invoke(app, ["evidence", "linear_regression", "--out", str(out)])
+    assert result.exit_code == 130, result.output
+    if where != "writing":
+        assert "interrupted before the evidence was estimated; nothing was written" in \
+            result.output
+    else:
+        assert f"interrupted while writing the outputs: {out} is incomplete" in result.output

@@ -3,6 +3,8 @@ every way vifit can, with a verdict; or rank models of the same data by their ev
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -62,13 +64,27 @@ def evidence_command(
 
     log_to(out)
     try:
-        result = _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k,
-                           particles, replicates, ais, progress)
+        with _interrupted("before the evidence was estimated; nothing was written."):
+            result = _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k,
+                               particles, replicates, ais, progress)
         print_evidence(result)
         if out is not None:
-            write_evidence(result, out)
+            with _interrupted(f"while writing the outputs: {out} is incomplete; rerun the "
+                              "command to write them all."):
+                write_evidence(result, out)
     except VifitError as exc:
         _fail(str(exc))
+
+
+@contextlib.contextmanager
+def _interrupted(when: str):
+    """A Ctrl-C inside says what it left (``when``) and exits 130, as `vifit fit` does: it
+    ended `vifit evidence` with status 130 and no word, after minutes of fitting and AIS."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"interrupted {when}", file=sys.stderr)
+        raise typer.Exit(130) from None
 
 
 def compare_command(
@@ -93,8 +109,10 @@ def compare_command(
     try:
         results = {}
         for spec in models:
-            res = _evidence(spec, family, estimator, steps, lr, seed, rank, draws, iwae_k,
-                            particles, replicates, ais, progress)
+            with _interrupted(f"while estimating the evidence of {spec}; nothing was "
+                              "written."):
+                res = _evidence(spec, family, estimator, steps, lr, seed, rank, draws,
+                                iwae_k, particles, replicates, ais, progress)
             print_evidence(res)
             # Models by their short names (a file's stem), by the argument when those clash.
             results[res.target_name if res.target_name not in results else spec] = res
@@ -148,6 +166,8 @@ def _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k, pa
     else:
         fit = vifit.fit(target, fam, estimator=est, lr=lr, steps=steps, seed=seed,
                         progress=progress)
+    if fit.stop_reason == "interrupted":  # Ctrl-C inside a fit's loop ends the fit only
+        raise KeyboardInterrupt
     if fit.stop_reason in ("diverged", "non-finite"):
         raise FitFailed(fit.verdict.text)
     config = False
