@@ -102,6 +102,10 @@ def _khat_sd(khat: float, n: int) -> float:
     return (1.0 + max(khat, 0.0)) / math.sqrt(m)
 
 
+# The reason of an auto row whose stage the user stopped (Ctrl-C).
+INTERRUPTED = "interrupted by the user"
+
+
 def _row(stage: str, res: FitResult | None, decision: str, why: str, seconds: float,
          **extra: Any) -> dict[str, Any]:
     row: dict[str, Any] = {"stage": stage, "decision": decision, "why": why,
@@ -192,7 +196,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
         gauss = _fit_gaussian(fit, target, fullrank, init, stage, natgrad)
     if gauss.stop_reason in ("diverged", "interrupted") or not math.isfinite(gauss.elbo):
         why = (gauss.notes[-1] if gauss.stop_reason == "diverged" and gauss.notes else
-               "interrupted by the user" if gauss.stop_reason == "interrupted" else
+               INTERRUPTED if gauss.stop_reason == "interrupted" else
                "its ELBO is not finite")
         say(_row("fullrank", gauss, "stop: report the full-rank Gaussian as it is", why,
                  time.perf_counter() - t0))
@@ -283,7 +287,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     flowed = fit(target, fam, init_params=flow_start, lr=flow_lr, **stage(fam.name))
     if flowed.stop_reason == "interrupted":
         say(_row(fam.name, flowed, "stop: interrupted; keep the full-rank Gaussian",
-                 "interrupted by the user", time.perf_counter() - t0))
+                 INTERRUPTED, time.perf_counter() - t0))
         return _finish(gauss, decisions, "fullrank", t_all, search)
     best, best_name, failed = gauss, "fullrank", None
     if flowed.stop_reason in ("diverged", "non-finite") or not math.isfinite(flowed.elbo):
@@ -401,7 +405,7 @@ def _compare(new: FitResult, old: FitResult, z: float, n_eval: int
     interrupted is never kept."""
     keep, why, extra = _gain_rule(new, old, z, n_eval)
     if new.stop_reason == "interrupted":
-        return False, "interrupted by the user", extra
+        return False, INTERRUPTED, extra
     return keep, why, extra
 
 
@@ -646,6 +650,10 @@ def _finish(result: FitResult, decisions: list[dict[str, Any]], chosen: str,
     info = dict(result.info)
     info["auto"] = {"chosen": chosen, "decisions": decisions,
                     "total_seconds": time.perf_counter() - t_all}
+    if any(d.get("why") == INTERRUPTED for d in decisions):
+        # the result is the last stage that finished, with its own stop reason: the
+        # commands must still know that the user stopped the fit
+        info["auto"]["interrupted"] = True
     if search is not None:
         info["modes"] = coverage(result, search)
     from dataclasses import replace

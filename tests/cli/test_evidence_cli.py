@@ -135,7 +135,7 @@ def test_ctrl_c_says_what_it_left_and_exits_130(tmp_path, monkeypatch, where):
         import vifit
 
         monkeypatch.setattr(vifit, "fit", lambda *a, **k: types.SimpleNamespace(
-            stop_reason="interrupted"))
+            stop_reason="interrupted", info={}))
     elif where == "estimating":
         monkeypatch.setattr(cli_evidence, "_evidence", stop)
     else:

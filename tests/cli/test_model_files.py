@@ -105,3 +105,35 @@ def test_ctrl_c_while_writing_the_outputs_says_they_are_incomplete(tmp_path, mon
                              "--out", str(tmp_path / "out"), "--no-progress")
     assert code == 130, output
     assert "interrupted while writing the outputs" in output and "incomplete" in output
+
+
+def test_ctrl_c_in_a_later_auto_stage_says_so_and_exits_130(tmp_path, monkeypatch):
+    """Ctrl-C in auto's flow stage ended that stage; auto returned the Gaussian with its own
+    stop reason, and `vifit fit` exited 0 as if it had finished (`vifit evidence` went on into
+    AIS). auto now marks the result, and the command says what it reports."""
+    import dataclasses
+    import time
+
+    import jax.numpy as jnp
+
+    import vifit
+    from vifit.auto import INTERRUPTED, _finish
+
+    target = vifit.Target(lambda z: -0.5 * jnp.sum(z ** 2), dim=2)
+    gauss = vifit.fit(target, "fullrank", steps=300, progress=False)
+    rows = [{"stage": "realnvp", "decision": "stop: interrupted; keep the full-rank Gaussian",
+             "why": INTERRUPTED}]
+    stopped = _finish(gauss, rows, "fullrank", time.perf_counter())
+    assert stopped.info["auto"]["interrupted"] and stopped.stop_reason != "interrupted"
+    assert "interrupted" not in _finish(gauss, [], "fullrank", time.perf_counter()).info["auto"]
+
+    monkeypatch.setattr(vifit, "fit", lambda *a, **k: dataclasses.replace(
+        stopped, target=a[0]))
+    model = tmp_path / "g.py"
+    model.write_text("import jax.numpy as jnp\ndim = 2\n"
+                     "def log_density(z):\n    return -0.5 * jnp.sum(z ** 2)\n")
+    code, output = vifit_cli("fit", str(model), "--out", str(tmp_path / "out"),
+                             "--no-progress")
+    assert code == 130, output
+    assert "interrupted: auto reports the last stage it finished (fullrank)" in output
+    assert (tmp_path / "out" / "result.json").exists()

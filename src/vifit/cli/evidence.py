@@ -166,8 +166,8 @@ def _evidence(model, family, estimator, steps, lr, seed, rank, draws, iwae_k, pa
     else:
         fit = vifit.fit(target, fam, estimator=est, lr=lr, steps=steps, seed=seed,
                         progress=progress)
-    if fit.stop_reason == "interrupted":  # Ctrl-C inside a fit's loop ends the fit only
-        raise KeyboardInterrupt
+    if fit.stop_reason == "interrupted" or (fit.info.get("auto") or {}).get("interrupted"):
+        raise KeyboardInterrupt  # Ctrl-C inside a fit's loop ends the fit (or auto's stage)
     if fit.stop_reason in ("diverged", "non-finite"):
         raise FitFailed(fit.verdict.text)
     config = False

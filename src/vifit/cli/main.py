@@ -307,6 +307,11 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
               + (f"; rerun the same command to resume from {checkpoint}" if checkpoint else "")
               + ".", file=sys.stderr)
         raise typer.Exit(130)
+    if (result.info.get("auto") or {}).get("interrupted"):
+        print(f"interrupted: auto reports the last stage it finished ({result.family.name})"
+              + (", and the outputs hold it" if out is not None else "") + ".",
+              file=sys.stderr)
+        raise typer.Exit(130)
 
 
 def print_result(result) -> None:
