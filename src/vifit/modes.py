@@ -694,12 +694,11 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
         z = ends[rep]
         h = np.asarray(hess(on_device(z, c.dtype)), np.float64)
         h = 0.5 * (h + h.T)
-        lchol = _proper_chol(-h, np.finfo(target.init.dtype).eps)
-        factors = None if lchol is None else _laplace_factors(-h, np.finfo(target.init.dtype).eps)
+        factors = _laplace_factors(-h, np.finfo(target.init.dtype).eps)
         if factors is None:
             ridges += 1
             continue
-        log_det_prec = 2.0 * np.sum(np.log(np.diag(lchol)))
+        log_det_prec = -2.0 * np.sum(np.log(np.diag(factors[0])))  # C C^T = (-H)^-1
         log_mass = float(logp[rep] + 0.5 * target.dim * math.log(2 * math.pi)
                          - 0.5 * log_det_prec)
         u = np.linalg.solve(chol_np, z - np.asarray(c, np.float64))

@@ -420,9 +420,10 @@ def _refit_base(base: Base, narrow, config: AISConfig, z: Array, logw: Array, di
     final particles ``z (R, M, d)``, ``logw (R, M)``, whitened by N(m, C); ``base`` itself
     where those moments do not factor."""
     p_mean, p_cov = _weighted_moments(z.reshape(-1, dim), logw.ravel())
-    if not bool(jnp.all(jnp.isfinite(_cholesky(p_cov)))):
+    try:  # (the narrow part factored already: only N(m, C) can fail)
+        return _base(narrow, [(config.wide, p_mean, p_cov)], config.wide, whiten=len(narrow))
+    except ConfigError:
         return base
-    return _base(narrow, [(config.wide, p_mean, p_cov)], config.wide, whiten=len(narrow))
 
 
 def run_ais(log_p: LogDensity, mean: Array, cov: Array, key: Array,
