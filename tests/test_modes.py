@@ -375,3 +375,18 @@ def test_an_exact_gaussian_with_sds_from_1e3_to_1e3_covers_its_mode(x64):
     assert np.all(np.linalg.eigvalsh(cov) > 0)
     v = np.linalg.solve(c, np.asarray(rot[:, 0]))  # an eigenvector of sd 1e-3
     np.testing.assert_allclose(v @ v, sds[0] ** -2.0, rtol=1e-6)
+
+
+def test_a_ctrl_c_in_the_mixture_stage_ends_auto_with_the_gaussian(monkeypatch):
+    """A mixture stage the user stopped was weighed like a finished one (kept on its ELBO,
+    half fitted) or passed over without a word while auto went on into the flow; now auto
+    stops there, keeps the Gaussian and marks the result interrupted (the commands exit
+    130)."""
+    import vifit.auto
+
+    original = vifit.auto._fit_mixture
+    monkeypatch.setattr(vifit.auto, "_fit_mixture", lambda *a, **k: replace(
+        original(*a, **k), stop_reason="interrupted"))
+    res = vifit.fit(TARGET, "auto", progress=False)
+    assert res.family.name == "fullrank" and res.info["auto"]["interrupted"]
+    assert res.info["auto"]["decisions"][-1]["decision"].startswith("stop: interrupted")

@@ -234,6 +234,10 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
             say(_row("mixture", None, "keep the full-rank Gaussian",
                      f"the mixture of the modes found could not start: {err}",
                      time.perf_counter() - t0))
+    if mixed is not None and mixed.stop_reason == "interrupted":  # never kept, as in _compare
+        say(_row(mixed.family.name, mixed, "stop: interrupted; keep the full-rank Gaussian",
+                 INTERRUPTED, time.perf_counter() - t0))
+        return _finish(gauss, decisions, "fullrank", t_all, search)
     if mixed is not None:
         gain = mixed.elbo - gauss.elbo
         gain_se = math.hypot(_mc_se(mixed), _mc_se(gauss))
