@@ -392,3 +392,36 @@ def test_a_float32_gaussian_with_sds_from_001_to_100_is_fitted():
     # its climbs end where float32 reads the Hessian as singular: no "found 0 modes, all
     # covered" (which read as if the search had vouched for something)
     assert "found 0 modes" not in result.verdict.text
+
+
+def test_a_ctrl_c_in_the_heavy_tailed_stage_ends_auto_at_once(monkeypatch):
+    """The heavy-tailed family's stage stopped by the user: auto reports the stage before it
+    and marks the result interrupted (its row's reason names the tails, so the mark came only
+    from rows whose reason was the bare "interrupted"; `vifit fit` then exited 0), and runs no
+    stage after it (the component outside q was still fitted, seconds after the Ctrl-C)."""
+    from dataclasses import replace
+
+    import jax.numpy as jnp
+
+    import vifit.auto
+    import vifit.engine
+
+    original = vifit.engine.fit_one
+
+    def fit_one(target, family, **settings):
+        if family.name != "heavytail":
+            return original(target, family, **settings)
+        return replace(original(target, family, **{**settings, "steps": 100}),
+                       stop_reason="interrupted")
+
+    def outside(*args, **kwargs):
+        raise AssertionError("a stage ran after the user stopped one")
+
+    monkeypatch.setattr(vifit.engine, "fit_one", fit_one)
+    monkeypatch.setattr(vifit.auto, "_outside", outside)
+    nu = 2.0
+    target = vifit.Target(lambda z: jnp.sum(-(nu + 1) / 2 * jnp.log1p(z**2 / nu)), dim=4)
+    result = vifit.fit(target, "auto", seed=0, progress=False)
+    last = result.info["auto"]["decisions"][-1]
+    assert last["stage"] == "heavytail" and last["interrupted"], last
+    assert result.info["auto"]["interrupted"] and result.family.name != "heavytail"

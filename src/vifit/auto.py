@@ -113,6 +113,8 @@ def _row(stage: str, res: FitResult | None, decision: str, why: str, seconds: fl
     if res is not None:
         row.update(family=res.family.name, optimizer=res.optimizer, elbo=res.elbo, elbo_se=res.elbo_se, khat=res.khat,
                    steps=res.steps)
+        if res.stop_reason == "interrupted":  # whatever the row's reason says beside it
+            row["interrupted"] = True
     row.update(extra)
     return row
 
@@ -145,6 +147,17 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
 
     def stage(name: str) -> dict[str, Any]:  # each stage resumes from its own file
         return dict(common, checkpoint=None if checkpoint is None else checkpoint.child(name))
+
+    def last_stages(best: FitResult, best_name: str, heavier: bool = True
+                    ) -> tuple[FitResult, str]:
+        # the heavy-tailed family and the component outside q, each unless the user
+        # stopped a stage before it: auto then reports what it has at once
+        if heavier and not _stopped(decisions):
+            best, best_name = _heavier(fit, target, best, best_name, gauss, stage, say, z,
+                                       n_eval)
+        if not _stopped(decisions):
+            best, best_name = _outside(fit, target, best, best_name, stage, say, z, n_eval)
+        return best, best_name
     t_all = time.perf_counter()
 
     fullrank = get_family("fullrank")
@@ -258,7 +271,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                                             for m in _moments(mixed)))
                 best, best_name = _flow_beside(fit, target, fam, start, flow_lr, best,
                                                best_name, stage, say, z, n_eval)
-            best, best_name = _outside(fit, target, best, best_name, stage, say, z, n_eval)
+            best, best_name = last_stages(best, best_name, heavier=False)
             return _finish(best, decisions, best_name, t_all, search)
         say(_row(mixed.family.name, mixed, "keep the full-rank Gaussian",
                  f"the mixture's ELBO gain {gain:.4f} ± {gain_se:.4f} is not > {z:g} se"
@@ -268,8 +281,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
         say(_row("fullrank", gauss, "keep the full-rank Gaussian",
                  f"k-hat {gauss.khat:.2f} < {KHAT_GOOD}: q covers p, importance weights have "
                  "finite variance; a flow is not needed", time.perf_counter() - t0))
-        best, best_name = _heavier(fit, target, gauss, "fullrank", gauss, stage, say, z, n_eval)
-        best, best_name = _outside(fit, target, best, best_name, stage, say, z, n_eval)
+        best, best_name = last_stages(gauss, "fullrank")
         return _finish(best, decisions, best_name, t_all, search)
     if not target.differentiable:
         say(_row("fullrank", gauss, "keep the full-rank Gaussian",
@@ -278,9 +290,8 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                  "flow's thousands of parameters", time.perf_counter() - t0))
         return _finish(gauss, decisions, "fullrank", t_all, search)
     if target.dim < 2:
-        best, best_name = _mixture_1d(fit, target, gauss, stage, say, z, n_eval, seed, t0)
-        best, best_name = _heavier(fit, target, best, best_name, gauss, stage, say, z, n_eval)
-        best, best_name = _outside(fit, target, best, best_name, stage, say, z, n_eval)
+        best, best_name = last_stages(*_mixture_1d(fit, target, gauss, stage, say, z, n_eval,
+                                                   seed, t0))
         return _finish(best, decisions, best_name, t_all, search)
     say(_row("fullrank", gauss, f"try a flow ({flow})",
              f"k-hat {gauss.khat:.2f} >= {KHAT_GOOD}: the Gaussian misses part of p",
@@ -314,8 +325,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     # with no heavier family tried (on p = exp(sum z) it "converged" on a plateau of noise).
     improper = flowed.stop_reason == "diverged" and not gauss.khat <= KHAT_UNRELIABLE
     if not improper:
-        best, best_name = _heavier(fit, target, best, best_name, gauss, stage, say, z, n_eval)
-        best, best_name = _outside(fit, target, best, best_name, stage, say, z, n_eval)
+        best, best_name = last_stages(best, best_name)
     result = _finish(best, decisions, best_name, t_all, search)
     if failed is not None:
         result.info["auto"]["failed_stage"] = failed
@@ -649,12 +659,17 @@ def _moments(res: FitResult) -> tuple[np.ndarray, np.ndarray]:
 
 
 
+def _stopped(decisions: list[dict[str, Any]]) -> bool:
+    """Whether the user stopped one of auto's stages (its row says so, ``_row``)."""
+    return any(d.get("interrupted") or d.get("why") == INTERRUPTED for d in decisions)
+
+
 def _finish(result: FitResult, decisions: list[dict[str, Any]], chosen: str,
             t_all: float, search=None) -> FitResult:
     info = dict(result.info)
     info["auto"] = {"chosen": chosen, "decisions": decisions,
                     "total_seconds": time.perf_counter() - t_all}
-    if any(d.get("why") == INTERRUPTED for d in decisions):
+    if _stopped(decisions):
         # the result is the last stage that finished, with its own stop reason: the
         # commands must still know that the user stopped the fit
         info["auto"]["interrupted"] = True
