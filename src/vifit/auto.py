@@ -29,7 +29,10 @@
 
 Beside the stages above, the mode search after the Gaussian (``vifit.modes``): where it finds
 several modes, a mixture started at them, then (if that mixture's k-hat is 0.5 or more) the
-flow beside it (``_flow_beside``) and step 5.
+flow beside it (``_flow_beside``) and step 5. Where the heaviest mode it finds lies outside the
+Gaussian and outweighs everything else (``_heaviest_elsewhere``), the Gaussian sat on a local
+optimum without mass: it is fitted again from that mode's Laplace approximation, and the
+stages go on from the refit where it is kept.
 
 A richer stage replaces the one kept so far when its ELBO is higher by more than ``z``
 standard errors of the difference (independent draws, so the variances add) and its k-hat is
