@@ -4,6 +4,8 @@ unconstrained scale against the long-NUTS references.
     PYTHONPATH=src python bench/posteriordb_auto.py              # every posteriordb model
     PYTHONPATH=src python bench/posteriordb_auto.py arK nes      # some
     PYTHONPATH=src python bench/posteriordb_auto.py --csv out.csv --draws 4000 --inline
+    PYTHONPATH=src python bench/posteriordb_auto.py --baseline   # and compare with the
+                                                  # committed bench/baselines/posteriordb_auto.csv
 
 Per model: ``vifit.fit(catalog.get_model(name), "auto", seed=0)``, then 4000 draws of z from q
 and, against the reference's mean and sd of every coordinate of z (``Reference.z_mean``,
@@ -129,6 +131,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--csv", type=Path, default=Path("/tmp/pdb_auto.csv"))
     ap.add_argument("--draws", type=int, default=4000)
     ap.add_argument("--inline", action="store_true", help="run every model in this process")
+    ap.add_argument("--baseline", type=Path, nargs="?", const=BASELINE, default=None,
+                    help="compare with a CSV of an earlier run (default: the committed "
+                         f"{BASELINE.relative_to(Path(__file__).parent.parent)})")
     ap.add_argument("--child", nargs=2, metavar=("NAME", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -157,7 +162,49 @@ def main(argv: list[str]) -> int:
         writer.writeheader()
         writer.writerows(rows)
     print(f"\nwrote {args.csv}")
+    if args.baseline is not None:
+        worse = compare(rows, args.baseline)
+        print(f"\nagainst {args.baseline}: " + ("no row worse" if not worse else
+                                                 f"{len(worse)} worse"))
+        for line in worse:
+            print(f"  {line}")
+        return 1 if worse else 0
     return 0
+
+
+# A row is worse than its baseline where summary()'s largest mean error grew by more than
+# WORSE_MEAN sds (and by half), its largest |log sd ratio| by more than WORSE_LOG_SD (and by
+# half), or its verdict or status changed: a change of seed-level noise stays below these
+# (the same code gives identical rows; other random paths moved them by 0.01-0.02 here).
+WORSE_MEAN = 0.05
+WORSE_LOG_SD = 0.05
+BASELINE = Path(__file__).parent / "baselines" / "posteriordb_auto.csv"
+
+
+def compare(rows: list[dict], baseline: Path) -> list[str]:
+    """What got worse in ``rows`` against the CSV ``baseline`` (models in both), one line
+    each. The check that catches a regression a comparison with the last run would not: the
+    baseline is committed with the numbers docs/bench.md reports."""
+    with open(baseline, newline="") as fh:
+        old = {r["model"]: r for r in csv.DictReader(fh)}
+    worse = []
+    for row in rows:
+        was = old.get(row["model"])
+        if was is None:
+            continue
+        if str(row.get("status", "")).split(" ")[0] != was["status"].split(" ")[0]:
+            worse.append(f"{row['model']}: status {was['status']!r} -> {row.get('status')!r}")
+            continue
+        if "sum_mean_err_sd" not in row:  # failed both times, as it did then
+            continue
+        for key, tol, what in (("sum_mean_err_sd", WORSE_MEAN, "mean error / sd"),
+                               ("sum_log_sd_err", WORSE_LOG_SD, "|log sd ratio|")):
+            a, b = float(was[key]), float(row[key])
+            if b > a + tol and b > 1.5 * a:
+                worse.append(f"{row['model']}: summary()'s {what} {a:.3g} -> {b:.3g}")
+        if row["verdict"] != was["verdict"]:
+            worse.append(f"{row['model']}: verdict {was['verdict']!r} -> {row['verdict']!r}")
+    return worse
 
 
 if __name__ == "__main__":
