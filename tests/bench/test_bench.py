@@ -102,3 +102,38 @@ def test_csv_round_trip_keeps_the_curve(tmp_path):
     write_csv([row], tmp_path / "bench.csv")
     (back,) = read_csv(tmp_path / "bench.csv")
     assert back.curve == row.curve and back.tta == 3.0 and back.model == "m"
+
+
+def test_the_baselines_name_a_model_that_got_worse_and_only_it():
+    """`bench/posteriordb_auto.py --baseline` and `bench/small_targets.py --baseline` against
+    their committed rows: the rows themselves pass; a real posterior that regressed as
+    low_dim_gauss_mix did (575 sds off, "not reliable": honest, so no "silently wrong"
+    column saw it) and a small target whose log Z error grew are named, nothing else."""
+    import copy
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "bench"
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", bench / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    pdb = load("posteriordb_auto")
+    with open(pdb.BASELINE, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and pdb.compare(rows, pdb.BASELINE) == []
+    low = next(r for r in rows if r["model"] == "low_dim_gauss_mix")
+    low.update(sum_mean_err_sd="97.4", sum_log_sd_err="1.67", verdict="not reliable")
+    worse = pdb.compare(rows, pdb.BASELINE)
+    assert worse and all(line.startswith("low_dim_gauss_mix:") for line in worse)
+
+    small = load("small_targets")
+    base = json.loads(small.BASELINE.read_text())
+    assert small.worse_than(base, base) == []
+    rows = copy.deepcopy(base)
+    rows[0]["fit log Z err"] = "-0.300 ± 0.002"
+    assert [line.split(":")[0] for line in small.worse_than(rows, base)] == [rows[0]["target"]]
