@@ -3,6 +3,7 @@
     PYTHONPATH=src .venv/bin/python bench/hostile_audit.py               # all targets
     PYTHONPATH=src .venv/bin/python bench/hostile_audit.py --markdown    # the table as Markdown
     PYTHONPATH=src .venv/bin/python bench/hostile_audit.py --only cauchy,two_modes
+    PYTHONPATH=src .venv/bin/python bench/hostile_audit.py --baseline    # rows worse than docs/hostile.md's
     PYTHONPATH=src .venv/bin/python bench/hostile_audit.py --details     # verdict texts, notes,
                                                                          # auto's decisions
 
@@ -45,6 +46,7 @@ or a timeout, else 0. Times are wall seconds on this machine, compilation includ
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import signal
 import sys
@@ -54,6 +56,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -438,6 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds per fit before it is stopped and reported (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="the fits' seed (default 0)")
+    parser.add_argument("--baseline", type=Path, nargs="?", const=BASELINE, default=None,
+                        help="list rows worse than an earlier run's (default: the committed "
+                             "bench/baselines/hostile_audit.json, seed 0)")
     args = parser.parse_args(argv)
     chosen = cases()
     if args.only:
@@ -461,7 +467,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = [r.name for r in rows if r.defect]
     if bad:
         print(f"\nsilently wrong, defect or timeout: {', '.join(bad)}", file=sys.stderr)
+    if args.baseline is not None:
+        worse = worse_than([cells(r, None) for r in rows],
+                           json.loads(args.baseline.read_text()))
+        print(f"\nagainst {args.baseline}: " + (f"{len(worse)} worse or changed" if worse
+                                                 else "no row worse or changed"))
+        for line in worse:
+            print(f"  {line}")
+        bad += worse
     return 1 if bad else 0
+
+
+# The committed rows of docs/hostile.md's table (seed 0). A row is named by ``worse_than``
+# where it is no longer right, its verdict or family changed, or its log Z error grew by more
+# than WORSE nats and by half: "silently wrong?" cannot see a fit that got worse and says so.
+BASELINE = Path(__file__).parent / "baselines" / "hostile_audit.json"
+WORSE = 0.05
+
+
+def worse_than(table: list[list[str]], baseline: list[dict]) -> list[str]:
+    """What got worse in the rendered rows ``table`` (``cells``) than in ``baseline``."""
+    old = {r["target"]: r for r in baseline}
+    worse = []
+    for row in (dict(zip(COLUMNS, values)) for values in table):
+        was = old.get(row["target"])
+        if was is None:
+            continue
+        for col in ("verdict", "family", "right?"):
+            if row[col] != was[col]:
+                worse.append(f"{row['target']}: {col} {was[col]} -> {row[col]}")
+        try:
+            a, b = abs(float(was["log Z err"])), abs(float(row["log Z err"]))
+        except ValueError:  # "-": no fit, or no exact answer
+            continue
+        if b > a + WORSE and b > 1.5 * a:
+            worse.append(f"{row['target']}: log Z err {was['log Z err']} -> {row['log Z err']}")
+    return worse
 
 
 if __name__ == "__main__":

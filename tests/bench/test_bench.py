@@ -105,13 +105,14 @@ def test_csv_round_trip_keeps_the_curve(tmp_path):
 
 
 def test_the_baselines_name_a_model_that_got_worse_and_only_it():
-    """`bench/posteriordb_auto.py --baseline` and `bench/small_targets.py --baseline` against
-    their committed rows: the rows themselves pass; a real posterior that regressed as
+    """`bench/posteriordb_auto.py`, `bench/small_targets.py` and `bench/hostile_audit.py`
+    with `--baseline`, against their committed rows: the rows themselves pass; a real posterior that regressed as
     low_dim_gauss_mix did (575 sds off, "not reliable": honest, so no "silently wrong"
     column saw it) and a small target whose log Z error grew are named, nothing else."""
     import copy
     import importlib.util
     import json
+    import sys
     from pathlib import Path
 
     bench = Path(__file__).resolve().parents[2] / "bench"
@@ -119,6 +120,7 @@ def test_the_baselines_name_a_model_that_got_worse_and_only_it():
     def load(name):
         spec = importlib.util.spec_from_file_location(f"bench_{name}", bench / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # (its dataclasses look their module up there)
         spec.loader.exec_module(module)
         return module
 
@@ -137,3 +139,16 @@ def test_the_baselines_name_a_model_that_got_worse_and_only_it():
     rows = copy.deepcopy(base)
     rows[0]["fit log Z err"] = "-0.300 ± 0.002"
     assert [line.split(":")[0] for line in small.worse_than(rows, base)] == [rows[0]["target"]]
+
+    hostile = load("hostile_audit")
+    base = json.loads(hostile.BASELINE.read_text())
+
+    def table(rows):
+        return [[row.get(col, "") for col in hostile.COLUMNS] for row in rows]
+
+    assert hostile.worse_than(table(base), base) == []
+    rows = copy.deepcopy(base)
+    two = next(row for row in rows if row["target"] == "two_modes")
+    two.update({"family": "fullrank", "log Z err": "-0.693", "right?": "no"})
+    assert {line.split(":")[0] for line in hostile.worse_than(table(rows), base)} == {
+        "two_modes"}
