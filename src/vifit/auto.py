@@ -61,7 +61,7 @@ from vifit.evidence.tails import (EXCESS_UNRELIABLE, mass_outside, tails_apply,
                                   with_tail_check)
 from vifit.families import get_family
 from vifit.mode_check import coverage, search_around
-from vifit.modes import COVERED, log_sum_exp, search_programs
+from vifit.modes import log_sum_exp, search_programs
 from vifit.optim.pathfinder import pathfinder
 from vifit.result import MISSED_CARE, FitResult, after_fit_programs
 from vifit.target import Target
@@ -218,12 +218,16 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
                  time.perf_counter() - t0))
         return _finish(gauss, decisions, "fullrank", t_all, None)
     fam = get_family(flow)
-    flow_start = None
+
+    def flow_start_from(gauss: FitResult):  # where a flow may come next: it starts at gauss
+        if not gauss.khat < KHAT_GOOD and target.differentiable and target.dim >= 2:
+            return fam.from_gaussian(jnp.asarray(gauss.mean()), jnp.asarray(gauss.covariance()))
+        return None
+
+    flow_start = flow_start_from(gauss)
     # Compiled on the worker while the search runs: a flow's fit where one comes next, else
     # what the Gaussian's result runs after the fit.
-    if not gauss.khat < KHAT_GOOD and target.differentiable and target.dim >= 2:
-        moments = jnp.asarray(gauss.mean()), jnp.asarray(gauss.covariance())
-        flow_start = fam.from_gaussian(*moments)
+    if flow_start is not None:
         compile_ahead(stage_programs(target, fam, init_params=flow_start,
                                      lr=flow_lr, **stage(fam.name)))
     else:
@@ -251,15 +255,12 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
             return _finish(gauss, decisions, "fullrank", t_all, search)
         if keep:
             gauss = at_mode
-            flow_start = None
-            if not gauss.khat < KHAT_GOOD and target.differentiable and target.dim >= 2:
-                flow_start = fam.from_gaussian(jnp.asarray(gauss.mean()),
-                                               jnp.asarray(gauss.covariance()))
+            flow_start = flow_start_from(gauss)
     unseen = _unseen_mode(gauss, search)
     mixed = None
     rest = _rest_of_mass(search)
     if (search is not None and len(search.modes) > 1 and not unseen and rest < MIXTURE_MIN_MASS
-            and _covers(gauss, search.modes[0])):
+            and coverage(gauss, search)["modes"][0]["covered_by_q"]):
         say(_row("mixture", None, "keep the full-rank Gaussian",
                  f"the heaviest mode carries all but {max(rest, 0.0):.1g} of the modes' Laplace "
                  "mass: a mixture could raise the ELBO by about that many nats at most",
@@ -550,12 +551,14 @@ def _modes_why(search) -> str:
     return text
 
 
-def _rest_of_mass(search) -> float:
-    """The share of the modes' Laplace mass outside the heaviest mode (NaN where a mass is
-    not finite, 0 with fewer than two modes)."""
-    if search is None or len(search.modes) < 2:
+def _rest_of_mass(search, also: tuple[float, ...] = ()) -> float:
+    """The share of the modes' Laplace mass, with the log masses ``also``, outside the
+    heaviest of them (NaN where one is not finite, 0 where there is nothing else)."""
+    if search is None or not search.modes:
         return 0.0
-    masses = np.array([m.log_mass for m in search.modes], np.float64)
+    masses = np.array([m.log_mass for m in search.modes] + list(also), np.float64)
+    if masses.size < 2:
+        return 0.0
     if not np.all(np.isfinite(masses)):
         return math.nan
     return float(-np.expm1(masses.max() - log_sum_exp(masses)))
@@ -571,27 +574,11 @@ def _heaviest_elsewhere(gauss: FitResult, search):
     mode, 575 sds off in mu[1], "not reliable"."""
     if search is None or not search.modes:
         return None
-    top = search.modes[0]
-    if top.covered or top.cov is None or not math.isfinite(top.log_mass):
+    top = search.modes[0]  # (largest mass first)
+    own = (gauss.log_z,) if math.isfinite(gauss.log_z) else ()
+    if top.covered or top.cov is None or any(top.log_mass < m for m in own):
         return None
-    masses = np.array([m.log_mass for m in search.modes] + [gauss.log_z], np.float64)
-    masses = masses[np.isfinite(masses)]
-    rest = float(-np.expm1(top.log_mass - log_sum_exp(masses)))
-    return top if rest < MIXTURE_MIN_MASS else None
-
-
-def _covers(gauss: FitResult, mode) -> bool:
-    """Whether the Gaussian q covers ``mode``: the search marked it so (it started around that
-    q), or the mode lies within ``COVERED`` of q's sds (Mahalanobis) of q's mean."""
-    if mode.covered:
-        return True
-    try:
-        chol = np.linalg.cholesky(np.asarray(gauss.covariance(), np.float64))
-    except np.linalg.LinAlgError:  # rounding in a float32 q spanning many scales
-        return False
-    u = np.linalg.solve(chol, np.asarray(mode.location, np.float64)
-                        - np.asarray(gauss.mean(), np.float64))
-    return bool(np.sqrt(u @ u) < COVERED)
+    return top if _rest_of_mass(search, also=own) < MIXTURE_MIN_MASS else None
 
 
 def _unseen_mode(gauss: FitResult, search) -> float:
