@@ -57,3 +57,20 @@ def test_pathfinder_starts_a_fit_and_runs_alone():
     started = vifit.fit(target, "meanfield", init="pathfinder", steps=300, seed=0,
                         progress=False)
     assert "pathfinder" in started.info["init"]
+
+
+@pytest.mark.timeout(300)
+def test_pathfinder_finds_a_narrow_posterior_far_from_the_start_in_float32():
+    """N(100, (1e-4)^2 I): curvature 1e8, beyond 1 / float32's eps. A curvature test that
+    compares s.y with eps |y|^2 (units of z against units of the gradient) rejected every
+    pair there, so Pathfinder returned its start (ELBO -1.5e12) and auto's first Gaussian
+    failed. The float32 spacing at 100 is 0.076 of p's sd, so log p at a draw is rounded by
+    about 0.1 nats: the chosen Gaussian's ELBO is within 1 nat of log Z and its sds within
+    20%, where a rejected pair leaves it 1e12 nats off."""
+    mu, sd, d = 100.0, 1e-4, 3
+    target = vifit.Target(lambda z: -0.5 * jnp.sum(((z - mu) / sd) ** 2), dim=d)
+    log_z = d * np.log(sd * np.sqrt(2 * np.pi))
+    res = pathfinder(target, seed=0)
+    assert res.best_iter > 0 and res.elbo > log_z - 1.0
+    np.testing.assert_allclose(np.sqrt(np.diag(res.cov)), sd, rtol=0.2)
+    assert np.all(np.abs(res.mean - mu) < sd)
