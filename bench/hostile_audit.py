@@ -220,6 +220,8 @@ def cases() -> list[Case]:
              (replace(normal(), offset=-1.5e7),) * 2),
         Case("far_narrow", "N(1e6, 0.01^2) per coordinate (float32 steps of 0.06 there)",
              (normal(1e6, 0.01),) * 2),
+        Case("narrow_far", "N(100, 1e-4^2) per coordinate (curvature 1e8; float32 steps "
+             "of 0.08 sds there)", (normal(100.0, 1e-4),) * 3),
         Case("plateau", "log p = 0 on |z_i| < 1, -50 (|z_i| - 1)^2 outside",
              (plateau(), plateau())),
         Case("two_modes", "0.5 N(-8,1) + 0.5 N(8,1) in z[0], N(0,1) in z[1]",

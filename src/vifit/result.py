@@ -506,6 +506,11 @@ def fit_verdict(result: FitResult) -> Verdict:
     if rounding is not None and verdict.label != "failed":
         verdict = Verdict(rounding[0], f"{rounding[1]} {ROUNDED_CHECKS} {verdict.text}")
     note = _disagreement(result)
+    if verdict.label in ("usable with care", "not reliable"):
+        from vifit.modes import precision_hint
+
+        note = " ".join(filter(None, [note, precision_hint(result.info.get("modes"),
+                                                           result.target.init.dtype)]))
     return Verdict(verdict.label, f"{verdict.text} {note}") if note else verdict
 
 
@@ -544,11 +549,16 @@ def _search_words(modes: dict, reach: str = "") -> str:
     if not found:
         # (a float32 Gaussian with sds from 0.01 to 100: every end read as a ridge)
         ridges = modes.get("ridges", 0)
-        return (f"The mode search ({modes.get('starts', 0)} climbs{reach}) found no mode: "
-                f"its climbs ended at {ridges} point{'s' if ridges != 1 else ''} where log "
-                "p's Hessian is not negative definite to working precision (a ridge or flat "
-                "direction, or curvatures spanning more than the floating-point type "
-                f"resolves), and {modes.get('unconverged', 0)} had not converged")
+        head = f"The mode search ({modes.get('starts', 0)} climbs{reach}) found no mode: "
+        if not ridges:  # (a kink at the top: -|z|, where no gradient vanishes)
+            return head + (f"none of its climbs came to rest where log p's gradient vanishes "
+                           f"({modes.get('unconverged', 0)} had not converged: a kink at the "
+                           "top, a plateau, or a slope that never levels off)")
+        return head + (f"its climbs ended at {ridges} point{'s' if ridges != 1 else ''} where "
+                       "log p's Hessian is not negative definite to working precision (a ridge "
+                       "or flat direction, or curvatures spanning more than the floating-point "
+                       f"type resolves), and {modes.get('unconverged', 0)} had not converged")
+
     return (f"The mode search ({modes.get('starts', 0)} climbs{reach}) found {found} "
             f"mode{'s' if found != 1 else ''}, {_coverage_words(modes)}")
 

@@ -474,6 +474,7 @@ def judge_all(estimates: dict[str, Estimate], dim: int | None = None,
     ``vifit.evidence.rounding``), with ``unverified`` filled in (``unverified_bounds``; where
     rounding makes the answer meaningless, ``rounding.unresolved``, no bound is stood behind)."""
     from vifit.evidence.rounding import ROUNDED_CHECKS, rounding_verdict, unresolved
+    from vifit.modes import precision_hint
 
     verdict = judge(estimates, dim, modes, tails)
     cap = rounding_verdict(precision, verdict.label)
@@ -481,6 +482,10 @@ def judge_all(estimates: dict[str, Estimate], dim: int | None = None,
         reasons = [r for r in verdict.reasons if r != _AGREE]
         verdict = _verdict(cap[0], estimates[verdict.recommended],
                            [f"{cap[1]} {ROUNDED_CHECKS}" if reasons else cap[1], *reasons])
+    hint = precision_hint(modes, (precision or {}).get("dtype", "float32"))
+    if hint and verdict.label != "good":
+        verdict = _verdict(verdict.label, estimates[verdict.recommended],
+                           [r for r in verdict.reasons if r != _AGREE] + [hint])
     unverified = unverified_bounds(estimates, verdict, dim, modes, tails)
     if unresolved(precision):
         why = ("floating-point rounding (of log p, or of q's draws) is larger than the "
