@@ -81,8 +81,8 @@ def search_rows(dims: list[int], keys: int) -> None:
 
 def evidence_rows(dims: list[int], seeds: int) -> None:
     print("| d | seed | fit family | modes found | fit verdict | fit log Z err | evidence "
-          "verdict | evidence log Z err | |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "verdict | evidence log Z err | bracket | |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for d in dims:
         t = target(d)
         for s in range(seeds):
@@ -90,9 +90,18 @@ def evidence_rows(dims: list[int], seeds: int) -> None:
             ev = vifit.evidence(t, fit, seed=s)
             wrong = any(label == "good" and abs(err) >= 0.1 for label, err in
                         ((fit.verdict.label, fit.log_z), (ev.verdict.label, ev.log_z)))
+            # a bound vifit stands behind on the wrong side of log Z = 0 beyond 4 of its
+            # standard errors
+            bad = [f"{n} ({e.kind})" for n, e in ev.estimates.items()
+                   if ev.kind(n) in ("lower", "upper") and
+                   (e.estimate - 4 * e.se > 0 if ev.kind(n) == "lower" else
+                    e.estimate + 4 * e.se < 0)]
+            low, up = ev.bracket["lower"], ev.bracket["upper"]
+            bracket = f"({low:+.3f}, {'—' if up is None else f'{up:+.3f}'})"
+            flags = (["WRONG"] if wrong else []) + [f"bound fails: {b}" for b in bad]
             print(f"| {d} | {s} | {fit.family.name} | {fit.info.get('modes', {}).get('found')} "
                   f"| {fit.verdict.label} | {fit.log_z:+.3f} | {ev.verdict.label} | "
-                  f"{ev.log_z:+.3f} | {'WRONG' if wrong else ''} |", flush=True)
+                  f"{ev.log_z:+.3f} | {bracket} | {'; '.join(flags)} |", flush=True)
 
 
 def main() -> None:

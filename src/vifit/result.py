@@ -17,7 +17,8 @@ from vifit.evidence.importance import ISEstimate, Verdict
 from vifit.evidence.rounding import ROUNDED_CHECKS, rounding_verdict
 from vifit.evidence.tails import (defensive_pool, tail_verdict, tails_apply, use_defensive,
                                   widen)
-from vifit.evidence.verdict import SEARCH_BLIND_DIM, multimode_blind, reduced_search
+from vifit.evidence.verdict import (blind_evidence, multimode_blind, reduced_search,
+                                    search_blind)
 from vifit.jsonio import jsonable as _jsonable
 from vifit.families.base import Family, Params
 from vifit.freshness import kept
@@ -680,17 +681,16 @@ def _fit_verdict(result: FitResult) -> Verdict:
                        "mode among wider ones can escape the search (on a test mixture in "
                        "d = 5 a 0.4-weight mode was missed and log Z was 0.51 nats low), and q "
                        "would then lack its mass.")
-    if modes and result.target.dim > SEARCH_BLIND_DIM:
+    if modes and search_blind(result.target.dim, modes):
         # The same cap as vifit evidence's: "good" would claim that no mode was missed.
         label = "usable with care" if khat.label == "good" else khat.label
         head = (f"k-hat {result.khat:.2f} < 0.5: q covers p well where q draws."
                 if khat.label == "good" else khat.text)
         return Verdict(label, f"{head} {_search_words(modes)}; in d = {result.target.dim} "
                        "that cannot rule out a separated mode the search missed, above all a "
-                       "narrow one beside a wider one (in d = 5 such a mode of 0.2 of the mass "
-                       "escaped half the searches, and log Z was 0.22 nats low), so log Z may "
-                       "be low and the summaries may lack that mode (docs/evidence.md, "
-                       "\"Screened starts\").")
+                       f"narrow one beside a wider one ({blind_evidence(result.target.dim)}), "
+                       "so log Z may be low and the summaries may lack that mode "
+                       "(docs/evidence.md, \"Screened starts\").")
     if reduced_search(modes) and khat.label == "good":
         return Verdict("usable with care", f"k-hat {result.khat:.2f} < 0.5: q covers p well "
                        f"where q draws. {_search_words(modes)}, but it was cut to stay within "

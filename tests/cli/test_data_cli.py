@@ -76,9 +76,9 @@ def test_data_model_file_one_and_two_processes(tmp_path):
     for rec in (a, b):
         got = np.array([rec["params"][k]["mean"] for k in ("a", "b", "c")])
         assert np.max(np.abs(got - mean) / sd) < 0.1
-    # one process runs the mode search on the rows (d = 3: "good" is within its reach); two
-    # processes each hold half the rows and run none, which k-hat alone cannot make up for
-    assert a["verdict_label"] == "good"
+    # one process runs the mode search on the rows (d = 3: at best "usable with care", for the
+    # dimension); two processes each hold half the rows and run none, and say so
+    assert a["verdict_label"] == "usable with care" and "The mode search" in a["verdict"]
     assert b["verdict_label"] == "usable with care" and "No mode search ran" in b["verdict"]
     assert abs(a["log_z"] - b["log_z"]) < 3 * max(a["log_z_se"], 1e-3) + 1e-3
 

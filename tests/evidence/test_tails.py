@@ -87,7 +87,8 @@ def test_a_gaussian_fitted_exactly_passes_the_check():
     tails = fit.info["tails"]
     assert tails["flag"] == "ok"
     assert abs(tails["excess"]) < 3 * tails["p_mass_se"] + 1e-3
-    assert fit.verdict.label == "good"
+    # capped by the dimension alone (beyond d = 2 a narrow mode can escape the search)
+    assert fit.verdict.label == "usable with care" and "in d = 3" in fit.verdict.text
     assert fit.summary().attrs["weighting"] == "psis"
     # the widened draws' log Z agrees with the exact one: log Z = (3/2) log(2 pi) + log(1)
     exact = 1.5 * math.log(2 * math.pi) + math.log(1.0 * 2.0 * 0.5)
@@ -97,7 +98,7 @@ def test_a_gaussian_fitted_exactly_passes_the_check():
 def test_auto_checks_its_chosen_q_once():
     fit = vifit.fit(gaussian_3d(), "auto", progress=False, seed=0)
     assert fit.info["tails"]["flag"] == "ok"
-    assert fit.verdict.label == "good"
+    assert fit.verdict.label == "usable with care" and "in d = 3" in fit.verdict.text
 
 
 def test_student_t_tails_are_found_for_a_gaussian_q():
