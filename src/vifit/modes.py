@@ -422,12 +422,12 @@ def _far_starts(climb, c: np.ndarray, chol: np.ndarray, key, dtype) -> np.ndarra
 # such cloud of draws is nil.
 DENSE_MAX = 2 ** 17
 # In d <= DENSE_WIDE_DIM, 8 times as many: there "good" and CUBO's upper bound rest on the
-# search alone (evidence.verdict.SEARCH_BLIND_DIM), and a mode of 0.05 of
-# the mass with a 200th of its neighbour's sd, 8 of the neighbour's sds away
-# (bench/narrow_mode.py), has a basin that holds about 6e-6 of the draws: 131,072 missed it in
-# 1 of 3 seeds, and the verdict read "good" 0.05 nats low with CUBO below log Z. The search
-# around the wide mode found it with 12 of 20 keys before, 20 of 20 after (18 of 20 with the
-# wider count in the first round alone), in 1.2 s instead of 0.8 s.
+# search alone (evidence.verdict.SEARCH_BLIND_DIM), and a mode of 0.05 of the mass with a
+# 200th of its neighbour's sd, 8 of the neighbour's sds away (bench/narrow_mode.py), has a
+# basin that holds about 6e-6 of the draws: 131,072 missed it in 1 of 3 seeds, and the verdict
+# read "good" 0.05 nats low with CUBO below log Z. The search around the wide mode found it
+# with 12 of 20 keys before, 20 of 20 after (18 of 20 with the wider count in the first round
+# alone), in 1.2 s instead of 0.8 s.
 DENSE_WIDE_DIM = 2
 DENSE_MAX_WIDE = 2 ** 20
 DENSE_MIN = 4096

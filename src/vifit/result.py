@@ -559,7 +559,6 @@ def _search_words(modes: dict, reach: str = "") -> str:
                        "log p's Hessian is not negative definite to working precision (a ridge "
                        "or flat direction, or curvatures spanning more than the floating-point "
                        f"type resolves), and {modes.get('unconverged', 0)} had not converged")
-
     return (f"The mode search ({modes.get('starts', 0)} climbs{reach}) found {found} "
             f"mode{'s' if found != 1 else ''}, {_coverage_words(modes)}")
 

@@ -33,8 +33,9 @@ Label:
 
 In more than ``SEARCH_BLIND_DIM`` dimensions, with several modes found in more than
 ``MULTIMODE_TRUST_DIM``, or when the fit's mode search was still finding new modes when its
-rounds ran out, the label is at best "usable with care" and CUBO is never a verified bound: there a mode that every search missed is a measured failure (docs/evidence.md,
-"Mixtures"), and no estimate can see it.
+rounds ran out, the label is at best "usable with care" and CUBO is never a verified bound:
+there a mode that every search missed is a measured failure (docs/evidence.md, "Mixtures",
+"Narrower still"), and no estimate can see it.
 
 CUBO is used only when the Pareto k-hat of w is below 0.5 (else E_q[w^2] is infinite and its
 finite estimate is no bound) and when AIS does not find mass beyond PSIS (CUBO is computed from
@@ -98,6 +99,8 @@ def blind_evidence(dim: int) -> str:
                 "was 0.105 nats low")
     return ("on test mixtures in d = 5 to 20, narrow modes 6 to 10 sds away were missed by "
             "all of them at once, and log Z was 0.2 to 1.6 nats low")
+
+
 # With several modes found, beyond this dimension the search cannot be taken as complete: on
 # mixture(4, 5, 6, seed=3) of bench/evidence_mixtures.py (d = 5) a 0.4-weight mode with sds
 # 0.3-1 between wider ones has a basin that about 1 climb in 700 reaches; the search, AIS and

@@ -140,7 +140,8 @@ def pathfinder(target: Target, *, seed: int | jax.Array = 0, init: Any = None,
         # s.y > eps |y|^2 is not invariant to the scale of z, and in float32 it rejected every
         # pair where p's sd is below about 3e-4 (curvature above 1 / eps), so a narrow
         # posterior got no Gaussian at all.
-        accept = moved & (sy > jnp.finfo(x0.dtype).eps * jnp.sqrt(jnp.dot(s, s) * jnp.dot(y, y)))
+        ulp = jnp.finfo(x0.dtype).eps
+        accept = moved & (sy > ulp * jnp.sqrt(jnp.dot(s, s) * jnp.dot(y, y)))
         shift = lambda h, v: jnp.where(accept, jnp.concatenate([h[1:], v[None]]), h)
         s_hist, y_hist = shift(p.s_hist, s), shift(p.y_hist, y)
         valid = jnp.where(accept, jnp.concatenate([p.valid[1:], jnp.array([True])]), p.valid)
