@@ -419,7 +419,7 @@ def test_scales_beyond_float32_are_named_and_the_verdict_says_to_use_float64():
     target, cov = _rotated_gaussian(d, jnp.float32)
     res = search_modes(target, jnp.zeros(d), jnp.asarray(cov, jnp.float32),
                        key=jax.random.key(0))
-    assert res.modes == [] and res.ridges > 0
+    assert res.modes == []  # a ridge (JAX 0.10), or climbs stopped short by rounding (0.12)
     largest = unresolved_curvature(res.summary())
     assert largest == pytest.approx(1e6, rel=1e-3)  # 1 / (1e-3)^2, to float32 rounding
     assert "float64" in precision_hint(res.summary(), jnp.float32)

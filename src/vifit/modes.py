@@ -131,8 +131,8 @@ class ModeSearch(NamedTuple):
     reduced: bool = False
     gradient_flops: float = 0.0
     dense: int = 0  # draws weighed by p in each round for its starts (``_dense_frames``)
-    # at the highest ridge: the least and the largest eigenvalue of -H there, and the
-    # machine epsilon they were computed with (``unresolved_curvature``)
+    # at the highest ridge (or, where no climb converged, the highest end): the least and the
+    # largest eigenvalue of -H there, and the machine epsilon (``unresolved_curvature``)
     ridge_curvature: tuple[float, float, float] | None = None
 
     @property
@@ -756,6 +756,16 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
                           covered))
     modes.sort(key=lambda m: -m.log_mass)
     unconverged = int(starts - sum(len(w) for w in members))
+    finite = np.isfinite(logp) & np.all(np.isfinite(ends), axis=1)
+    if not modes and ridge_curvature is None and np.any(finite):
+        # No end converged (the float32 gradient there can be rounding noise above GTOL: on
+        # JAX 0.12 every climb on a Gaussian with sds from 1e-3 to 1e3 stopped short): the
+        # curvature at the highest end stands in, for ``unresolved_curvature``.
+        h = np.asarray(hess(on_device(ends[int(np.argmax(np.where(finite, logp, -np.inf)))],
+                                      c.dtype)), np.float64)
+        if np.all(np.isfinite(h)):
+            eig = np.linalg.eigvalsh(-0.5 * (h + h.T))
+            ridge_curvature = (float(eig[0]), float(eig[-1]), eps)
     return ModeSearch(modes, ridges, unconverged, starts, steps, time.perf_counter() - t0,
                       ridge_curvature=ridge_curvature)
 
@@ -767,11 +777,11 @@ UNRESOLVED_ULPS = 10.0
 
 
 def unresolved_curvature(summary: dict | None) -> float | None:
-    """Where the search found no mode but ended at a ridge whose -H has a positive largest
-    eigenvalue and a least one lost in its rounding (within ``UNRESOLVED_ULPS`` eps of it,
-    either side): that largest eigenvalue (p's curvature there, 1 / sd^2). Such a point is
-    either a real ridge or flat direction, or a mode whose scales span more than the
-    floating-point type resolves (sds in a ratio beyond about 1 / sqrt(eps): 2,900 in
+    """Where the search found no mode but ended at a ridge (or, no climb converging, at a
+    highest end) whose -H has a positive largest eigenvalue and a least one lost in its
+    rounding (within ``UNRESOLVED_ULPS`` eps of it, either side): that largest eigenvalue
+    (p's curvature there, 1 / sd^2). Such a point is either a real ridge or flat direction,
+    or a mode whose scales span more than the floating-point type resolves (sds in a ratio beyond about 1 / sqrt(eps): 2,900 in
     float32). None otherwise."""
     if not summary or summary.get("found", 0) or not summary.get("ridge_curvature"):
         return None
