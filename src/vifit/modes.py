@@ -781,8 +781,8 @@ def unresolved_curvature(summary: dict | None) -> float | None:
     highest end) whose -H has a positive largest eigenvalue and a least one lost in its
     rounding (within ``UNRESOLVED_ULPS`` eps of it, either side): that largest eigenvalue
     (p's curvature there, 1 / sd^2). Such a point is either a real ridge or flat direction,
-    or a mode whose scales span more than the floating-point type resolves (sds in a ratio beyond about 1 / sqrt(eps): 2,900 in
-    float32). None otherwise."""
+    or a mode whose scales span more than the floating-point type resolves (sds in a ratio
+    beyond about 1 / sqrt(eps): 2,900 in float32). None otherwise."""
     if not summary or summary.get("found", 0) or not summary.get("ridge_curvature"):
         return None
     least, largest, eps = summary["ridge_curvature"]
