@@ -18,11 +18,33 @@ import vifit
 from vifit.examples import get_example
 from vifit.examples.ising import make
 
+def spike(n_states: int = 100, share: float = 0.3) -> vifit.DiscreteTarget:
+    """Three sites of ``n_states`` states: a smooth bump, and one state far from it holding
+    ``share`` of the mass, which a climb by single-site changes reaches only from a start
+    that shares two of its sites with it."""
+    import math
+
+    import jax.numpy as jnp
+
+    sd, centre = n_states / 10, (n_states - 1) / 2
+    at = jnp.array([10, 47, 84]) % n_states
+    log_spike = 3 * math.log(math.sqrt(2 * math.pi) * sd) + math.log(share / (1 - share))
+
+    def log_prob(x):
+        smooth = -0.5 * jnp.sum(((x - centre) / sd) ** 2)
+        return jnp.where(jnp.all(x == at), jnp.logaddexp(smooth, log_spike), smooth)
+
+    target = vifit.DiscreteTarget(log_prob, n_sites=3, n_states=n_states, name="spike")
+    target.exact.update(vifit.enumerate_exact(target))
+    return target
+
+
 TARGETS = {
     "ising_cold": lambda: make(coupling=0.5, field=0.0),
     "ising_cold_field": lambda: make(coupling=0.5, field=0.05),
     "ising": lambda: make(),
     "mixture_labels": lambda: get_example("mixture_labels"),
+    "spike": spike,
 }
 
 
@@ -36,7 +58,8 @@ def row(name: str, seed: int) -> dict:
     modes = fit.info.get("modes") or {}
     joined = modes.get("log_z_with_modes") or {}
     rec = ev.estimates[ev.recommended]
-    return {"target": name, "seed": seed, "fit": fit.verdict.label,
+    return {"target": name, "seed": seed, "states": target.num_states(),
+            "summed": "enumeration" in fit.info, "fit": fit.verdict.label,
             "q err": fit.log_z - exact, "found": modes.get("found"),
             "covered": modes.get("covered_by_q"),
             "missed": modes.get("missed_mass_fraction"), "by": modes.get("mass_by", "laplace"),

@@ -1,8 +1,10 @@
 """The mode search over integer states (vifit.state_modes): a mean-field q on one of an Ising
 model's two ground states is not "good", the mass it misses is measured, and `vifit evidence`
-reaches it; log Z exact by enumeration (2^16 states)."""
+reaches it; log Z exact by enumeration (2^16 states), which the verdicts use where vifit can
+sum the states (vifit.discrete.enumerable)."""
 
 import math
+import re
 
 import jax.numpy as jnp
 import numpy as np
@@ -38,10 +40,39 @@ def test_a_q_on_one_of_two_ground_states_is_not_reliable(cold_ising):
     assert 0.4 < modes["missed_mass_fraction"] < 0.6
 
 
-def test_evidence_recommends_the_estimate_that_reaches_both_modes(cold_ising):
+def test_evidence_recommends_the_sum_over_every_state(cold_ising):
+    """2^16 states are few enough to sum: the sum is the answer, every bound is checked
+    against it, and the verdict says how much q misses."""
     target, fit = cold_ising
     exact = target.exact["log_z"]
     ev = vifit.evidence(target, fit, seed=0)
+    assert ev.verdict.recommended == "enumeration" and ev.verdict.label == "good"
+    assert ev.kind("enumeration") == "exact"
+    assert ev.log_z == pytest.approx(exact, abs=1e-9)
+    assert ev.bracket["lower"] <= exact <= ev.bracket["upper"]
+    assert ev.bracket["upper"] - ev.bracket["lower"] < 1e-6
+    # half the mass, up to q's Monte Carlo error
+    missed = re.search(r"q misses about (\d+)%", ev.verdict.text)
+    assert missed and 40 <= int(missed.group(1)) <= 60
+    # no bound on the wrong side of the sum is stood behind
+    for name in ("elbo", "iwae", "cubo"):
+        e = ev.estimates[name]
+        wrong = (e.estimate > exact + 3 * e.se if e.kind == "lower"
+                 else e.estimate < exact - 3 * e.se)
+        assert ev.kind(name) == ("unverified" if wrong else e.kind), name
+
+
+def test_beyond_the_sum_evidence_recommends_the_estimate_that_reaches_both_modes(
+        cold_ising, monkeypatch):
+    """Where the states are too many to sum (here: the limit lowered below 2^16), the
+    estimate from q joined by the modes the search found is the best there is."""
+    import vifit.discrete
+
+    monkeypatch.setattr(vifit.discrete, "ENUMERATE_MAX_STATES", 1 << 10)
+    target, fit = cold_ising
+    exact = target.exact["log_z"]
+    ev = vifit.evidence(target, fit, seed=0)
+    assert "enumeration" not in ev.estimates
     assert ev.verdict.recommended == "modes" and ev.verdict.label == "usable with care"
     est = ev.estimates["modes"]
     assert abs(est.estimate - exact) < z_bound(1e-3) * est.se + 0.01
@@ -51,7 +82,8 @@ def test_evidence_recommends_the_estimate_that_reaches_both_modes(cold_ising):
 
 
 def test_one_mode_is_found_and_covered_on_independent_sites():
-    """A product target: one mode, covered, nothing missed; in d = 3 the fit can be good."""
+    """A product target: one mode, covered, nothing missed, and the sum over its 8 states
+    agrees with q's log Z: the fit is good."""
     a = jnp.array([1.5, -0.7, 0.3])
     target = vifit.DiscreteTarget(lambda x: jnp.sum(a * x), n_sites=3, n_states=2)
     fit = vifit.fit(target, seed=0, progress=False)
@@ -62,8 +94,57 @@ def test_one_mode_is_found_and_covered_on_independent_sites():
     # the mode's local conditionals are exact for a product: its mass is Z
     exact = float(jnp.sum(jnp.logaddexp(0.0, a)))
     assert modes["modes"][0]["laplace_log_mass"] == pytest.approx(exact, abs=1e-5)
+    assert fit.info["enumeration"]["log_z"] == pytest.approx(exact, abs=1e-6)
+    assert fit.bracket["lower"] <= exact + 1e-6 and fit.bracket["upper"] >= exact - 1e-6
     assert fit.verdict.label == "good"
-    assert "over states" in fit.verdict.text and "sds" not in fit.verdict.text
+    assert "all 8 states" in fit.verdict.text and "agrees" in fit.verdict.text
+
+
+def _spike(n_states: int, share: float = 0.3):
+    """Three sites of ``n_states`` states: a smooth bump in the middle, and one state far from
+    it holding ``share`` of the mass. Every single-site change from that state falls onto the
+    bump's tail, so a climb reaches it only from a start that shares two of its sites."""
+    sd, centre = n_states / 10, (n_states - 1) / 2
+    spike = jnp.array([10, 47, 84]) % n_states
+    smooth_log_z = 3 * math.log(math.sqrt(2 * math.pi) * sd)  # the bump's sum, nearly
+    log_spike = smooth_log_z + math.log(share / (1 - share))
+
+    def log_prob(x):
+        smooth = -0.5 * jnp.sum(((x - centre) / sd) ** 2)
+        return jnp.where(jnp.all(x == spike), jnp.logaddexp(smooth, log_spike), smooth)
+
+    return vifit.DiscreteTarget(log_prob, n_sites=3, n_states=n_states, name="spike")
+
+
+def test_a_state_no_climb_reaches_is_found_by_the_sum():
+    """10^6 states: the search over states climbs onto the bump alone, and q's k-hat is clean,
+    yet 30% of the mass sits on one state (the fit read "good" with log Z 0.39 nats low
+    before the sum). The sum over every state measures the mass q misses."""
+    target = _spike(100)
+    fit = vifit.fit(target, seed=0, progress=False)
+    exact = fit.info["enumeration"]["log_z"]
+    assert exact - fit.log_z > math.log(1 / 0.7) - 0.1
+    assert fit.verdict.label == "not reliable"
+    assert "misses about" in fit.verdict.text
+    ev = vifit.evidence(target, fit, seed=0)
+    assert ev.verdict.recommended == "enumeration" and ev.log_z == pytest.approx(exact)
+    assert ev.bracket["lower"] <= exact <= ev.bracket["upper"]
+
+
+def test_states_too_many_to_sum_are_never_good(monkeypatch):
+    """Where the states are too many to sum, no search over them vouches for every mode: the
+    same target with the sum's limit below its 10^6 states is at best usable with care, and
+    the verdict says why."""
+    import vifit.discrete
+
+    monkeypatch.setattr(vifit.discrete, "ENUMERATE_MAX_STATES", 1 << 16)
+    target = _spike(100)
+    fit = vifit.fit(target, seed=0, progress=False)
+    assert "enumeration" not in fit.info
+    assert fit.verdict.label != "good"
+    assert "too many for vifit to sum" in fit.verdict.text
+    ev = vifit.evidence(target, fit, seed=0)
+    assert ev.verdict.label != "good" and ev.bracket["upper"] is None
 
 
 def test_auto_on_a_discrete_target_fits_the_factorized_family():

@@ -247,8 +247,11 @@ def evidence_table_html(ev) -> str:
     header = ["estimator", "kind", "log Z", "± se", "seconds"]
     if ev.exact_log_z is not None:
         header.append("error")
+    summed = ev.estimates.get("enumeration")
     exact = ("" if ev.exact_log_z is None else
-             f"<p>exact log Z = {_fmt(ev.exact_log_z, '.4f')} (known for this target)</p>")
+             f"<p>exact log Z = {_fmt(ev.exact_log_z, '.4f')} ("
+             + (f"p summed over all {summed.details.get('states', 0):,} states"
+                if summed is not None else "known for this target") + ")</p>")
     return (_table(header, rows) + exact
             + f"<p>log Z = {_fmt(ev.log_z, '.4f')} ± {_fmt(ev.log_z_se, '.4f')} "
               f"(* {escape(ev.recommended)})</p>"

@@ -17,8 +17,8 @@ from vifit.evidence.importance import ISEstimate, Verdict
 from vifit.evidence.rounding import ROUNDED_CHECKS, rounding_verdict
 from vifit.evidence.tails import (defensive_pool, tail_verdict, tails_apply, use_defensive,
                                   widen)
-from vifit.evidence.verdict import (blind_evidence, multimode_blind, reduced_search,
-                                    search_blind)
+from vifit.evidence.verdict import (blind_evidence, blind_states, multimode_blind,
+                                    reduced_search, search_blind)
 from vifit.jsonio import jsonable as _jsonable
 from vifit.families.base import Family, Params
 from vifit.freshness import kept
@@ -321,7 +321,12 @@ class FitResult:
         normalized density: E_q[log p - log q] <= log Z), up to its Monte Carlo error
         ``elbo_se``. A fit verifies no upper bound; ``vifit.evidence`` adds IWAE, AIS and CUBO
         and stands behind an upper bound only when its checks pass. None when the ELBO is not
-        finite."""
+        finite. Where vifit summed p over every state of a discrete target
+        (``info["enumeration"]``), both ends are that sum -/+ its rounding allowance."""
+        summed = self.info.get("enumeration")
+        if summed:
+            return {"lower": summed["log_z"] - summed["rounding"],
+                    "upper": summed["log_z"] + summed["rounding"]}
         lower = float(self.elbo) if np.isfinite(self.elbo) else None
         return {"lower": lower, "upper": None}
 
@@ -636,6 +641,8 @@ def _fit_verdict(result: FitResult) -> Verdict:
                        "whose draws all avoided the region where log p is not finite, so it "
                        "can be far from p there. Check the model, or write it on the real "
                        f"line. {khat.text}")
+    if result.info.get("enumeration"):
+        return _enumerated_verdict(result, khat, result.info["enumeration"])
     modes = result.info.get("modes") or {}
     missed = float(modes.get("missed_mass_fraction") or 0.0)
     if missed >= MISSED_CARE:
@@ -680,6 +687,14 @@ def _fit_verdict(result: FitResult) -> Verdict:
                        "mode among wider ones can escape the search (on a test mixture in "
                        "d = 5 a 0.4-weight mode was missed and log Z was 0.51 nats low), and q "
                        "would then lack its mass.")
+    if modes and modes.get("states") and search_blind(result.target.dim, modes):
+        label = "usable with care" if khat.label == "good" else khat.label
+        head = (f"k-hat {result.khat:.2f} < 0.5: q covers p well where q draws."
+                if khat.label == "good" else khat.text)
+        return Verdict(label, f"{head} {_search_words(modes, ' over states')}, but "
+                       f"{blind_states(result.target.num_states())}. Where p has such a "
+                       "mode, log Z is low and the summaries lack it (docs/evidence.md, "
+                       "\"Modes over states\").")
     if modes and search_blind(result.target.dim, modes):
         # The same cap as vifit evidence's: "good" would claim that no mode was missed.
         label = "usable with care" if khat.label == "good" else khat.label
@@ -698,11 +713,6 @@ def _fit_verdict(result: FitResult) -> Verdict:
                        f"{modes.get('gradient_flops', 0):.3g} flops), so a mode the full search "
                        "would have reached may be missed, and log Z would then be low by its "
                        "mass (docs/families.md, \"Search budget\").")
-    if modes and khat.label == "good" and modes.get("states"):
-        return Verdict("good", f"{khat.text} {_search_words(modes, ' over states')}. A mode "
-                       "none of its climbs (from q's draws, uniform states and q's opposite) "
-                       "reaches would still be missed (docs/evidence.md, \"Modes over "
-                       "states\").")
     if modes and khat.label == "good":
         from vifit.modes import FAR, SCALES
 
@@ -717,6 +727,62 @@ def _fit_verdict(result: FitResult) -> Verdict:
                        "k-hat cannot see a separated mode that q never draws from: log Z would "
                        "then be low by that mode's mass and the summaries would lack it.")
     return khat
+
+
+def _enumerated_verdict(result: FitResult, khat: Verdict, enum: dict) -> Verdict:
+    """The verdict on a fit to a discrete target whose states vifit summed (``enum``, the
+    record of ``vifit.mode_check.with_enumeration``): the mass q misses is measured against
+    the exact log Z, where a search over states can only say which modes its climbs reached."""
+    from vifit.evidence.verdict import Z_DISAGREE
+
+    summed = (f"Summing p over all {enum['states']:,} states gives log Z = "
+              f"{enum['log_z']:.4f} (exact up to rounding)")
+    se = math.hypot(result.log_z_se, enum["rounding"])
+    gap = enum["log_z"] - result.log_z  # nats that q's estimate is low
+    missed = -math.expm1(-gap)
+    if gap > Z_DISAGREE * se and missed >= MISSED_CARE:
+        label = "not reliable" if missed >= MISSED_UNRELIABLE else (
+            "usable with care" if khat.label == "good" else khat.label)
+        return Verdict(label, f"{summed}; importance sampling from q gives "
+                       f"{result.log_z:.4f}, {gap:.3f} nats low: q misses about "
+                       f"{100 * missed:.0f}% of p's mass (states its draws almost never reach: a "
+                       "separated mode, or a few states of high probability), and summaries "
+                       f"from q miss it too. Its k-hat ({result.khat:.2f}) reads p/q only "
+                       f"where q draws, so it cannot see them.{_states_found(result)}")
+    if -gap > Z_DISAGREE * se:
+        label = "usable with care" if khat.label == "good" else khat.label
+        return Verdict(label, f"{summed}; importance sampling from q gives "
+                       f"{result.log_z:.4f} ± {result.log_z_se:.4f}, above it beyond its "
+                       "standard error: q's weights are heavier-tailed than their k-hat "
+                       f"({result.khat:.2f}) shows, and that standard error is optimistic.")
+    if gap > Z_DISAGREE * se:
+        agree = (f"q's estimate ({result.log_z:.4f}) is {gap:.4f} nats low: q misses "
+                 f"{100 * missed:.2g}% of p's mass")
+    else:
+        agree = (f"q's estimate ({result.log_z:.4f} ± {result.log_z_se:.4f}) agrees within its "
+                 "error: q misses no measurable mass")
+    stop = result.stop_reason
+    if stop in ("max_steps", "interrupted"):
+        why = (f"the fit used all {result.steps} steps without converging"
+               if stop == "max_steps" else f"the fit was interrupted after {result.steps} steps")
+        label = "usable with care" if khat.label == "good" else khat.label
+        return Verdict(label, f"{why}: q may still be moving. {khat.text} {summed}, and "
+                       f"{agree}.")
+    return Verdict(khat.label, f"{khat.text} {summed}, and {agree}.")
+
+
+def _states_found(result: FitResult) -> str:
+    """What the fit's search over states found, for the enumerated verdict's text."""
+    modes = result.info.get("modes") or {}
+    if not modes.get("states"):
+        return ""
+    found, cov = modes.get("found", 0), modes.get("covered_by_q", 0)
+    joined = modes.get("log_z_with_modes")
+    more = (f" Importance sampling from q joined by them gives {joined['log_z']:.4f} "
+            f"± {joined['se']:.4f}." if joined and cov < found else "")
+    return (f" The search over states found {found} separated mode(s), {cov} covered by q"
+            f"{'' if cov < found else '; the mass q misses lies where none of its climbs ended'}"
+            f".{more}")
 
 
 def _no_search_why(result: FitResult) -> str:

@@ -369,7 +369,7 @@ def state_check(result):
     search = search_states(result.target, result.family, result.params, key)
     if search is None:
         return replace(result, info={**result.info, "modes_skipped": "too costly"})
-    rec = record(search)
+    rec = record(search) | {"state_count": result.target.num_states()}
     if any(not m.covered for m in search.modes) and np.isfinite(result.log_z):
         joined = log_z_with_states(result.target, result.family, result.params,
                                    search.modes, result.log_z,

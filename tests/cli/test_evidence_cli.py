@@ -109,9 +109,13 @@ def test_evidence_of_a_discrete_model_skips_ais_and_shows_the_exact_answer(tmp_p
     assert "AIS skipped" in proc.stdout and "exact log Z" in proc.stdout
     record = json.loads((out / "evidence.json").read_text())
     # and "modes" where the search over states finds modes q misses (vifit.state_modes)
-    assert {"elbo", "iwae", "psis", "cubo"} <= set(record["estimates"]) <= {
-        "elbo", "iwae", "psis", "cubo", "modes"}
+    assert {"elbo", "iwae", "psis", "cubo", "enumeration"} <= set(record["estimates"]) <= {
+        "elbo", "iwae", "psis", "cubo", "modes", "enumeration"}
     truth = json.loads((out / "evidence_details.json").read_text())["exact_log_z"]
+    # 2^16 states: vifit sums them, recommends the sum and brackets log Z by it
+    assert record["estimates"]["enumeration"]["kind"] == "exact"
+    assert record["log_z"] == pytest.approx(truth, abs=1e-6)
+    assert record["bracket"]["lower"] <= truth <= record["bracket"]["upper"]
     z = z_bound(1e-3, n_comparisons=2)
     assert record["estimates"]["elbo"]["estimate"] < truth + z * record["estimates"]["elbo"]["se"]
     assert record["estimates"]["cubo"]["estimate"] > truth - z * record["estimates"]["cubo"]["se"]

@@ -70,14 +70,15 @@ def _chain(n=12, coupling=0.8, field=0.3):
     return vifit.DiscreteTarget(log_prob, n_sites=n, n_states=2, name="chain")
 
 
-def test_evidence_of_a_discrete_target_shows_the_enumerated_answer():
+def test_evidence_of_a_discrete_target_recommends_the_enumerated_answer():
     target = _chain()
     exact = vifit.enumerate_exact(target)["log_z"]
     fit = vifit.fit(target, seed=0, progress=False)  # bernoulli family, score estimator
     ev = vifit.evidence(target, fit, seed=2, draws=8192)
     assert ev.exact_log_z == pytest.approx(exact)
-    assert "ais" not in ev.estimates  # no gradient for HMC moves: skipped, and said so
-    assert any("AIS was not run" in r for r in ev.verdict.reasons)
+    assert "ais" not in ev.estimates  # no gradient for HMC moves: skipped
+    assert ev.recommended == "enumeration" and ev.verdict.label == "good"
+    assert ev.bracket["lower"] <= exact <= ev.bracket["upper"]
     z = z_bound(1e-3, n_comparisons=3)
     assert ev.estimates["elbo"].estimate < exact + z * ev.estimates["elbo"].se
     assert ev.estimates["iwae"].estimate < exact + z * ev.estimates["iwae"].se
@@ -87,6 +88,18 @@ def test_evidence_of_a_discrete_target_shows_the_enumerated_answer():
     gap = exact - ev.estimates["elbo"].estimate
     assert gap > 0.05
     assert exact - ev.estimates["psis"].estimate < 0.5 * gap
+
+
+def test_evidence_of_a_discrete_target_too_large_to_sum_says_ais_was_not_run(monkeypatch):
+    import vifit.discrete
+
+    monkeypatch.setattr(vifit.discrete, "ENUMERATE_MAX_STATES", 1 << 8)  # 2^12 states
+    target = _chain()
+    fit = vifit.fit(target, seed=0, progress=False)
+    ev = vifit.evidence(target, fit, seed=2, draws=8192)
+    assert "enumeration" not in ev.estimates and ev.exact_log_z is None
+    assert any("AIS was not run" in r for r in ev.verdict.reasons)
+    assert ev.verdict.label != "good" and ev.bracket["upper"] is None
 
 
 def test_explicit_ais_on_a_discrete_target_is_refused():

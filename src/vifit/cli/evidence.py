@@ -212,7 +212,11 @@ def print_evidence(result) -> None:
             row.append(f"{e.estimate - exact:+.4f}")
         table.add_row(*row)
     out_console.print(table)
-    if exact is not None:
+    summed = result.estimates.get("enumeration")
+    if summed is not None:
+        out_console.print(f"exact log Z = {summed.estimate:.4f} (p summed over all "
+                          f"{summed.details.get('states', 0):,} states)")
+    elif exact is not None:
         out_console.print(f"exact log Z = {exact:.4f} (known for this target)")
     colour = _COLOURS.get(result.verdict.label, "red")
     out_console.print(f"log Z = {result.log_z:.4f} ± {result.log_z_se:.4f} (* {result.recommended})")

@@ -348,13 +348,22 @@ def print_result(result) -> None:
                           f"{result.objective_se:.4f}  (the fitted objective, {how})")
     out_console.print(f"log Z  = {ev.log_z:.4f} ± {ev.se:.4f}  "
                       f"(Pareto-smoothed importance sampling, {ev.n} draws)")
-    if "log_z" in result.target.exact:
+    summed = result.info.get("enumeration")
+    if summed:
+        out_console.print(f"exact log Z = {summed['log_z']:.4f} (p summed over all "
+                          f"{summed['states']:,} states)")
+    elif "log_z" in result.target.exact:
         out_console.print(f"exact log Z = {result.target.exact['log_z']:.4f}")
     lower = result.bracket["lower"]
-    out_console.print("bracket: " + (f"log Z >= {lower:.4f} (the ELBO, ± {result.elbo_se:.4f})"
-                                     if lower is not None else "no finite lower bound")
-                      + "; upper: none from a fit (`vifit evidence` adds IWAE, AIS and CUBO)",
-                      soft_wrap=True)
+    if summed:
+        out_console.print(f"bracket: log Z = {summed['log_z']:.6f} ± {summed['rounding']:.2g} "
+                          "(the sum over every state, ± the rounding of log p)")
+    else:
+        out_console.print("bracket: " + (f"log Z >= {lower:.4f} (the ELBO, ± "
+                                         f"{result.elbo_se:.4f})" if lower is not None
+                                         else "no finite lower bound")
+                          + "; upper: none from a fit (`vifit evidence` adds IWAE, AIS and "
+                          "CUBO)", soft_wrap=True)
     out_console.print(f"k-hat  = {ev.khat:.3f} ({ev.verdict.label})")
     verdict = result.verdict
     colour = {"good": "green", "usable with care": "yellow"}.get(verdict.label, "red")

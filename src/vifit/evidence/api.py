@@ -37,6 +37,7 @@ LABELS = {
     "cubo": "CUBO (chi-square, n = 2)",
     "defensive": "widened IS (tail check)",
     "modes": "IS from q + modes found",
+    "enumeration": "sum over every state",
 }
 
 
@@ -48,7 +49,8 @@ class EvidenceResult:
       estimates: name -> Estimate, in the order elbo, iwae, psis, ais, cubo (ais when run).
       verdict: label ("good", "usable with care", "not reliable"), the recommended estimator,
         and a text with its reasons (rule in ``vifit.evidence.verdict``).
-      exact_log_z: the target's known log Z, when it has one (shown alongside, never used).
+      exact_log_z: the target's known log Z, when it has one (shown alongside, never used),
+        else the enumeration's.
       ais: the full AIS/SMC result (schedule, replicates, final particles), when run.
     """
 
@@ -87,8 +89,9 @@ class EvidenceResult:
         return df
 
     def kind(self, name: str) -> str:
-        """The estimate's kind as vifit stands behind it: "lower", "upper", "point", or
-        "unverified" for a bound that failed vifit's checks (``verdict.unverified`` says why)."""
+        """The estimate's kind as vifit stands behind it: "lower", "upper", "point", "exact"
+        (a sum over every state), or "unverified" for a bound that failed vifit's checks
+        (``verdict.unverified`` says why)."""
         return "unverified" if name in self.verdict.unverified else self.estimates[name].kind
 
     @property
@@ -171,8 +174,21 @@ def _q_moments(family: Family, params: Params, z: jax.Array) -> tuple[jax.Array,
         return z.mean(0), zc.T @ zc / (z.shape[0] - 1)
 
 
-# Enumerating 2^20 states takes about a second; beyond that the "exact" column is left out.
-ENUMERATE_MAX_STATES = 1 << 20
+def _enumeration(fit, target: Target) -> dict[str, Any] | None:
+    """log Z by summing p over every state of a discrete target that vifit sums on its own
+    (``vifit.discrete.enumerable``): the fit's sum where it made one for this target, else a
+    new one; None where the states are too many."""
+    from vifit.discrete import enumerable, enumerate_exact
+
+    if not enumerable(target):
+        return None
+    info = getattr(fit, "info", None) or {}
+    if fit.target is target and info.get("enumeration"):
+        return info["enumeration"]
+    try:
+        return enumerate_exact(target)
+    except Exception:  # noqa: BLE001 - as the fit's check: the other estimates stand alone
+        return None
 
 
 CLIMBS_FROM_AIS = 4096  # AIS's final particles that climb log p (all, up to this many)
@@ -299,8 +315,10 @@ def evidence(
     annealed importance sampling / SMC from q to the target with BlackJAX HMC moves (``ais``
     may be an ``AISConfig``; the default is ``default_ais_for(target)``: fewer particles where
     log p's gradient is costly), skipped for discrete and ``differentiable=False`` targets).
-    For an enumerable discrete target the exact log Z is computed and shown alongside
-    (``exact_log_z``). Every estimate has a Monte Carlo standard error and its wall time.
+    For a discrete target whose states vifit can sum (``vifit.discrete.enumerable``: up to
+    2^22 states within the mode search's flop budget) the sum is the estimate
+    "enumeration", of kind "exact" (its ``se`` an allowance for the rounding of log p), which
+    the verdict recommends and checks every bound against. Every estimate has a Monte Carlo standard error and its wall time.
     ``verdict`` says which estimate to trust and how far (see ``vifit.evidence.verdict``).
     """
     if not isinstance(target, Target):
@@ -407,12 +425,14 @@ def evidence(
             {k: tails[k] for k in ("khat", "usable", "flag", "p_mass", "p_mass_se", "q_mass",
                                  "draws")})
 
+    summed = _enumeration(fit, target)
+    if summed is not None:
+        estimates["enumeration"] = Estimate(
+            "enumeration", summed["log_z"], summed["rounding"], "exact", summed["seconds"],
+            {"states": summed["states"]})
     exact = target.exact.get("log_z")
-    if exact is None and getattr(target, "discrete", False) \
-            and target.num_states() <= ENUMERATE_MAX_STATES:
-        from vifit.discrete import enumerate_exact
-
-        exact = enumerate_exact(target)["log_z"]  # shown alongside, never used in the verdict
+    if exact is None and summed is not None:
+        exact = summed["log_z"]
     return EvidenceResult(
         target_name=target.name, dim=target.dim, estimates=estimates,
         verdict=judge_all(estimates, target.dim, (getattr(fit, "info", None) or {}).get("modes"),
