@@ -114,6 +114,31 @@ def test_bayes_factors_orient_rank_and_say_when_unsure():
     assert [(r.better, r.worse) for r in rows] == [("y", "z"), ("y", "x")]
 
 
+def test_a_bayes_factor_says_when_the_worse_evidence_may_be_low():
+    """Estimates of log Z err low when they miss mass: a worse model whose evidence is only
+    usable with care may be better than it looks, and the reading says so; where both
+    brackets exist the factor is bounded below by them."""
+    care = bayes_factor("a", result(-10.0, 0.1, "usable with care"), "b", result(-2.0, 0.1))
+    assert (care.better, care.worse) == ("b", "a") and care.at_least is None
+    assert "evidence of a is usable with care" in care.reading
+    assert "overstates the case for b" in care.reading
+    # the better model's care does not weaken the ordering: its log Z can only be higher
+    fine = bayes_factor("a", result(-10.0, 0.1), "b", result(-2.0, 0.1, "usable with care"))
+    assert "usable with care" not in fine.reading
+
+    def bounded(log_z, lower, upper):
+        e = {"psis": est("psis", log_z, 0.01, khat=0.1),
+             "elbo": est("elbo", lower, 0.01, "lower"), "cubo": est("cubo", upper, 0.01, "upper")}
+        v = judge({"psis": e["psis"]})._replace(label="usable with care")
+        return EvidenceResult("m", 1, e, v, None, None)
+
+    sure = bayes_factor("a", bounded(-10.0, -10.2, -9.9), "b", bounded(-2.0, -2.1, -1.8))
+    assert sure.at_least == pytest.approx(-2.1 - (-9.9))
+    assert "at least 7.80" in sure.reading and "overstates" not in sure.reading
+    overlap = bayes_factor("a", bounded(-2.5, -2.6, -1.0), "b", bounded(-2.0, -2.1, -1.8))
+    assert overlap.at_least < 0 and "do not order them" in overlap.reading
+
+
 def test_an_ais_that_has_not_settled_is_not_used():
     # Its runs from refitted bases still rose: its replicates, all short of the same mass,
     # agree with each other, so its standard error is no measure of its error.

@@ -8,7 +8,11 @@ Kass & Raftery (1995), whose scale is on 2 ln B:
              6 to 10: strong;  above 10: very strong.
 
 and says when the factor is within two standard errors of zero (the estimates cannot order the
-models) or when either evidence estimate was judged not reliable.
+models), when either evidence estimate was judged not reliable, and when the worse model's was
+judged usable with care: every estimate of log Z errs low when it misses mass (a mode no search
+reached), and a low log Z for the worse model overstates the factor. Where the better model
+has a lower bound and the worse an upper bound that vifit stands behind (their ``bracket``),
+the factor is at least their difference, whatever the estimates missed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ class BayesFactor(NamedTuple):
     se: float
     strength: str  # Kass & Raftery's words for 2 ln B
     reading: str  # one sentence for people
+    # better's verified lower bound minus worse's verified upper bound, nats (None without both)
+    at_least: float | None = None
 
 
 def kass_raftery(log_bf: float) -> str:
@@ -51,11 +57,20 @@ def bayes_factor(name_a: str, a: EvidenceResult, name_b: str, b: EvidenceResult)
     elif log_bf < 2.0 * se:
         reading += "; but within two standard errors of zero, so these estimates cannot order " \
                    "the two models: estimate the evidence more precisely (more particles)"
+    low, high = a.bracket["lower"], b.bracket["upper"]
+    at_least = low - high if low is not None and high is not None else None
     unreliable = [n for n, r in ((name_a, a), (name_b, b)) if r.verdict.label == "not reliable"]
     if unreliable:
         reading += f"; the evidence of {' and '.join(unreliable)} is not reliable (see its " \
                    "verdict), so neither is this factor"
-    return BayesFactor(name_a, name_b, log_bf, se, strength, reading + ".")
+    elif b.verdict.label == "usable with care" and at_least is None:
+        reading += (f"; the evidence of {name_b} is usable with care (see its verdict): where "
+                    "it is low (mass its fit and AIS missed), this factor overstates the case "
+                    f"for {name_a}")
+    if at_least is not None and math.isfinite(log_bf):
+        reading += (f"; by the bounds vifit stands behind it is at least {at_least:.2f}"
+                    if at_least > 0 else "; the bounds vifit stands behind do not order them")
+    return BayesFactor(name_a, name_b, log_bf, se, strength, reading + ".", at_least)
 
 
 def _factor(log_bf: float) -> str:
