@@ -198,6 +198,25 @@ def two_modes(w_left: float, sep: float = 8.0) -> Factor:
                   breaks=(-sep, 0.0, sep))
 
 
+def spike(w: float, at: float, sd: float) -> Factor:
+    """(1 - w) N(0, 1) + w N(at, sd^2): a mode far narrower than its neighbour."""
+    a, b = math.log(1.0 - w), math.log(w) - math.log(sd)
+    return Factor(lambda x, xp: xp.logaddexp(a - 0.5 * x ** 2, b - 0.5 * ((x - at) / sd) ** 2),
+                  breaks=(0.0, at - 10 * sd, at, at + 10 * sd))
+
+
+def spike_and_slab(y: float, sd: float) -> Factor:
+    """The posterior of z under the prior 0.5 N(0, sd^2) + 0.5 N(0, 1) and one observation
+    y ~ N(z, 1)."""
+    a = math.log(0.5) - math.log(sd)
+
+    def log_f(x, xp):
+        prior = xp.logaddexp(a - 0.5 * (x / sd) ** 2, math.log(0.5) - 0.5 * x ** 2)
+        return prior - 0.5 * (y - x) ** 2
+
+    return Factor(log_f, breaks=(-10 * sd, 0.0, 10 * sd, y / 2))
+
+
 def cases() -> list[Case]:
     huge = (1.0, -1.0, 0.5)  # locations in units of the sd
     return [
@@ -222,6 +241,11 @@ def cases() -> list[Case]:
              (normal(1e6, 0.01),) * 2),
         Case("narrow_far", "N(100, 1e-4^2) per coordinate (curvature 1e8; float32 steps "
              "of 0.08 sds there)", (normal(100.0, 1e-4),) * 3),
+        Case("spike_far", "0.7 N(0,1) + 0.3 N(50, 1e-4^2), d = 1: a narrow mode far out",
+             (spike(0.3, 50.0, 1e-4),)),
+        Case("spike_and_slab", "per coordinate: prior 0.5 N(0, 1e-3^2) + 0.5 N(0,1), one "
+             "observation 2.5 ~ N(z, 1) (the spike 23% of the mass)",
+             (spike_and_slab(2.5, 1e-3),) * 2),
         Case("plateau", "log p = 0 on |z_i| < 1, -50 (|z_i| - 1)^2 outside",
              (plateau(), plateau())),
         Case("two_modes", "0.5 N(-8,1) + 0.5 N(8,1) in z[0], N(0,1) in z[1]",

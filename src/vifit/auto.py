@@ -46,6 +46,7 @@ k-hat and time, what was decided and why) and, with ``verbose``, printed as it h
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import sys
 import time
 from typing import Any
@@ -63,7 +64,7 @@ from vifit.families import get_family
 from vifit.mode_check import coverage, search_around
 from vifit.modes import log_sum_exp, search_programs
 from vifit.optim.pathfinder import pathfinder
-from vifit.result import MISSED_CARE, FitResult, after_fit_programs
+from vifit.result import MISSED_CARE, FitResult, after_fit_programs, draw_logw
 from vifit.target import Target
 
 KHAT_GOOD = 0.5
@@ -355,7 +356,6 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     if failed is not None:
         result.info["auto"]["failed_stage"] = failed
     if improper:
-        from dataclasses import replace
 
         result = replace(result, stop_reason="diverged", notes=result.notes + (
             f"{failed['why']} (from the full-rank Gaussian, whose k-hat is "
@@ -423,7 +423,6 @@ def _heavier(fit, target: Target, best: FitResult, best_name: str, gauss: FitRes
     checked = best.info.get("tails")
     if tried and checked and checked.get("flag") == "light":
         # the verdict's advice should not send the user to a family auto fitted and set aside
-        from dataclasses import replace
 
         best = replace(best, info={**best.info, "tails": {**checked, "tried": tried}})
     return best, best_name
@@ -615,7 +614,38 @@ def _mixture_of(fit, target: Target, gaussians, settings: dict[str, Any]) -> Fit
     start = {"logits": jnp.asarray([w for _, _, w in gaussians], dtype=target.init.dtype),
              "components": jax.tree.map(lambda *xs: jnp.stack(xs), *comps)}
     start["logits"] = start["logits"] - jnp.max(start["logits"])
-    return fit(target, fam, init_params=start, **settings)
+    mixed = fit(target, fam, init_params=start, **settings)
+    start_elbo, start_se = _start_elbo(target, fam, start, settings)
+    if start_elbo - mixed.elbo > LOST_Z * math.hypot(start_se, mixed.elbo_se):
+        # Adam moves every parameter by about its rate per step, and threw a component far
+        # narrower than that off its mode (vifit.optim.component_units): again, with each
+        # component stepping in its own units
+        again = fit(target, fam, init_params=start, optimizer="component-adam", **settings)
+        if again.elbo > mixed.elbo:
+            mixed = replace(again, notes=again.notes + (
+                f"the mixture fitted with Adam ended {start_elbo - mixed.elbo:.3f} nats of "
+                "ELBO below its own start (a component narrower than Adam's steps was thrown "
+                "off its mode); it was fitted again with each component stepping in its own "
+                "units (optimizer 'component-adam')",))
+    return mixed
+
+
+# A mixture fit whose ELBO ends this many combined standard errors below its start's is run
+# again with ``component-adam``.
+LOST_Z = 3.0
+
+
+def _start_elbo(target: Target, fam, params, settings: dict[str, Any]) -> tuple[float, float]:
+    """The ELBO of a mixture's start and its standard error, from ``n_eval`` draws (the
+    evaluation's compiled draw program)."""
+    key = jax.random.fold_in(jax.random.key(settings.get("seed", 0)), 0x57A7)
+    _, logw = draw_logw(fam, target, params, key, int(settings.get("n_eval", 4000)))
+    logw = np.asarray(logw, np.float64)
+    finite = logw[np.isfinite(logw)]
+    if finite.size < 2:
+        return -math.inf, math.inf
+    return (float(finite.mean() + math.log(finite.size / logw.size)),
+            float(finite.std(ddof=1) / math.sqrt(finite.size)))
 
 
 def _flow_beside(fit, target: Target, fam, flow_start, flow_lr: float, best: FitResult,
@@ -719,7 +749,6 @@ def _finish(result: FitResult, decisions: list[dict[str, Any]], chosen: str,
         info["auto"]["interrupted"] = True
     if search is not None:
         info["modes"] = coverage(result, search)
-    from dataclasses import replace
 
     result = replace(result, info=info)
     # A result whose tails were checked before the heavy-tailed stage was weighed keeps that.

@@ -714,12 +714,19 @@ def _fit_verdict(result: FitResult) -> Verdict:
                        "would have reached may be missed, and log Z would then be low by its "
                        "mass (docs/families.md, \"Search budget\").")
     if modes and khat.label == "good":
-        from vifit.modes import FAR, SCALES
+        from vifit.modes import FAR, SCALES, grid_spacings
 
         reach = f", from q out to about {FAR[0] * max(SCALES):,.0f} of its sds"
+        boxes = grid_spacings(modes.get("grid") or 0, result.target.dim)
+        if boxes:
+            (near, fine), (far, coarse) = boxes[0], boxes[-1]
+            reach += (f", and a scan of log p on grids with spacings from {fine:.2g} of q's sd "
+                      f"within {near:g} sds to {coarse:.2g} within {far:,.0f}")
+        narrow = ("one whose basin is narrower than the grid's spacing where it lies" if boxes
+                  else "one far narrower than its neighbours")
         return Verdict("good", f"{khat.text} {_search_words(modes, reach)}. A mode it cannot "
-                       "reach would still be missed: one beyond that, or one far narrower than "
-                       "its neighbours (docs/evidence.md, \"Screened starts\").")
+                       f"reach would still be missed: one beyond that, or {narrow} "
+                       "(docs/evidence.md, \"Grids in one and two dimensions\").")
     if not modes and khat.label == "good":
         # "good" says that no separated mode was missed; only a search can say so.
         return Verdict("usable with care", f"k-hat {result.khat:.2f} < 0.5: q covers p well "

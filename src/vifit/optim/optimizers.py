@@ -8,9 +8,11 @@ from collections.abc import Callable
 import optax
 
 from vifit.errors import ConfigError
+from vifit.optim.component_units import component_adam
 
 _OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "adam": optax.adam,
+    "component-adam": component_adam,  # a mixture's components each in its own units
     "sgd": optax.sgd,
     "adagrad": optax.adagrad,
     "rmsprop": optax.rmsprop,
