@@ -319,7 +319,8 @@ def evidence(
     2^22 states within the mode search's flop budget) the sum is the estimate
     "enumeration", of kind "exact" (its ``se`` an allowance for the rounding of log p), which
     the verdict recommends and checks every bound against. Every estimate has a Monte Carlo
-    standard error and its wall time. ``verdict`` says which estimate to trust and how far (see ``vifit.evidence.verdict``).
+    standard error and its wall time. ``verdict`` says which estimate to trust and how far
+    (see ``vifit.evidence.verdict``).
     """
     if not isinstance(target, Target):
         raise ConfigError("evidence() takes a vifit.Target as its first argument.")
