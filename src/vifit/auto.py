@@ -46,9 +46,9 @@ k-hat and time, what was decided and why) and, with ``verbose``, printed as it h
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import jax
@@ -356,7 +356,6 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
     if failed is not None:
         result.info["auto"]["failed_stage"] = failed
     if improper:
-
         result = replace(result, stop_reason="diverged", notes=result.notes + (
             f"{failed['why']} (from the full-rank Gaussian, whose k-hat is "
             f"{gauss.khat:.2f})",))
@@ -423,7 +422,6 @@ def _heavier(fit, target: Target, best: FitResult, best_name: str, gauss: FitRes
     checked = best.info.get("tails")
     if tried and checked and checked.get("flag") == "light":
         # the verdict's advice should not send the user to a family auto fitted and set aside
-
         best = replace(best, info={**best.info, "tails": {**checked, "tried": tried}})
     return best, best_name
 
@@ -749,7 +747,6 @@ def _finish(result: FitResult, decisions: list[dict[str, Any]], chosen: str,
         info["auto"]["interrupted"] = True
     if search is not None:
         info["modes"] = coverage(result, search)
-
     result = replace(result, info=info)
     # A result whose tails were checked before the heavy-tailed stage was weighed keeps that.
     return result if "tails" in info else with_tail_check(result)
