@@ -221,7 +221,7 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     dense_frames = _dense_frames(target, [(c_np, chol_np)], [(c_np, chol_np, 0.0)], k_dense,
                                  dense, dtype, c_np, chol_np)
     side = _grid_side(d, flops) if not plan.reduced else 0
-    grid_frames = _grid_frames(target, c_np, chol_np, side, np.dtype(dtype))
+    grid_frames = _grid_frames(target, c_np, chol_np, side, np.dtype(dtype), flops)
     dense_frames = tuple(np.concatenate([a, b]) for a, b in zip(dense_frames, grid_frames))
     if dense_frames[0].shape[0]:  # in place of the last screened starts: as many climbs
         u_chosen = u_chosen[:max(u_chosen.shape[0] - dense_frames[0].shape[0], 0)]
@@ -523,9 +523,15 @@ def _dense_frames(target: Target, sources: list[tuple[np.ndarray, np.ndarray]],
 GRID_DIM = 2
 GRID_BOXES = (4.0, 16.0, 64.0, 256.0, 1600.0)
 GRID_POINTS = {1: 2 ** 20, 2: 2 ** 22}  # per box, by dimension
-GRID_FLOPS = 3e10
+# (3e10 at first: on a data target in d = 2, tests/data/test_data_modes.py, the grid then
+# took 16 s of a 57 s fit)
+GRID_FLOPS = 1e10
 GRID_KEEP = 8
 GRID_BLOCK = 2 ** 16
+# A block of grid points holds about this many flops of log p at once: a vmapped log p keeps
+# its intermediates for every point of the block, and on a data target (a pass over the rows
+# per point) 2^16 points at once took 10 GB and the process was killed (2026-12-07).
+GRID_BLOCK_FLOPS = 6.4e8
 # A grid point climbs in its Laplace frame where that is within q's widened this many times: a
 # mode narrow in one direction and as wide as q in another (a spike-and-slab posterior's spike
 # in one coordinate beside the slab in the other, whose Laplace sd there was 1.01 of q's)
@@ -550,15 +556,22 @@ def grid_spacings(points: int, dim: int) -> list[tuple[float, float]]:
     return [(half, 2.0 * half / (side - 1)) for half in GRID_BOXES] if side > 1 else []
 
 
+def _grid_block(points: int, flops: float) -> int:
+    """Grid points per compiled block: a power of two, at most ``GRID_BLOCK``, the grid's own
+    size (rounded up) and ``GRID_BLOCK_FLOPS`` of log p, at least 256."""
+    cap = min(GRID_BLOCK, max(points, 1), max(256, int(GRID_BLOCK_FLOPS / max(flops, 1.0))))
+    return 1 << (int(cap) - 1).bit_length() if cap > 256 else 256
+
+
 @kept(8)
-def _grid_program(log_density, dim: int, side: int):
-    """Jitted ``(c, chol, half, start) -> log p`` at the ``GRID_BLOCK`` grid points from
-    index ``start`` of a ``side``^dim grid over [-half, half]^dim in q's whitened frame
-    (row-major; points past the grid's end repeat its last)."""
+def _grid_program(log_density, dim: int, side: int, size: int):
+    """Jitted ``(c, chol, half, start) -> log p`` at the ``size`` grid points from index
+    ``start`` of a ``side``^dim grid over [-half, half]^dim in q's whitened frame (row-major;
+    points past the grid's end repeat its last)."""
     last = side ** dim - 1
 
     def block(c, chol, half, start):
-        i = jnp.minimum(start + jnp.arange(GRID_BLOCK), last)
+        i = jnp.minimum(start + jnp.arange(size), last)
         digits = jnp.stack([(i // side ** (dim - 1 - k)) % side for k in range(dim)], axis=1)
         u = -half + (2.0 * half / (side - 1)) * digits.astype(c.dtype)
         return jax.vmap(log_density)(c + u @ chol.T)
@@ -566,26 +579,28 @@ def _grid_program(log_density, dim: int, side: int):
     return jax.jit(block)
 
 
-def _grid_frames(target: Target, c: np.ndarray, chol: np.ndarray, side: int, dtype
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _grid_frames(target: Target, c: np.ndarray, chol: np.ndarray, side: int, dtype,
+                 flops: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Climb frames ``(cs (k, d), chols (k, d, d), u0 (k, d) = 0)``, k <= ``GRID_KEEP``:
     the local maxima of log p on grids of ``side`` points per axis over each box of
     ``GRID_BOXES`` in q's frame (``c``, ``chol``), highest p over q first, each more than one
     of q's units from those kept before, and q's mean with coordinates set to zero
     (``_zeroed``), each climbing in its own Laplace frame where that lies within q's widened
-    ``GRID_SLACK`` times (``_narrow_frame``)."""
+    ``GRID_SLACK`` times (``_narrow_frame``). ``flops`` per gradient of log p bound the
+    points evaluated at once (``_grid_block``)."""
     d = c.shape[0]
     empty = (np.zeros((0, d), dtype), np.zeros((0, d, d), dtype), np.zeros((0, d), dtype))
     if side == 0:
         return empty
-    program = _grid_program(target.log_density, d, side)
-    c_dev, chol_dev = on_device(c, dtype), on_device(chol, dtype)
     n = side ** d
+    size = _grid_block(n, flops)
+    program = _grid_program(target.log_density, d, side, size)
+    c_dev, chol_dev = on_device(c, dtype), on_device(chol, dtype)
     axis_points, scores = [], []
     for half in GRID_BOXES:
         log_p = np.concatenate([np.asarray(program(c_dev, chol_dev, np.asarray(half, dtype),
                                                    np.int32(start)))
-                                for start in range(0, n, GRID_BLOCK)])[:n]
+                                for start in range(0, n, size)])[:n]
         log_p = np.where(np.isfinite(log_p), log_p, -np.inf).astype(np.float64)
         grid = log_p.reshape((side,) * d)
         peak = np.isfinite(grid)
