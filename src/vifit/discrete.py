@@ -19,6 +19,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from vifit.errors import TargetError
+from vifit.freshness import kept
 from vifit.target import Array, Target, _identity_constrain
 
 
@@ -197,7 +198,16 @@ def enumerable(target: Target) -> bool:
     (``vifit.modes.SEARCH_FLOPS``; one evaluation of log p counted by XLA's cost analysis)."""
     if not getattr(target, "discrete", False) or target.num_states() > ENUMERATE_MAX_STATES:
         return False
-    from vifit.modes import SEARCH_FLOPS, program_flops
+    from vifit.modes import SEARCH_FLOPS
 
-    flops = program_flops(target.log_prob, jax.ShapeDtypeStruct((target.dim,), jnp.int32))
-    return target.num_states() * max(1.0, flops) <= SEARCH_FLOPS
+    return target.num_states() * eval_flops(target.log_prob, target.dim) <= SEARCH_FLOPS
+
+
+@kept(8)
+def eval_flops(log_prob: Callable[[Array], Array], n_sites: int) -> float:
+    """Floating-point operations of one evaluation of ``log_prob`` at a state of ``n_sites``
+    sites (XLA's cost analysis, nothing compiled; at least 1), kept: the fit's search over
+    states, its sum over every state and ``vifit evidence`` all ask."""
+    from vifit.modes import program_flops
+
+    return max(1.0, program_flops(log_prob, jax.ShapeDtypeStruct((n_sites,), jnp.int32)))

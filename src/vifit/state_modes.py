@@ -41,9 +41,9 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import logsumexp
 
+from vifit.discrete import eval_flops
 from vifit.freshness import kept
-from vifit.modes import (SEARCH_FLOPS, SKIP_FACTOR, Mode, ModeSearch, log_sum_exp,
-                         program_flops)
+from vifit.modes import SEARCH_FLOPS, SKIP_FACTOR, Mode, ModeSearch, log_sum_exp
 from vifit.rng import numpy_rng
 
 MAX_SWEEPS = 50
@@ -205,8 +205,8 @@ def search_states(target, family, params, key: jax.Array,
     t0 = time.perf_counter()
     dim, n_states = int(target.dim), int(target.n_states)
     log_prob = target.log_prob
-    eval_flops = max(1.0, program_flops(log_prob, jax.ShapeDtypeStruct((dim,), jnp.int32)))
-    plan = _plan(dim, n_states, eval_flops, SEARCH_FLOPS if budget is None else budget)
+    flops = eval_flops(log_prob, dim)
+    plan = _plan(dim, n_states, flops, SEARCH_FLOPS if budget is None else budget)
     if plan is None:
         return None
     n, reduced = plan
@@ -243,7 +243,7 @@ def search_states(target, family, params, key: jax.Array,
     return ModeSearch(modes=modes, ridges=0, unconverged=int(np.sum(~done)) + dropped, starts=n,
                       steps=MAX_SWEEPS, seconds=time.perf_counter() - t0, rounds=1,
                       saturated=True, screened=0, reduced=reduced,
-                      gradient_flops=eval_flops)
+                      gradient_flops=flops)
 
 
 def _q_reach(family, params, key, states: np.ndarray) -> tuple[float, np.ndarray]:
