@@ -419,7 +419,9 @@ def test_scales_beyond_float32_are_named_and_the_verdict_says_to_use_float64():
     target, cov = _rotated_gaussian(d, jnp.float32)
     res = search_modes(target, jnp.zeros(d), jnp.asarray(cov, jnp.float32),
                        key=jax.random.key(0))
-    assert res.modes == []  # a ridge (JAX 0.10), or climbs stopped short by rounding (0.12)
+    # a ridge (JAX 0.10), or climbs stopped short by rounding (0.12); or, where a climb
+    # converged, the mode measured in float64 (vifit.modes._refined_mode), said as such
+    assert res.modes == [] or res.refined == len(res.modes) == 1
     largest = unresolved_curvature(res.summary())
     assert largest == pytest.approx(1e6, rel=1e-3)  # 1 / (1e-3)^2, to float32 rounding
     assert "float64" in precision_hint(res.summary(), jnp.float32)
@@ -524,3 +526,74 @@ def test_component_adam_keeps_a_narrow_component_where_adam_loses_it():
                      progress=False)
     assert abs(kept.elbo) < 4 * kept.elbo_se + 1e-3
     np.testing.assert_allclose(np.asarray(fam.weights(kept.params)), [0.7, 0.3], atol=0.01)
+
+
+def _rotated_spike_and_slab(sd: float = 1e-4, y: float = 2.5, angle: float = 0.6):
+    """A float32 target: per coordinate of w = R^T z (R a rotation by ``angle``), the prior
+    0.5 N(0, sd^2) + 0.5 N(0, 1) and one observation y ~ N(w, 1). Its posterior is exactly a
+    mixture of four Gaussians (spike or slab per coordinate); at the two cross modes the
+    curvatures 1/sd^2 and 2 are beyond what float32 resolves. Returns the target, log Z and
+    the four components ``(log weight, mean, cov)``."""
+    from scipy.stats import norm
+
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    rot32 = jnp.asarray(rot, jnp.float32)
+
+    def prior(b):
+        return jnp.logaddexp(jnp.log(0.5) + jax.scipy.stats.norm.logpdf(b, 0.0, sd),
+                             jnp.log(0.5) + jax.scipy.stats.norm.logpdf(b, 0.0, 1.0))
+
+    def log_density(z):
+        w = rot32.T @ z
+        return jnp.sum(prior(w) + jax.scipy.stats.norm.logpdf(y, w, 1.0))
+
+    spike_z = 0.5 * norm.pdf(y, 0.0, math.sqrt(1 + sd ** 2))
+    slab_z = 0.5 * norm.pdf(y, 0.0, math.sqrt(2.0))
+    parts = [(spike_z, y * sd ** 2 / (1 + sd ** 2), sd ** 2 / (1 + sd ** 2)),
+             (slab_z, y / 2, 0.5)]
+    comps = [(math.log(a[0] * b[0] / (spike_z + slab_z) ** 2), rot @ np.array([a[1], b[1]]),
+              rot @ np.diag([a[2], b[2]]) @ rot.T) for a in parts for b in parts]
+    return vifit.Target(log_density, dim=2), 2 * math.log(spike_z + slab_z), comps
+
+
+def test_a_float32_mode_beyond_its_resolution_is_measured_in_float64_and_kept():
+    """The rotated spike-and-slab posterior in float32 (cross modes with sds 1e-4 and 0.7,
+    35% of the mass): the search read the cross modes as ridges (their -H beyond float32's
+    resolution) and auto's fit read "good" with log Z 0.43 nats low. Refined in float64 the
+    search finds all four modes, auto's mixture starts from them (factored in float64) and
+    keeps them with component-adam (stepping in each component's rotated frame)."""
+    target, log_z, _ = _rotated_spike_and_slab()
+    fit = vifit.fit(target, "auto", seed=0, progress=False)
+    modes = fit.info["modes"]
+    assert modes["found"] == 4 and modes["refined"] == 2
+    assert fit.family.name == "mixture" and fit.optimizer == "component-adam"
+    assert abs(fit.log_z - log_z) < 4 * fit.log_z_se + 1e-3
+    assert fit.verdict.label == "good"
+
+
+def test_a_lost_component_is_not_covered_by_draws_of_its_neighbour():
+    """From the exact start of the rotated spike-and-slab posterior, plain Adam throws the
+    cross components off their modes (their weights fall to 0.2%), while q's component on the
+    spike at the origin puts about 8% of q's draws inside each cross mode's Laplace ellipsoid:
+    counted as draws inside, the modes read covered and the fit "usable with care" with log Z
+    0.42 nats low. q's share of each mode (draws assigned to the mode that explains them best)
+    exposes it, for the fit and for vifit.evidence. component-adam keeps the exact start."""
+    from vifit.families.mixture import Mixture
+
+    target, log_z, comps = _rotated_spike_and_slab()
+    fam = Mixture(k=4, component="fullrank")
+    parts = [fam.base.from_gaussian(jnp.asarray(m, jnp.float32), c) for _, m, c in comps]
+    start = {"logits": jnp.asarray([w for w, _, _ in comps], jnp.float32),
+             "components": jax.tree.map(lambda *xs: jnp.stack(xs), *parts)}
+    lost = vifit.fit(target, fam, init_params=start, seed=0, progress=False)
+    assert lost.log_z < log_z - 0.3  # Adam lost the cross modes' mass
+    assert lost.info["modes"]["missed_mass_fraction"] >= 0.1
+    assert lost.verdict.label == "not reliable"
+    evidence = vifit.evidence(target, lost, seed=0)
+    assert evidence.verdict.label == "not reliable"
+    kept = vifit.fit(target, fam, init_params=start, optimizer="component-adam", seed=0,
+                     progress=False)
+    assert abs(kept.elbo - log_z) < 4 * kept.elbo_se + 1e-3
+    np.testing.assert_allclose(np.asarray(fam.weights(kept.params)),
+                               np.exp([w for w, _, _ in comps]), atol=0.01)
+

@@ -606,8 +606,9 @@ def _mixture_of(fit, target: Target, gaussians, settings: dict[str, Any]) -> Fit
     from vifit.families.mixture import Mixture
 
     fam = Mixture(k=len(gaussians), component="fullrank")
+    # the covariances stay float64 on the host: the family factors them before the cast
     comps = [fam.base.from_gaussian(jnp.asarray(mean, dtype=target.init.dtype),
-                                    jnp.asarray(cov, dtype=target.init.dtype))
+                                    np.asarray(cov, np.float64))
              for mean, cov, _ in gaussians]
     start = {"logits": jnp.asarray([w for _, _, w in gaussians], dtype=target.init.dtype),
              "components": jax.tree.map(lambda *xs: jnp.stack(xs), *comps)}

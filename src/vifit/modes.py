@@ -137,6 +137,10 @@ class ModeSearch(NamedTuple):
     # at the highest ridge (or, where no climb converged, the highest end): the least and the
     # largest eigenvalue of -H there, and the machine epsilon (``unresolved_curvature``)
     ridge_curvature: tuple[float, float, float] | None = None
+    # modes whose -H the target's dtype did not resolve, refined in float64 (``_refined_mode``),
+    # and the least and largest eigenvalue of -H in that dtype and its epsilon at the first
+    refined: int = 0
+    refined_curvature: tuple[float, float, float] | None = None
 
     @property
     def covered(self) -> list[Mode]:
@@ -167,6 +171,9 @@ class ModeSearch(NamedTuple):
             "dense": self.dense, "grid": self.grid,
             "ridge_curvature": (None if self.ridge_curvature is None
                                 else list(self.ridge_curvature)),
+            "refined": self.refined,
+            "refined_curvature": (None if self.refined_curvature is None
+                                  else list(self.refined_curvature)),
             "modes": [{"log_p": m.log_p, "laplace_log_mass": m.log_mass,
                        "mass_fraction": float(np.exp(m.log_mass - total)),
                        "distance_from_q": m.distance, "starts": m.starts,
@@ -814,12 +821,81 @@ def _converged(ends: np.ndarray, logp: np.ndarray, gnorm: np.ndarray) -> np.ndar
 
 
 def _laplace_chol(target: Target, z: np.ndarray) -> np.ndarray | None:
-    """Cholesky factor of the Laplace covariance (-H)^-1 at ``z``; None where -H is not PD."""
+    """Cholesky factor of the Laplace covariance (-H)^-1 at ``z``; None where -H is not PD
+    (in the target's dtype, nor, below float64, at the mode refined in float64:
+    ``_refined_mode``)."""
     hess = _hessian(target.log_density)
     ready(hess)
     h = np.asarray(hess(on_device(z, target.init.dtype)), np.float64)
     factors = _laplace_factors(-0.5 * (h + h.T), np.finfo(target.init.dtype).eps)
+    if factors is None and _lost_in_rounding(-0.5 * (h + h.T), np.finfo(target.init.dtype).eps):
+        refined = _refined_mode(target, z)
+        factors = None if refined is None else refined[2]
     return None if factors is None else factors[0]
+
+
+# A float32 end whose -H is not positive definite to float32's rounding is refined by up to
+# REFINE_STEPS Newton steps in float64, and is a mode where, there, the least eigenvalue of
+# -H exceeds REFINED_ULPS float64 rounding units of its largest (sds in a ratio up to about
+# 2e6) and the last step moved it less than REFINED_STEP of its Laplace sds. The cross modes
+# of a float32 spike-and-slab posterior (spike sd 1e-4 in one coordinate, slab sd 0.7 in the
+# other: curvatures 1e8 and 2, a ratio float32 cannot resolve) were dropped as ridges, and the
+# fit read "good" with log Z 0.435 nats low (a third of the mass). A real ridge stays one: on
+# the ring -((|z| - 3) / 0.3)^2 / 2 the curvature along the ring at a float32 end (4e-7 against
+# 11, its radius off by 1e-7) vanishes to float64's rounding once the radius is refined.
+REFINE_STEPS = 8
+REFINED_ULPS = 1e3
+REFINED_STEP = 1e-3
+# A search refines at most this many ends (each a few float64 Hessians of log p), the highest
+# first, and only ends whose least eigenvalue of -H is lost in the rounding of the largest
+# (``_lost_in_rounding``): a clearly negative one is a saddle or a ridge in any precision.
+MAX_REFINED = 16
+
+
+def _lost_in_rounding(prec: np.ndarray, eps: float) -> bool:
+    """-H = ``prec`` has a positive largest eigenvalue and a least one within
+    ``UNRESOLVED_ULPS`` rounding units (``eps``) of it, either side."""
+    if not np.all(np.isfinite(prec)):
+        return False
+    eig = np.linalg.eigvalsh(prec)
+    return bool(eig[-1] > 0 and abs(eig[0]) <= UNRESOLVED_ULPS * eps * eig[-1])
+
+
+def _refined_mode(target: Target, z: np.ndarray):
+    """``(z*, log p(z*), (chol, cov))``: the end ``z`` refined in float64 by Newton's method
+    and the Laplace factors there (``_laplace_factors``), all float64; None where the target
+    is float64 already, its log p does not compute in float64 (it returns another dtype or
+    raises), or the refined -H is not positive definite (see ``REFINED_ULPS``)."""
+    if np.dtype(target.init.dtype) == np.float64 or not np.all(np.isfinite(z)):
+        return None
+    eps = REFINED_ULPS * float(np.finfo(np.float64).eps)
+    try:
+        with jax.enable_x64(True):
+            spec = jax.ShapeDtypeStruct((target.dim,), jnp.float64)
+            if jax.eval_shape(target.log_density, spec).dtype != jnp.float64:
+                return None  # log p rounds to float32 itself: float64 would resolve nothing
+            value_grad, hess = _value_grad(target.log_density), _hessian(target.log_density)
+            z, moved = np.asarray(z, np.float64), math.inf
+            for _ in range(REFINE_STEPS + 1):
+                value, g = (np.asarray(a, np.float64) for a in value_grad(on_device(z,
+                                                                                    np.float64)))
+                h = np.asarray(hess(on_device(z, np.float64)), np.float64)
+                factors = _laplace_factors(-0.5 * (h + h.T), eps)
+                if factors is None or not (np.isfinite(value) and np.all(np.isfinite(g))):
+                    return None
+                if moved < REFINED_STEP:  # judged where the last step landed, never at the
+                    return z, float(value), factors  # float32 end itself
+                step = factors[1] @ g  # (-H)^-1 g
+                moved = float(np.sqrt(max(g @ step, 0.0)))  # in Laplace sds
+                z = z + step
+            return None  # Newton did not settle: not a mode it can refine
+    except Exception:  # noqa: BLE001 - a log p written for float32 may refuse float64
+        return None
+
+
+@kept(8)
+def _value_grad(log_density):
+    return jax.jit(jax.value_and_grad(log_density))
 
 
 def _moment_frame(target: Target, locs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -867,7 +943,8 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
     starts = int(ends.shape[0])
     reps, members = assigned
     chol_np = np.asarray(chol, np.float64)
-    modes, ridges, ridge_curvature = [], 0, None
+    modes, ridges, ridge_curvature, refined_curvature = [], 0, None, None
+    n_refined = n_tried = 0
     hess = _hessian(target.log_density)
     ready(hess)
     eps = float(np.finfo(target.init.dtype).eps)
@@ -876,6 +953,23 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
         h = np.asarray(hess(on_device(z, c.dtype)), np.float64)
         h = 0.5 * (h + h.T)
         factors = _laplace_factors(-h, eps)
+        log_p = float(logp[rep])
+        refined = None
+        if factors is None and n_tried < MAX_REFINED and _lost_in_rounding(-h, eps):
+            n_tried += 1
+            refined = _refined_mode(target, z)
+        if refined is not None:
+            z, log_p, factors = refined
+            twin = _same_mode(modes, z, factors[0])
+            if twin is not None:  # ends the dtype could not tell apart, one mode in float64
+                modes[twin] = modes[twin]._replace(starts=modes[twin].starts + len(who),
+                                                   covered=modes[twin].covered
+                                                   or bool(np.any(from_q[who])))
+                continue
+            n_refined += 1
+            if refined_curvature is None and np.all(np.isfinite(h)):
+                eig = np.linalg.eigvalsh(-h)
+                refined_curvature = (float(eig[0]), float(eig[-1]), eps)
         if factors is None:
             ridges += 1
             if ridge_curvature is None and np.all(np.isfinite(h)):  # reps come best first
@@ -883,13 +977,12 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
                 ridge_curvature = (float(eig[0]), float(eig[-1]), eps)
             continue
         log_det_prec = -2.0 * np.sum(np.log(np.diag(factors[0])))  # C C^T = (-H)^-1
-        log_mass = float(logp[rep] + 0.5 * target.dim * math.log(2 * math.pi)
+        log_mass = float(log_p + 0.5 * target.dim * math.log(2 * math.pi)
                          - 0.5 * log_det_prec)
         u = np.linalg.solve(chol_np, z - np.asarray(c, np.float64))
         dist = float(np.sqrt(u @ u))
         covered = bool(dist < COVERED or np.any(from_q[who]))
-        modes.append(Mode(z, float(logp[rep]), log_mass, factors[1], dist, len(who),
-                          covered))
+        modes.append(Mode(z, log_p, log_mass, factors[1], dist, len(who), covered))
     modes.sort(key=lambda m: -m.log_mass)
     unconverged = int(starts - sum(len(w) for w in members))
     finite = np.isfinite(logp) & np.all(np.isfinite(ends), axis=1)
@@ -903,7 +996,8 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
             eig = np.linalg.eigvalsh(-0.5 * (h + h.T))
             ridge_curvature = (float(eig[0]), float(eig[-1]), eps)
     return ModeSearch(modes, ridges, unconverged, starts, steps, time.perf_counter() - t0,
-                      ridge_curvature=ridge_curvature)
+                      ridge_curvature=ridge_curvature,
+                      refined=n_refined, refined_curvature=refined_curvature)
 
 
 # A least eigenvalue of -H within this many rounding units (eps times the largest) of zero is
@@ -912,13 +1006,30 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
 UNRESOLVED_ULPS = 10.0
 
 
+def _same_mode(modes: list[Mode], z: np.ndarray, chol: np.ndarray) -> int | None:
+    """The index of the mode of ``modes`` within one Laplace sd (of the factor ``chol``) of
+    ``z``, or None. A float32 Gaussian with sds from 1e-3 to 1e3 (rotated, d = 3) left its
+    climbs' ends scattered along the sd the dtype cannot resolve, in 60 groups that float64
+    refined to one point."""
+    for i, mode in enumerate(modes):
+        u = scipy.linalg.solve_triangular(chol, mode.location - z, lower=True)
+        if float(np.sqrt(u @ u)) < 1.0:
+            return i
+    return None
+
+
 def unresolved_curvature(summary: dict | None) -> float | None:
     """Where the search found no mode but ended at a ridge (or, no climb converging, at a
     highest end) whose -H has a positive largest eigenvalue and a least one lost in its
     rounding (within ``UNRESOLVED_ULPS`` eps of it, either side): that largest eigenvalue
     (p's curvature there, 1 / sd^2). Such a point is either a real ridge or flat direction,
     or a mode whose scales span more than the floating-point type resolves (sds in a ratio
-    beyond about 1 / sqrt(eps): 2,900 in float32). None otherwise."""
+    beyond about 1 / sqrt(eps): 2,900 in float32). Also, where the search found modes whose
+    -H the dtype did not resolve and measured them in float64 (``_refined_mode``), the
+    largest eigenvalue at the first. None otherwise."""
+    if summary and summary.get("refined") and summary.get("refined_curvature"):
+        largest = summary["refined_curvature"][1]
+        return float(largest) if np.isfinite(largest) and largest > 0 else None
     if not summary or summary.get("found", 0) or not summary.get("ridge_curvature"):
         return None
     least, largest, eps = summary["ridge_curvature"]
@@ -944,6 +1055,14 @@ def precision_hint(modes: dict | None, dtype) -> str:
            "the target, with float64 data and start) or rescale the parameters to similar "
            "scales" if name != "float64" else "rescale the parameters to similar scales")
     span = f" (sds in a ratio beyond about {1 / math.sqrt(eps):,.0f})" if eps else ""
+    refined = int(modes.get("refined") or 0) if modes else 0
+    if refined:
+        return (f"The mode search found {refined} mode{'s' if refined != 1 else ''} whose "
+                f"curvatures span more than {name} resolves{span} (the Hessian's largest "
+                f"eigenvalue {largest:.2g}, an sd of {1 / math.sqrt(largest):.2g}, its least "
+                f"lost in rounding), and measured {'them' if refined != 1 else 'it'} in "
+                f"float64; q, fitted in {name}, may not hold such a shape, which no family or "
+                f"number of steps can mend: {fix}.")
     return (f"The mode search's climbs ended where log p's curvature spans more than {name} "
             f"resolves (the Hessian's largest eigenvalue is {largest:.2g}, an sd of "
             f"{1 / math.sqrt(largest):.2g}, and its least is lost in rounding): p is flat "

@@ -146,7 +146,20 @@ class FullRank(Family):
         return chol @ chol.T
 
     def from_gaussian(self, mean: Array, cov: Array) -> Params:
-        return {"loc": jnp.asarray(mean), "chol": raw_from_cov(jnp.asarray(cov))}
+        """A host (NumPy) ``cov`` is factored in float64 and the factor cast to mean's dtype:
+        a float32 Cholesky of a rotated covariance with eigenvalues 1e-8 and 0.5 (a
+        spike-and-slab posterior's cross mode) lost the small one to cancellation, and auto's
+        mixture started from a broken component."""
+        loc = jnp.asarray(mean)
+        if isinstance(cov, np.ndarray):
+            try:
+                chol = np.linalg.cholesky(np.asarray(cov, np.float64))
+            except np.linalg.LinAlgError:
+                pass
+            else:
+                raw = np.tril(chol, -1) + np.diag(np.log(np.diag(chol)))
+                return {"loc": loc, "chol": jnp.asarray(raw, loc.dtype)}
+        return {"loc": loc, "chol": raw_from_cov(jnp.asarray(cov))}
 
 
 class LowRank(Family):
