@@ -597,3 +597,17 @@ def test_a_lost_component_is_not_covered_by_draws_of_its_neighbour():
     np.testing.assert_allclose(np.asarray(fam.weights(kept.params)),
                                np.exp([w for w, _, _ in comps]), atol=0.01)
 
+
+@pytest.mark.parametrize("missed, label", [(0.07, "not reliable"), (0.03, "usable with care")])
+def test_uncovered_mass_beside_far_mass_reads_not_reliable(missed, label):
+    """A flow on a sharp banana left 7% of the modes' Laplace mass uncovered while it missed
+    10% of p (log Z 0.107 nats low); with the tail check's far mass beside it the verdict read
+    "usable with care". Two checks seeing missed mass now read "not reliable" from 5%."""
+    target = vifit.Target(lambda z: -0.5 * jnp.sum(z ** 2), dim=2)
+    fit = vifit.fit(target, "fullrank", seed=0, progress=False)
+    modes = {**fit.info.get("modes", {}), "found": 2, "covered_by_q": 1,
+             "missed_mass_fraction": missed, "saturated": True}
+    tails = {"flag": "inconclusive", "khat": 0.99, "max_weight_share": 0.05}
+    flagged = replace(fit, info={**fit.info, "modes": modes, "tails": tails})
+    assert flagged.verdict.label == label
+    assert ("Two checks see mass" in flagged.verdict.text) == (label == "not reliable")
