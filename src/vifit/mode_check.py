@@ -323,16 +323,10 @@ def _q_shares(z: np.ndarray, modes) -> list[float]:
         return [math.nan] * len(modes)
     scores = np.full((len(modes), z.shape[0]), -np.inf)
     for j, mode in enumerate(modes):
-        if mode.cov is None:
-            continue
-        try:
-            lchol = np.linalg.cholesky(np.asarray(mode.cov, np.float64))
-        except np.linalg.LinAlgError:
-            continue
-        u = scipy.linalg.solve_triangular(lchol, (np.asarray(z, np.float64)
-                                                  - mode.location).T, lower=True)
-        scores[j] = (mode.log_mass - float(np.sum(np.log(np.diag(lchol))))
-                     - 0.5 * np.sum(u * u, axis=0))
+        white = _whitened(z, mode)
+        if white is not None:
+            u, log_sd = white
+            scores[j] = mode.log_mass - log_sd - 0.5 * np.sum(u * u, axis=0)
     best = np.argmax(scores, axis=0)
     return [float(np.mean(best == j)) if np.isfinite(scores[j]).any() else math.nan
             for j in range(len(modes))]
@@ -343,14 +337,25 @@ def _draws_inside(z: np.ndarray, mode) -> int:
     has no Laplace covariance)."""
     from scipy.stats import chi2
 
-    if mode.cov is None or z.shape[0] == 0:
+    white = _whitened(z, mode) if z.shape[0] else None
+    if white is None:
         return 0
+    return int(np.sum(np.sum(white[0] ** 2, axis=0) <= chi2.ppf(0.99, z.shape[1])))
+
+
+def _whitened(z: np.ndarray, mode) -> tuple[np.ndarray, float] | None:
+    """The rows of ``z (n, d)`` in the mode's Laplace frame ``(d, n)``, and the log of the
+    frame's volume (sum of the log diagonal of its Cholesky factor); None where the mode has
+    no Laplace covariance or it does not factor."""
+    if mode.cov is None:
+        return None
     try:
         lchol = np.linalg.cholesky(np.asarray(mode.cov, np.float64))
     except np.linalg.LinAlgError:
-        return 0
-    u = np.linalg.solve(lchol, (np.asarray(z, np.float64) - mode.location).T)
-    return int(np.sum(np.sum(u * u, axis=0) <= chi2.ppf(0.99, z.shape[1])))
+        return None
+    u = scipy.linalg.solve_triangular(lchol, (np.asarray(z, np.float64) - mode.location).T,
+                                      lower=True)
+    return u, float(np.sum(np.log(np.diag(lchol))))
 
 
 def _own_draws(result: FitResult, key, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -858,7 +858,12 @@ def _lost_in_rounding(prec: np.ndarray, eps: float) -> bool:
     if not np.all(np.isfinite(prec)):
         return False
     eig = np.linalg.eigvalsh(prec)
-    return bool(eig[-1] > 0 and abs(eig[0]) <= UNRESOLVED_ULPS * eps * eig[-1])
+    return _unresolved_pair(float(eig[0]), float(eig[-1]), eps)
+
+
+def _unresolved_pair(least: float, largest: float, eps: float) -> bool:
+    return bool(np.isfinite(largest) and largest > 0
+                and abs(least) <= UNRESOLVED_ULPS * eps * largest)
 
 
 def _refined_mode(target: Target, z: np.ndarray):
@@ -1033,10 +1038,7 @@ def unresolved_curvature(summary: dict | None) -> float | None:
     if not summary or summary.get("found", 0) or not summary.get("ridge_curvature"):
         return None
     least, largest, eps = summary["ridge_curvature"]
-    if not (np.isfinite(largest) and largest > 0 and abs(least) <= UNRESOLVED_ULPS * eps
-            * largest):
-        return None
-    return float(largest)
+    return float(largest) if _unresolved_pair(least, largest, eps) else None
 
 
 def precision_hint(modes: dict | None, dtype) -> str:

@@ -573,10 +573,12 @@ def _unreached(modes: dict | None, rec: Estimate | None, psis: Estimate | None
             else 0.0)
     if np.isfinite(gain) and gain >= 0.5 * worth:
         return None
-    return missed, (f"The fit's mode search found modes that q does not cover, with about "
-                    f"{100 * missed:.0f}% of their Laplace mass (worth {worth:.2f} nats of log "
-                    f"Z); {rec.name} is {gain:.2f} nats above importance sampling from q, so "
-                    "it does not reach that mass either, and log Z is likely low.")
+    head = (f"The fit's mode search found modes that q does not cover, with about "
+            f"{100 * missed:.0f}% of their Laplace mass (worth {worth:.2f} nats of log Z); ")
+    if rec is psis:
+        return missed, head + "estimates from q's draws miss it, and log Z is likely low."
+    return missed, head + (f"{rec.name} is {gain:.2f} nats above importance sampling from q, "
+                           "so it does not reach that mass either, and log Z is likely low.")
 
 
 def _judge_exact(estimates: dict[str, Estimate], exact: Estimate) -> EvidenceVerdict:
