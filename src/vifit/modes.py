@@ -824,14 +824,30 @@ def _laplace_chol(target: Target, z: np.ndarray) -> np.ndarray | None:
     """Cholesky factor of the Laplace covariance (-H)^-1 at ``z``; None where -H is not PD
     (in the target's dtype, nor, below float64, at the mode refined in float64:
     ``_refined_mode``)."""
-    hess = _hessian(target.log_density)
-    ready(hess)
-    h = np.asarray(hess(on_device(z, target.init.dtype)), np.float64)
-    factors = _laplace_factors(-0.5 * (h + h.T), np.finfo(target.init.dtype).eps)
-    if factors is None and _lost_in_rounding(-0.5 * (h + h.T), np.finfo(target.init.dtype).eps):
+    prec = _precision_at(target, z)
+    eps = float(np.finfo(target.init.dtype).eps)
+    factors = _laplace_factors(prec, eps)
+    if factors is None and _lost_in_rounding(prec, eps):
         refined = _refined_mode(target, z)
         factors = None if refined is None else refined[2]
     return None if factors is None else factors[0]
+
+
+def _precision_at(target: Target, z: np.ndarray) -> np.ndarray:
+    """-H at ``z`` in the target's dtype, symmetrised, as float64 ``(d, d)``."""
+    hess = _hessian(target.log_density)
+    ready(hess)
+    h = np.asarray(hess(on_device(z, target.init.dtype)), np.float64)
+    return -0.5 * (h + h.T)
+
+
+def _curvature(prec: np.ndarray, eps: float) -> tuple[float, float, float] | None:
+    """``(least, largest eigenvalue of prec, eps)``, the record's ``ridge_curvature`` and
+    ``refined_curvature``; None where ``prec`` is not finite."""
+    if not np.all(np.isfinite(prec)):
+        return None
+    eig = np.linalg.eigvalsh(prec)
+    return float(eig[0]), float(eig[-1]), eps
 
 
 # A float32 end whose -H is not positive definite to float32's rounding is refined by up to
@@ -950,17 +966,14 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
     chol_np = np.asarray(chol, np.float64)
     modes, ridges, ridge_curvature, refined_curvature = [], 0, None, None
     n_refined = n_tried = 0
-    hess = _hessian(target.log_density)
-    ready(hess)
     eps = float(np.finfo(target.init.dtype).eps)
     for rep, who in zip(reps, members):
         z = ends[rep]
-        h = np.asarray(hess(on_device(z, c.dtype)), np.float64)
-        h = 0.5 * (h + h.T)
-        factors = _laplace_factors(-h, eps)
+        prec = _precision_at(target, z)
+        factors = _laplace_factors(prec, eps)
         log_p = float(logp[rep])
         refined = None
-        if factors is None and n_tried < MAX_REFINED and _lost_in_rounding(-h, eps):
+        if factors is None and n_tried < MAX_REFINED and _lost_in_rounding(prec, eps):
             n_tried += 1
             refined = _refined_mode(target, z)
         if refined is not None:
@@ -972,14 +985,11 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
                                                    or bool(np.any(from_q[who])))
                 continue
             n_refined += 1
-            if refined_curvature is None and np.all(np.isfinite(h)):
-                eig = np.linalg.eigvalsh(-h)
-                refined_curvature = (float(eig[0]), float(eig[-1]), eps)
+            refined_curvature = refined_curvature or _curvature(prec, eps)
         if factors is None:
             ridges += 1
-            if ridge_curvature is None and np.all(np.isfinite(h)):  # reps come best first
-                eig = np.linalg.eigvalsh(-h)
-                ridge_curvature = (float(eig[0]), float(eig[-1]), eps)
+            # reps come best first
+            ridge_curvature = ridge_curvature or _curvature(prec, eps)
             continue
         log_det_prec = -2.0 * np.sum(np.log(np.diag(factors[0])))  # C C^T = (-H)^-1
         log_mass = float(log_p + 0.5 * target.dim * math.log(2 * math.pi)
@@ -995,11 +1005,8 @@ def _group(target: Target, c, chol, ends: np.ndarray, logp: np.ndarray, assigned
         # No end converged (the float32 gradient there can be rounding noise above GTOL: on
         # JAX 0.12 every climb on a Gaussian with sds from 1e-3 to 1e3 stopped short): the
         # curvature at the highest end stands in, for ``unresolved_curvature``.
-        h = np.asarray(hess(on_device(ends[int(np.argmax(np.where(finite, logp, -np.inf)))],
-                                      c.dtype)), np.float64)
-        if np.all(np.isfinite(h)):
-            eig = np.linalg.eigvalsh(-0.5 * (h + h.T))
-            ridge_curvature = (float(eig[0]), float(eig[-1]), eps)
+        highest = ends[int(np.argmax(np.where(finite, logp, -np.inf)))]
+        ridge_curvature = _curvature(_precision_at(target, highest), eps)
     return ModeSearch(modes, ridges, unconverged, starts, steps, time.perf_counter() - t0,
                       ridge_curvature=ridge_curvature,
                       refined=n_refined, refined_curvature=refined_curvature)

@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import jax.scipy.linalg
 import optax
 
+from vifit.families.gaussian import _cholesky
+
 
 class UnitsState(NamedTuple):
     units: optax.Params  # per-entry multipliers of the updates, fixed at init
@@ -60,9 +62,9 @@ class FrameState(NamedTuple):
 
 
 def _factor(raw):
-    """A component's lower Cholesky factor from its unconstrained ``raw`` (log diagonal)."""
-    eye = jnp.eye(raw.shape[-1], dtype=bool)
-    return jnp.where(eye, jnp.exp(raw), jnp.tril(raw, -1))
+    """Each component's lower Cholesky factor ``(K, d, d)`` from its unconstrained ``raw``
+    (the full-rank family's own map, per component)."""
+    return jax.vmap(_cholesky)(raw)
 
 
 def _start_frames(params):
