@@ -252,9 +252,11 @@ def _fit(model, family, estimator, optimizer, lr, schedule, steps, draws, seed, 
         console.print("family: auto (the default; --family fullrank for one Gaussian)")
     resume = dict(checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     if lead:
-        from vifit.cli.prefetch import start
+        from vifit.cli.prefetch import OUTPUT_MODULES, start
 
-        start()
+        # Without --out only the printed summary's pandas is needed: importing the rest would
+        # hold the GIL against the fit's tracing for nothing.
+        start(OUTPUT_MODULES if out is not None else ("pandas",))
     if checkpoint is not None and any(Path(checkpoint).glob("*.npz")):
         out_console.print(f"resuming from the checkpoint in {checkpoint}")
     try:
