@@ -143,7 +143,9 @@ def fit(
     if not isinstance(target, Target):
         raise ConfigError(
             "fit() takes a vifit.Target; wrap your function: "
-            "vifit.Target(log_density, dim=<d>) or vifit.Target(log_density, init=<z0>)."
+            "vifit.Target(log_density, dim=<d>) or vifit.Target(log_density, init=<z0>); a "
+            "NumPyro model: vifit.from_numpyro(model, *args); a PyMC model: "
+            "vifit.from_pymc(model)."
         )
     _check_args(steps=steps, window=window, patience=patience, draws=draws, seed=seed, tol=tol,
                 n_eval=n_eval, lr=lr, optimizer_options=optimizer_options, callback=callback,
