@@ -169,9 +169,9 @@ def test_no_screening_beyond_its_dimension():
                        key=jax.random.key(0), rounds=1)
     assert res.screened == 0 and res.starts == 256 + FAR_STARTS
     # one climb program serves the full and the short climbs (the number of steps is an
-    # argument), so screening compiles nothing more
-    assert len(search_programs(target)) == 3
-    assert len(search_programs(_narrow_beside_wide(3)[0])) == 3
+    # argument), so screening compiles nothing more (climbs, Hessian, segment test, Newton)
+    assert len(search_programs(target)) == 4
+    assert len(search_programs(_narrow_beside_wide(3)[0])) == 4
 
 
 def test_one_mode_found_beyond_four_dimensions_is_not_called_good():
@@ -611,3 +611,77 @@ def test_uncovered_mass_beside_far_mass_reads_not_reliable(missed, label):
     flagged = replace(fit, info={**fit.info, "modes": modes, "tails": tails})
     assert flagged.verdict.label == label
     assert ("Two checks see mass" in flagged.verdict.text) == (label == "not reliable")
+
+
+def _banana(loc, cov, bend):
+    """log N of a banana: z = loc + L r with (r_1, r_2 - bend r_1^2 + bend) standard normal
+    (L L^T = cov): normalized, since the bend preserves volume; its mode is at r = (0, -bend)."""
+    chol = np.linalg.cholesky(np.asarray(cov))
+    inv, log_det = jnp.asarray(np.linalg.inv(chol)), float(np.sum(np.log(np.diag(chol))))
+    mode = np.asarray(loc) + chol @ np.array([0.0, -bend])
+
+    def log_density(z):
+        r = inv @ (z - jnp.asarray(loc))
+        u = jnp.stack([r[0], r[1] - bend * r[0] ** 2 + bend])
+        return -0.5 * u @ u - log_det - jnp.log(2 * jnp.pi)
+
+    return log_density, mode
+
+
+def _gauss(loc, cov):
+    chol = np.linalg.cholesky(np.atleast_2d(cov))
+    inv, log_det = jnp.asarray(np.linalg.inv(chol)), float(np.sum(np.log(np.diag(chol))))
+    d = chol.shape[0]
+    return lambda z: (-0.5 * jnp.sum((inv @ (z - jnp.asarray(loc))) ** 2) - log_det
+                      - 0.5 * d * jnp.log(2 * jnp.pi))
+
+
+def _mix(parts):
+    def log_density(z):
+        return jax.scipy.special.logsumexp(jnp.stack([math.log(w) + f(z) for w, f in parts]))
+
+    return log_density
+
+
+def test_a_tail_rounded_into_steps_hides_no_mode_from_the_grid():
+    """0.62 t_1.5(-61, 0.24) + 0.38 N(36.3, 0.106^2) - 13.22 in d = 1 (a random target,
+    2026-12-07): far out, the t's log p rounds to runs of equal values, every run's end was a
+    grid "peak", and thousands of them, ranked by p over q, crowded out the Gaussian 97 units
+    away; auto read "good" with log Z 0.49 nats low. Ties now go to the point nearer q."""
+    nu, loc, scale = 1.5, -61.06, 0.2425
+    const = (math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2) - 0.5 * math.log(nu * math.pi)
+             - math.log(scale))
+    t = lambda z: const - 0.5 * (nu + 1) * jnp.log1p(((z[0] - loc) / scale) ** 2 / nu)
+    mix = _mix([(0.616, t), (0.384, _gauss([36.31], [[0.1056 ** 2]]))])
+    target = vifit.Target(lambda z: mix(z) - 13.22, dim=1)
+    fit = vifit.fit(target, "auto", seed=0, progress=False)
+    assert fit.info["modes"]["found"] == 2
+    assert abs(fit.log_z + 13.22) < 0.1 or fit.verdict.label != "good"
+
+
+def test_newton_finishes_climbs_stuck_on_a_banana_arm():
+    """0.6 N(-72.9, 3.2) + 0.4 banana (bend 10, 0.05 wide) 146 units away (a random target):
+    the grid's maxima lie on the banana's arm, a ridge a thousandth of a unit across that
+    curves away, and Adam's climbs stalled on it in 2,000 steps; the fit read "good" with log
+    Z 0.52 nats low. Newton's steps follow the curve."""
+    gauss_cov = [[0.61927, 0.42811], [0.42811, 0.40378]]
+    banana, mode = _banana([72.664, -11.420], [[0.00195, 0.00174], [0.00174, 0.00379]], 10.26)
+    target = vifit.Target(_mix([(0.6, _gauss([-72.945, 3.188], gauss_cov)), (0.4, banana)]),
+                          dim=2)
+    res = search_modes(target, jnp.array([-72.945, 3.188]), jnp.asarray(gauss_cov),
+                       key=jax.random.key(0))
+    assert any(np.linalg.norm(m.location - mode) < 0.01 for m in res.modes)
+
+
+def test_the_grid_reaches_as_far_as_z_s_own_scale():
+    """A Gaussian 0.03 wide at (18.8, -57.5) and a banana at (47.7, 4.3) with twice its mass
+    (a random target): 2,659 of q's sds apart, beyond every box in q's sds (the fit read
+    "good" with log Z 1.08 nats low). The last box now reaches 4 (|mean| + 1) in z's units."""
+    gauss_cov = [[0.00071, -0.00081], [-0.00081, 0.00245]]
+    banana, mode = _banana([47.693, 4.281], [[0.00906, -0.00755], [-0.00755, 0.00685]], 17.316)
+    target = vifit.Target(_mix([(0.34, _gauss([18.763, -57.515], gauss_cov)),
+                                (0.66, banana)]), dim=2)
+    res = search_modes(target, jnp.array([18.763, -57.515]), jnp.asarray(gauss_cov),
+                       key=jax.random.key(0))
+    assert res.grid_reach > 2659
+    assert any(np.linalg.norm(m.location - mode) < 0.05 for m in res.modes)

@@ -134,6 +134,8 @@ class ModeSearch(NamedTuple):
     gradient_flops: float = 0.0
     dense: int = 0  # draws weighed by p in each round for its starts (``_dense_frames``)
     grid: int = 0  # points of log p scanned on grids in the first round (``_grid_frames``)
+    # half-width in q's sds of the grid's box on the scale of z itself (``grid_boxes``; 0: none)
+    grid_reach: float = 0.0
     # at the highest ridge (or, where no climb converged, the highest end): the least and the
     # largest eigenvalue of -H there, and the machine epsilon (``unresolved_curvature``)
     ridge_curvature: tuple[float, float, float] | None = None
@@ -168,7 +170,7 @@ class ModeSearch(NamedTuple):
             "seconds": self.seconds,
             "rounds": self.rounds, "saturated": self.saturated,
             "reduced": self.reduced, "gradient_flops": self.gradient_flops,
-            "dense": self.dense, "grid": self.grid,
+            "dense": self.dense, "grid": self.grid, "grid_reach": self.grid_reach,
             "ridge_curvature": (None if self.ridge_curvature is None
                                 else list(self.ridge_curvature)),
             "refined": self.refined,
@@ -227,8 +229,9 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
     dense = _dense_count(d, flops) if not plan.reduced else 0
     dense_frames = _dense_frames(target, [(c_np, chol_np)], [(c_np, chol_np, 0.0)], k_dense,
                                  dense, dtype, c_np, chol_np)
-    side = _grid_side(d, flops) if not plan.reduced else 0
-    grid_frames = _grid_frames(target, c_np, chol_np, side, np.dtype(dtype), flops)
+    boxes = grid_boxes(c_np, chol_np)
+    side = _grid_side(d, flops, len(boxes)) if not plan.reduced else 0
+    grid_frames = _grid_frames(target, c_np, chol_np, side, np.dtype(dtype), flops, short, boxes)
     dense_frames = tuple(np.concatenate([a, b]) for a, b in zip(dense_frames, grid_frames))
     if dense_frames[0].shape[0]:  # in place of the last screened starts: as many climbs
         u_chosen = u_chosen[:max(u_chosen.shape[0] - dense_frames[0].shape[0], 0)]
@@ -279,13 +282,22 @@ def search_modes(target: Target, mean: Any, cov: Any, *, key: jax.Array, starts:
         found.append(_climb_frames(climb, *chosen))
         from_q.append(np.zeros(chosen[2].shape[0], bool))
         screened += cs.shape[0]
+    rounds_run = len(found) - 1
     # every exit from the loop comes right after an assignment of all the ends found
+    finished = _finish(target, ends, logp, members, flops)
+    if finished is not None:
+        found.append(finished)
+        from_q.append(np.zeros(finished[0].shape[0], bool))
+        ends, logp, gnorm = (np.concatenate(x) for x in zip(*found))
+        reps, members = _assign(target, ends, logp, _converged(ends, logp, gnorm),
+                                _finite(ends, logp), np.asarray(chol, np.float64))
     res = _group(target, c, chol, ends, logp, (reps, members), np.concatenate(from_q), steps,
                  t0)
-    return res._replace(rounds=len(found) - 1, saturated=saturated,
+    return res._replace(rounds=rounds_run, saturated=saturated,
                         screened=screened if factor > 1 else 0, reduced=plan.reduced,
                         gradient_flops=flops, dense=dense,
-                        grid=side ** d * len(GRID_BOXES) if side else 0)
+                        grid=side ** d * len(boxes) if side else 0,
+                        grid_reach=boxes[-1] if side and len(boxes) > len(GRID_BOXES) else 0.0)
 
 
 def too_costly(target: Target) -> bool:
@@ -529,11 +541,19 @@ def _dense_frames(target: Target, sources: list[tuple[np.ndarray, np.ndarray]],
 # 0.004 of q's sd within 4 sds to 1.6 within 1,600; in d = 1, 8e-6 to 3e-3.
 GRID_DIM = 2
 GRID_BOXES = (4.0, 16.0, 64.0, 256.0, 1600.0)
+# One more box, on z's own scale (``grid_boxes``), where it reaches more than GRID_ABS_BEYOND
+# times the last of GRID_BOXES; at most GRID_ABS_MAX of q's sds (beyond, float32 cannot tell
+# a grid's neighbouring points apart around a mean of order 1).
+GRID_ABS = 4.0
+GRID_ABS_BEYOND = 1.5
+GRID_ABS_MAX = 1e6
 GRID_POINTS = {1: 2 ** 20, 2: 2 ** 22}  # per box, by dimension
 # (3e10 at first: on a data target in d = 2, tests/data/test_data_modes.py, the grid then
 # took 16 s of a 57 s fit)
 GRID_FLOPS = 1e10
 GRID_KEEP = 8
+# Grid maxima screened by short climbs for those GRID_KEEP (``_grid_frames``).
+GRID_CANDIDATES = 128
 GRID_BLOCK = 2 ** 16
 # A block of grid points holds about this many flops of log p at once: a vmapped log p keeps
 # its intermediates for every point of the block, and on a data target (a pass over the rows
@@ -544,23 +564,42 @@ GRID_BLOCK_FLOPS = 6.4e8
 # in one coordinate beside the slab in the other, whose Laplace sd there was 1.01 of q's)
 # climbed in q's frame, whose first step left the spike's basin.
 GRID_SLACK = 2.0
+# Grid values of log p within this many units in the last place (of |log p|, in log p's
+# dtype) of each other count as equal when looking for the grid's local maxima.
+ROUNDING_ULPS = 16.0
 
 
-def _grid_side(dim: int, flops: float) -> int:
-    """Points per axis of each of ``_grid_frames``' boxes in ``dim`` dimensions at ``flops``
-    per gradient of log p (0 where no grid is scanned)."""
+def grid_boxes(c: np.ndarray, chol: np.ndarray) -> tuple[float, ...]:
+    """Half-widths in q's sds (q = N(c, chol chol^T)) of the boxes the grid scans:
+    ``GRID_BOXES``, and beyond them, where it reaches farther, one whose square holds every
+    point within ``GRID_ABS`` (|c|_max + 1) of c in z's own units. q's sds say nothing of
+    how far apart p's modes may lie: with q 0.03 wide around (19, -58), a mode (48, 4) was
+    2,659 of its sds away, beyond every other box, and the fit read "good" with log Z 1.08
+    nats low; z's own scale is the scale the model's parameters live on."""
+    sd_least = float(np.linalg.svd(np.asarray(chol, np.float64), compute_uv=False)[-1])
+    reach = GRID_ABS * (float(np.max(np.abs(c), initial=0.0)) + 1.0) / max(sd_least, 1e-300)
+    if not np.isfinite(reach) or reach <= GRID_ABS_BEYOND * GRID_BOXES[-1]:
+        return GRID_BOXES
+    return GRID_BOXES + (float(min(reach, GRID_ABS_MAX)),)
+
+
+def _grid_side(dim: int, flops: float, boxes: int = len(GRID_BOXES)) -> int:
+    """Points per axis of each of ``_grid_frames``' ``boxes`` in ``dim`` dimensions at
+    ``flops`` per gradient of log p (0 where no grid is scanned)."""
     if dim > GRID_DIM:
         return 0
-    per_box = min(GRID_POINTS[dim], int(GRID_FLOPS / len(GRID_BOXES) / max(flops, 1.0)))
+    per_box = min(GRID_POINTS[dim], int(GRID_FLOPS / boxes / max(flops, 1.0)))
     side = int(round(per_box ** (1.0 / dim)))
     return side if side >= 64 else 0
 
 
-def grid_spacings(points: int, dim: int) -> list[tuple[float, float]]:
+def grid_spacings(points: int, dim: int, reach: float = 0.0) -> list[tuple[float, float]]:
     """``(half-width, spacing)`` in q's sds of each box of a scan of ``points`` grid points in
-    all (the record's ``grid``) in ``dim`` dimensions."""
-    side = round((points / len(GRID_BOXES)) ** (1.0 / dim))
-    return [(half, 2.0 * half / (side - 1)) for half in GRID_BOXES] if side > 1 else []
+    all (the record's ``grid``) in ``dim`` dimensions, with the box on z's scale of half-width
+    ``reach`` (the record's ``grid_reach``; 0: none)."""
+    boxes = GRID_BOXES + ((reach,) if reach else ())
+    side = round((points / len(boxes)) ** (1.0 / dim))
+    return [(half, 2.0 * half / (side - 1)) for half in boxes] if side > 1 else []
 
 
 def _grid_block(points: int, flops: float) -> int:
@@ -587,14 +626,16 @@ def _grid_program(log_density, dim: int, side: int, size: int):
 
 
 def _grid_frames(target: Target, c: np.ndarray, chol: np.ndarray, side: int, dtype,
-                 flops: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Climb frames ``(cs (k, d), chols (k, d, d), u0 (k, d) = 0)``, k <= ``GRID_KEEP``:
-    the local maxima of log p on grids of ``side`` points per axis over each box of
-    ``GRID_BOXES`` in q's frame (``c``, ``chol``), highest p over q first, each more than one
-    of q's units from those kept before, and q's mean with coordinates set to zero
-    (``_zeroed``), each climbing in its own Laplace frame where that lies within q's widened
-    ``GRID_SLACK`` times (``_narrow_frame``). ``flops`` per gradient of log p bound the
-    points evaluated at once (``_grid_block``)."""
+                 flops: float, short, boxes: tuple[float, ...] = GRID_BOXES
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Climb frames and whitened starts ``(cs (k, d), chols (k, d, d), u0 (k, d))``: q's
+    mean with coordinates set to zero (``_zeroed``), and at most ``GRID_KEEP`` of the local
+    maxima of log p on grids of ``side`` points per axis over each of ``boxes`` in
+    q's frame (``c``, ``chol``): ``GRID_CANDIDATES`` of them in distinct places (more than
+    one of q's units apart; half highest in p over q, half in p), each climbed ``short``
+    (``_screen``) in its own Laplace frame where that lies within q's widened ``GRID_SLACK``
+    times (``_narrow_frame``), and the best distinct ends go on from where they stopped.
+    ``flops`` per gradient of log p bound the points evaluated at once (``_grid_block``)."""
     d = c.shape[0]
     empty = (np.zeros((0, d), dtype), np.zeros((0, d, d), dtype), np.zeros((0, d), dtype))
     if side == 0:
@@ -603,8 +644,9 @@ def _grid_frames(target: Target, c: np.ndarray, chol: np.ndarray, side: int, dty
     size = _grid_block(n, flops)
     program = _grid_program(target.log_density, d, side, size)
     c_dev, chol_dev = on_device(c, dtype), on_device(chol, dtype)
+    eps = float(np.finfo(dtype).eps)
     axis_points, scores = [], []
-    for half in GRID_BOXES:
+    for half in boxes:
         log_p = np.concatenate([np.asarray(program(c_dev, chol_dev, np.asarray(half, dtype),
                                                    np.int32(start)))
                                 for start in range(0, n, size)])[:n]
@@ -612,24 +654,61 @@ def _grid_frames(target: Target, c: np.ndarray, chol: np.ndarray, side: int, dty
         grid = log_p.reshape((side,) * d)
         peak = np.isfinite(grid)
         padded = np.pad(grid, 1, constant_values=np.inf)  # an edge is never a peak
+        # Values within log p's rounding of each other tie, and a tie goes to the point
+        # nearer q's mean. Far out in a tail log p rounds to runs of equal values and to
+        # jitter of a few units in the last place; with ">=" every run's end and every
+        # jitter was a "peak" (a Student-t's tail at 1,600 sds gave thousands), and ranked
+        # by p over q they crowded out a real mode 97 units away in d = 1. A plateau that
+        # is a true maximum keeps its point nearest q.
+        tol = ROUNDING_ULPS * eps * np.abs(grid)
+        radius = _grid_radius(side, d)
+        far = np.pad(radius, 1, constant_values=np.inf)
         for shift in np.ndindex(*(3,) * d):
             if shift == (1,) * d:
                 continue
-            peak &= grid >= padded[tuple(slice(k, k + side) for k in shift)]
+            window = tuple(slice(k, k + side) for k in shift)
+            gap = grid - padded[window]
+            peak &= (gap > tol) | ((gap >= -tol) & (radius < far[window]))
         idx = np.flatnonzero(peak)
         if idx.size == 0:
             continue
         digits = np.stack(np.unravel_index(idx, (side,) * d), axis=1)
         u = -half + (2.0 * half / (side - 1)) * digits
         axis_points.append(u)
-        scores.append(log_p[idx] + 0.5 * np.sum(u ** 2, axis=1))  # log p - log q, up to a constant
-    picked = np.zeros((0, d))
+        scores.append(log_p[idx])
+    zeroed = _zeroed(c)
+    cs = [zeroed]
+    chols = [np.asarray([_narrow_frame(target, zi, chol, GRID_SLACK) for zi in zeroed])]
+    u0 = [np.zeros_like(zeroed)]
     if axis_points:
-        u, score = np.concatenate(axis_points), np.concatenate(scores)
-        picked = c + u[_distinct(u, score, GRID_KEEP)] @ chol.T
-    cs = np.concatenate([picked, _zeroed(c)])
-    chols = [_narrow_frame(target, zi, chol, GRID_SLACK) for zi in cs]
-    return cs.astype(dtype), np.asarray(chols).astype(dtype), np.zeros_like(cs, dtype)
+        u, log_p = np.concatenate(axis_points), np.concatenate(scores)
+        # Half by p over q (mass where q puts none), half by p alone: a banana's arms, thin
+        # against the spacing far out, are a local maximum at every few grid points with p
+        # over q growing along them, and those alone crowded out a narrow mode 30 of q's
+        # sds away, 15 nats above them.
+        by_ratio = _distinct(u, log_p + 0.5 * np.sum(u ** 2, axis=1), GRID_CANDIDATES // 2)
+        by_p = _distinct(u, log_p, GRID_CANDIDATES - by_ratio.size, avoid=u[by_ratio])
+        picked = c + u[np.concatenate([by_ratio, by_p])] @ chol.T
+        frames = np.asarray([_narrow_frame(target, zi, chol, GRID_SLACK) for zi in picked])
+        # Short climbs from every candidate, and the GRID_KEEP best distinct ends climb on:
+        # the points along a ridge of q's own mode gather there, and a narrow mode's point
+        # reaches its peak, above the wide mode's.
+        picked, frames, u_end = _screen(short, picked.astype(dtype), frames.astype(dtype),
+                                        np.zeros_like(picked, dtype), GRID_KEEP, c, chol,
+                                        factor=2)
+        cs, chols, u0 = cs + [picked], chols + [frames], u0 + [u_end]
+    return (np.concatenate(cs).astype(dtype), np.concatenate(chols).astype(dtype),
+            np.concatenate(u0).astype(dtype))
+
+
+def _grid_radius(side: int, d: int) -> np.ndarray:
+    """The squared distance of each point of a ``side``^``d`` grid from its centre, in grid
+    steps (the grid's shape)."""
+    axis = (np.arange(side) - 0.5 * (side - 1)) ** 2
+    out = axis
+    for _ in range(d - 1):
+        out = np.add.outer(out, axis)
+    return out
 
 
 def _zeroed(c: np.ndarray) -> np.ndarray:
@@ -729,8 +808,9 @@ def _distinct_rows(w: np.ndarray, score: np.ndarray, keep: int,
 def search_programs(target: Target, lr: float = 0.3) -> list[tuple]:
     """The programs ``search_modes`` (with this ``lr``) runs, as ``(jitted,
     args)`` for ``vifit.ahead.compile_ahead``: the climb of a block of starts (for any
-    number of steps: the screening's short climbs too), the Hessian and the segment test of
-    log p. Empty where the search does not apply."""
+    number of steps: the screening's short climbs too), the Hessian, the segment test of
+    log p and the Newton climbs that finish lone stragglers. Empty where the search does not
+    apply."""
     if not target.differentiable or target.dim > MAX_DIM:
         return []
     d, dtype = target.dim, target.init.dtype
@@ -738,9 +818,12 @@ def search_programs(target: Target, lr: float = 0.3) -> list[tuple]:
     block = [jax.ShapeDtypeStruct((CLIMB_BLOCK, *shape), dtype) for shape in ((d,), (d, d),
                                                                              (d,))]
     steps_arg = jax.ShapeDtypeStruct((), np.int32)
-    return [(_climb_program(target.log_density, lr), (*block, steps_arg)),
-            (_hessian(target.log_density), (row,)),
-            (_segment(target.batch_log_density), (row, row))]
+    programs = [(_climb_program(target.log_density, lr), (*block, steps_arg)),
+                (_hessian(target.log_density), (row,)),
+                (_segment(target.batch_log_density), (row, row))]
+    if d <= FINISH_DIM:  # most searches leave a lone straggler (``_finish``)
+        programs.append((_newton_program(target.log_density, FINISH_ITERS), (block[0],)))
+    return programs
 
 
 def search_cost(dim: int, starts: int = 256, steps: int = 400, per_mode: int = 64,
@@ -1121,6 +1204,86 @@ def _segment(batch_log_density):
     ts = np.linspace(0.0, 1.0, SEGMENT_POINTS + 2)[1:-1]
     return jax.jit(lambda a, b: batch_log_density(
         a[None, :] + jnp.asarray(ts, a.dtype)[:, None] * (b - a)[None, :]))
+
+
+# Climbs that end unconverged and join no mode found ("lone stragglers") are finished by
+# Newton's method, in up to FINISH_DIM dimensions: the FINISH_KEEP highest in log p, for
+# FINISH_ITERS steps each. An arm of a sharp banana far from its mode is a ridge a
+# thousandth of a unit across that curves away: Adam, whose steps are a fixed fraction of
+# its frame, could not follow it in 2,000 steps, and the mode (40% of the mass, 146 units
+# from the other) went unfound while the fit read "good" with log Z 0.52 nats low; Newton's
+# steps follow the ridge's curvature (the Rosenbrock valley's classic cure).
+FINISH_DIM = 32
+FINISH_KEEP = 64
+FINISH_ITERS = 60
+# ... and the highest that fit in this share of SEARCH_FLOPS (on a data target's rows, 64
+# Newton climbs in d = 20 would cost most of a search).
+FINISH_SHARE = 0.25
+# Step lengths tried along each Newton direction (the best finite one that raises log p).
+FINISH_LADDER = tuple(0.5 ** k for k in range(12))
+
+
+def _finish(target: Target, ends: np.ndarray, logp: np.ndarray, members: list,
+            flops: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(ends, log p there, Newton decrement)`` of Newton climbs (``_newton_program``) from
+    the highest lone stragglers among ``ends`` (finite, in no mode's ``members``): at most
+    ``FINISH_KEEP``, and as many as ``FINISH_SHARE`` of the search's budget affords at
+    ``flops`` per gradient; None where there are none, none is affordable or d >
+    ``FINISH_DIM``."""
+    d = target.dim
+    joined = np.zeros(ends.shape[0], bool)
+    for who in members:
+        joined[who] = True
+    lone = np.flatnonzero(_finite(ends, logp) & ~joined)
+    each = FINISH_ITERS * (d + len(FINISH_LADDER)) * flops  # a Hessian costs d gradients
+    keep = min(lone.size, FINISH_KEEP, int(FINISH_SHARE * SEARCH_FLOPS / each))
+    if keep == 0 or d > FINISH_DIM:
+        return None
+    lone = lone[np.argsort(-logp[lone])][:keep]
+    program = _newton_program(target.log_density, FINISH_ITERS)
+    ready(program)
+    z0 = ends[lone].astype(target.init.dtype)
+    z, value, dec = in_blocks(program, (z0,), CLIMB_BLOCK)
+    return z.astype(np.float64), value.astype(np.float64), dec.astype(np.float64)
+
+
+@kept(8)
+def _newton_program(log_density, iters: int):
+    """Jitted, vmapped: ``iters`` Newton steps on log p from each row of ``z (n, d)``, the
+    Hessian's eigenvalues taken in absolute value and floored (at 1e-6 of the largest) so
+    that every step goes uphill, its length the best of ``FINISH_LADDER`` (no step where none
+    raises log p); returns the end points, log p there and the Newton decrement
+    sqrt(g^T |H|^-1 g) there, which is the gradient's norm in the local Laplace frame (so
+    comparable with the climbs' ``GTOL``)."""
+    ladder = jnp.asarray(FINISH_LADDER)
+
+    def value(z):
+        v = log_density(z)
+        return jnp.where(jnp.isfinite(v), v, -jnp.inf)
+
+    def direction(z):
+        f, g = jax.value_and_grad(value)(z)
+        h = jax.hessian(value)(z)
+        lam, vec = jnp.linalg.eigh(-0.5 * (h + h.T))
+        lam = jnp.abs(lam)
+        lam = jnp.maximum(lam, 1e-6 * jnp.max(lam) + jnp.finfo(z.dtype).tiny)
+        proj = vec.T @ jnp.where(jnp.isfinite(g), g, 0.0)
+        return f, vec @ (proj / lam), jnp.sqrt(jnp.sum(proj ** 2 / lam))
+
+    def one(z):
+        def body(_, z):
+            f, step, _ = direction(z)
+            cand = z[None, :] + ladder[:, None] * step[None, :]
+            vals = jax.vmap(value)(cand)
+            best = jnp.argmax(vals)
+            ok = jnp.isfinite(vals[best]) & (vals[best] > f) & jnp.all(jnp.isfinite(cand[best]))
+            return jnp.where(ok, cand[best], z)
+
+        z = jax.lax.fori_loop(0, iters, body, z)
+        f, _, dec = direction(z)
+        return z, f, jnp.where(jnp.isfinite(dec), dec, jnp.inf)
+
+    return jax.jit(jax.vmap(one))
 
 
 @kept(8)

@@ -738,7 +738,8 @@ def _fit_verdict(result: FitResult) -> Verdict:
         from vifit.modes import FAR, SCALES, grid_spacings
 
         reach = f", from q out to about {FAR[0] * max(SCALES):,.0f} of its sds"
-        boxes = grid_spacings(modes.get("grid") or 0, result.target.dim)
+        boxes = grid_spacings(modes.get("grid") or 0, result.target.dim,
+                              modes.get("grid_reach") or 0.0)
         if boxes:
             (near, fine), (far, coarse) = boxes[0], boxes[-1]
             reach += (f", and a scan of log p on grids with spacings from {fine:.2g} of q's sd "
