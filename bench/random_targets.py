@@ -7,6 +7,8 @@ defect there is: a "good" verdict (or an ELBO, printed as a lower bound) that is
     ... --markdown        the table in Markdown
     ... --json FILE       every row as JSON
     ... --timeout 300     seconds per target (a hang or overrun is a failed row)
+    ... --evidence        also `vifit.evidence` on each fit: its verdict, recommended
+                          estimate and every bound it stands behind, checked against log Z
 
 Each target (``spec(seed)``) is a mixture of 1 to 3 components with Dirichlet weights (each at
 least 1%), in d = 1 (30%) or 2: Gaussians with random rotations and sds from 0.03 to 5 (axis
@@ -15,7 +17,10 @@ by r_2 -> r_2 - b r_1^2 + b, b from 0.2 to 2 over the component's scale: the ben
 volume), their locations spread 0, 3, 10 or 50 units, plus a random constant in [-30, 30].
 Every component is normalized, so log Z is that constant exactly. A row is **wrong** when the
 verdict is "good" and log Z is off by more than max(0.1, 4 se), or when the ELBO less 4 of its
-standard errors lies above log Z. Each target runs in a child process of its own.
+standard errors lies above log Z; with ``--evidence`` also when the evidence's verdict is
+"good" and its recommended estimate is off by that much, or when a bound it stands behind
+(kind "lower" or "upper", and so its bracket) lies beyond log Z by more than 4 of its
+standard errors. Each target runs in a child process of its own.
 """
 
 from __future__ import annotations
@@ -103,8 +108,9 @@ def describe(sp: dict) -> str:
     return "; ".join(out)
 
 
-def run_one(seed: int) -> dict:
-    """Fit target ``seed`` in this process; the row."""
+def run_one(seed: int, with_evidence: bool = False) -> dict:
+    """Fit target ``seed`` in this process (and, ``with_evidence``, estimate its evidence);
+    the row."""
     import vifit
 
     sp = spec(seed)
@@ -113,11 +119,26 @@ def run_one(seed: int) -> dict:
     fit = vifit.fit(target, "auto", seed=0, progress=False)
     err = fit.log_z - sp["offset"]
     modes = fit.info.get("modes") or {}
-    return {"seed": seed, "d": sp["d"], "target": describe(sp), "family": fit.family.name,
+    row = {"seed": seed, "d": sp["d"], "target": describe(sp), "family": fit.family.name,
             "verdict": fit.verdict.label, "log_z_error": float(err), "se": float(fit.log_z_se),
             "elbo_error": float(fit.elbo - sp["offset"]), "elbo_se": float(fit.elbo_se),
             "khat": float(fit.khat), "modes_found": modes.get("found"),
             "seconds": time.perf_counter() - t0}
+    if with_evidence:
+        t0 = time.perf_counter()
+        ev = vifit.evidence(target, fit, seed=0)
+        truth = sp["offset"]
+        # a bound is broken when it lies beyond log Z by more than 4 of its standard errors
+        broken = [name for name, e in ev.estimates.items()
+                  if (ev.kind(name) == "lower" and e.estimate - 4 * e.se > truth)
+                  or (ev.kind(name) == "upper" and e.estimate + 4 * e.se < truth)]
+        row.update(evidence_verdict=ev.verdict.label, evidence_recommended=ev.recommended,
+                   evidence_error=float(ev.log_z - truth), evidence_se=float(ev.log_z_se),
+                   broken_bounds=broken,
+                   bracket=[None if v is None else float(v - truth)
+                            for v in (ev.bracket["lower"], ev.bracket["upper"])],
+                   evidence_seconds=time.perf_counter() - t0)
+    return row
 
 
 def wrong(row: dict) -> bool:
@@ -125,11 +146,14 @@ def wrong(row: dict) -> bool:
         return False
     good_off = (row["verdict"] == "good"
                 and abs(row["log_z_error"]) > max(0.1, 4 * row["se"]))
-    return good_off or row["elbo_error"] - 4 * row["elbo_se"] > 0
+    evidence_off = (row.get("evidence_verdict") == "good"
+                    and abs(row["evidence_error"]) > max(0.1, 4 * row["evidence_se"]))
+    return (good_off or evidence_off or bool(row.get("broken_bounds"))
+            or row["elbo_error"] - 4 * row["elbo_se"] > 0)
 
 
-def run_child(seed: int, timeout: float) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(seed)]
+def run_child(seed: int, timeout: float, with_evidence: bool) -> dict:
+    cmd = [sys.executable, __file__, "--child", str(seed)] + (["--evidence"] * with_evidence)
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                              env=dict(os.environ))
@@ -151,18 +175,25 @@ def seeds_of(text: str) -> list[int]:
 
 def table(rows: list[dict], markdown: bool) -> str:
     head = ["seed", "d", "family", "verdict", "log Z error", "se", "ELBO error", "k-hat",
-            "modes", "s", "wrong", "target"]
+            "modes", "s", "evidence: verdict (recommended)", "error", "bracket - log Z",
+            "wrong", "target"]
     lines = []
     if markdown:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if "error" in r:
-            cells = [str(r["seed"]), "", "", "failed: " + r["error"]] + [""] * 8
+            cells = [str(r["seed"]), "", "", "failed: " + r["error"]] + [""] * 11
         else:
             cells = [str(r["seed"]), str(r["d"]), r["family"], r["verdict"],
                      f"{r['log_z_error']:+.3f}", f"{r['se']:.3f}", f"{r['elbo_error']:+.3f}",
-                     f"{r['khat']:.2f}", str(r["modes_found"]), f"{r['seconds']:.0f}",
-                     "WRONG" if wrong(r) else "", r["target"]]
+                     f"{r['khat']:.2f}", str(r["modes_found"]), f"{r['seconds']:.0f}"]
+            if "evidence_verdict" in r:
+                low, high = (("—" if v is None else f"{v:+.3f}") for v in r["bracket"])
+                cells += [f"{r['evidence_verdict']} ({r['evidence_recommended']})",
+                          f"{r['evidence_error']:+.3f}", f"({low}, {high})"]
+            else:
+                cells += ["", "", ""]
+            cells += ["WRONG" if wrong(r) else "", r["target"]]
         lines.append("| " + " | ".join(cells) + " |" if markdown else "  ".join(cells))
     return "\n".join(lines)
 
@@ -174,14 +205,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--evidence", action="store_true")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child is not None:
-        print(json.dumps(run_one(args.child)))
+        print(json.dumps(run_one(args.child, args.evidence)))
         return
     seeds = seeds_of(args.seeds)
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        rows = list(pool.map(lambda s: run_child(s, args.timeout), seeds))
+        rows = list(pool.map(lambda s: run_child(s, args.timeout, args.evidence), seeds))
     print(table(rows, args.markdown))
     done = [r for r in rows if "error" not in r]
     labels = {lab: sum(r["verdict"] == lab for r in done)

@@ -667,7 +667,8 @@ def _grid_frames(target: Target, c: np.ndarray, chol: np.ndarray, side: int, dty
             if shift == (1,) * d:
                 continue
             window = tuple(slice(k, k + side) for k in shift)
-            gap = grid - padded[window]
+            with np.errstate(invalid="ignore"):  # -inf beside -inf: nan, never a peak
+                gap = grid - padded[window]
             peak &= (gap > tol) | ((gap >= -tol) & (radius < far[window]))
         idx = np.flatnonzero(peak)
         if idx.size == 0:
