@@ -512,6 +512,9 @@ def fit_verdict(result: FitResult) -> Verdict:
     if rounding is not None and verdict.label != "failed":
         verdict = Verdict(rounding[0], f"{rounding[1]} {ROUNDED_CHECKS} {verdict.text}")
     note = _disagreement(result)
+    short = _short_note(result.info.get("modes"))
+    if short and short not in verdict.text and verdict.label != "failed":
+        note = " ".join(filter(None, [short, note]))
     if verdict.label in ("usable with care", "not reliable"):
         from vifit.modes import precision_hint
 
@@ -532,13 +535,43 @@ def _corroborated(result: FitResult, verdict: Verdict) -> Verdict:
     """``verdict`` (the tail check has flagged mass far from q), made "not reliable" where it
     is "usable with care" and the mode search's uncovered share is at least
     ``MISSED_CORROBORATED``."""
-    missed = float((result.info.get("modes") or {}).get("missed_mass_fraction") or 0.0)
+    modes = result.info.get("modes") or {}
+    missed = (float(modes.get("missed_mass_fraction") or 0.0)
+              + float(modes.get("short_mass_fraction") or 0.0))
     if verdict.label != "usable with care" or not missed >= MISSED_CORROBORATED:
         return verdict
     return Verdict("not reliable", f"{verdict.text} Two checks see mass that q misses: the "
                    f"mode search's uncovered share ({100 * missed:.0f}%) is a Laplace "
                    "estimate, rough where p is not Gaussian, and the tail check's far mass "
                    "lies beside it, so q may well miss 10% of p or more.")
+
+
+def _short_note(modes: dict | None) -> str:
+    """What the covered modes that q's weighted draws see only part of would cost (empty
+    where their share, ``short_mass_fraction``, is below ``MISSED_CARE``)."""
+    short = float((modes or {}).get("short_mass_fraction") or 0.0)
+    if not short >= MISSED_CARE:
+        return ""
+    return (f"But {_short_words(modes)}: q's component there follows only part of that mode "
+            "(a shape it cannot bend to, such as a banana's arms), or the mode is far from "
+            "Gaussian and its Laplace mass is off. If the Laplace masses hold, q misses about "
+            f"{100 * short:.0f}% of p and log Z from q is about "
+            f"{-math.log1p(-min(short, 0.999)):.2f} nats low (docs/evidence.md, \"Random "
+            "targets\").")
+
+
+def _short_words(modes: dict) -> str:
+    """Which covered modes q's weighted draws see only part of (``mode_check._p_shares``)."""
+    from vifit.mode_check import P_SHARE_SHORT
+
+    rows = [r for r in modes.get("modes", []) if r.get("covered_by_q")
+            and r.get("p_share") is not None and r.get("mass_fraction") is not None
+            and r["p_share"] < r["mass_fraction"] / P_SHARE_SHORT]
+    parts = [f"at the mode near ({', '.join(f'{x:.3g}' for x in r['location'][:4])}"
+             f"{', ...' if len(r['location']) > 4 else ''}) q's draws weighted toward p see "
+             f"{100 * r['p_share']:.0f}% of p's mass where its Laplace approximation puts "
+             f"{100 * r['mass_fraction']:.0f}%" for r in rows]
+    return "; ".join(parts) or "q's weighted draws see less of a mode than its Laplace mass"
 
 
 def _disagreement(result: FitResult) -> str:
@@ -734,6 +767,10 @@ def _fit_verdict(result: FitResult) -> Verdict:
                        f"{modes.get('gradient_flops', 0):.3g} flops), so a mode the full search "
                        "would have reached may be missed, and log Z would then be low by its "
                        "mass (docs/families.md, \"Search budget\").")
+    short = _short_note(modes)
+    if khat.label == "good" and short:
+        return Verdict("usable with care", f"k-hat {result.khat:.2f} < 0.5: q covers p well "
+                       f"where q draws. {_search_words(modes)}, and q reaches each. {short}")
     if modes and khat.label == "good":
         from vifit.modes import FAR, SCALES, grid_spacings
 
