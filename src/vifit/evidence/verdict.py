@@ -562,19 +562,30 @@ def _unreached(modes: dict | None, rec: Estimate | None, psis: Estimate | None
     reaches less than half of what that mass adds to log Z beyond importance sampling from q:
     AIS starts from q and its climbs only look beyond q's moments, so a mode inside them that
     q's mixture lost (a float32 spike-and-slab posterior, rotated: 35% of the mass, every
-    estimate 0.41 nats low) went unnoticed; None otherwise."""
+    estimate 0.41 nats low) went unnoticed; None otherwise. The part of covered modes that
+    q's weighted draws do not see (``short_mass_fraction``) counts too, but toward "usable with
+    care" only: the share returned is the uncovered modes'."""
     if not modes or modes.get("states") or rec is None:
         return None
     missed = float(modes.get("missed_mass_fraction") or 0.0)
-    if not missed >= MISSED_CARE:
+    # and the part of covered modes that q's weighted draws do not see (the record's
+    # short_mass_fraction: a Laplace estimate, so it alone never makes "not reliable")
+    short = float(modes.get("short_mass_fraction") or 0.0)
+    if not missed + short >= MISSED_CARE:
         return None
-    worth = -math.log1p(-min(missed, 1.0 - 1e-12))
+    worth = -math.log1p(-min(missed + short, 1.0 - 1e-12))
     gain = (rec.estimate - psis.estimate if psis is not None and np.isfinite(psis.estimate)
             else 0.0)
     if np.isfinite(gain) and gain >= 0.5 * worth:
         return None
     head = (f"The fit's mode search found modes that q does not cover, with about "
-            f"{100 * missed:.0f}% of their Laplace mass (worth {worth:.2f} nats of log Z); ")
+            f"{100 * missed:.0f}% of their Laplace mass" if missed >= MISSED_CARE else
+            "The fit's mode search found modes that q reaches")
+    if short >= MISSED_CARE:
+        head += (f"{' and' if missed >= MISSED_CARE else ','} modes whose Laplace mass q's "
+                 f"weighted draws see only in part (about {100 * short:.0f}% of the whole "
+                 "unseen)")
+    head += f" (worth {worth:.2f} nats of log Z); "
     if rec is psis:
         return missed, head + "estimates from q's draws miss it, and log Z is likely low."
     return missed, head + (f"{rec.name} is {gain:.2f} nats above importance sampling from q, "
