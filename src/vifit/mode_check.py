@@ -323,7 +323,7 @@ SHARE_SHORT = 10.0
 # of the modes' Laplace mass divided by this is "short": q follows only part of it. Of random
 # targets in d = 2 (bench/random_targets.py, seed 99), a banana bent through 37 of its sds
 # beside a broad Gaussian held 49% of the mass (its Laplace mass is exact), and the mixture's
-# component at its vertex saw 17% of it: "good", log Z 0.48 nats low. The factor leaves room
+# component at its vertex saw 16% of it: "good", log Z 0.48 nats low. The factor leaves room
 # for Laplace masses, which are rough where a mode is not Gaussian; a mode that is only
 # rougher than that is "usable with care" at worst (``vifit.result``).
 P_SHARE_SHORT = 2.0

@@ -533,8 +533,8 @@ MISSED_CORROBORATED = MISSED_UNRELIABLE / 2
 
 def _corroborated(result: FitResult, verdict: Verdict) -> Verdict:
     """``verdict`` (the tail check has flagged mass far from q), made "not reliable" where it
-    is "usable with care" and the mode search's uncovered share is at least
-    ``MISSED_CORROBORATED``."""
+    is "usable with care" and the mode search's uncovered share, with the unseen part of the
+    modes it covers (``short_mass_fraction``), is at least ``MISSED_CORROBORATED``."""
     modes = result.info.get("modes") or {}
     missed = (float(modes.get("missed_mass_fraction") or 0.0)
               + float(modes.get("short_mass_fraction") or 0.0))
