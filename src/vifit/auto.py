@@ -222,7 +222,7 @@ def fit_auto(target: Target, *, flow: str = "realnvp", flow_lr: float = 3e-3, z:
 
     def flow_start_from(gauss: FitResult):  # where a flow may come next: it starts at gauss
         if not gauss.khat < KHAT_GOOD and target.differentiable and target.dim >= 2:
-            return fam.from_gaussian(jnp.asarray(gauss.mean()), jnp.asarray(gauss.covariance()))
+            return fam.from_gaussian(jnp.asarray(gauss.mean()), _host_covariance(gauss))
         return None
 
     flow_start = flow_start_from(gauss)
@@ -719,6 +719,18 @@ def _outside(fit, target: Target, best: FitResult, best_name: str, stage, say, z
              f"{why} (the new component from {ess:.0f} effective draws of the tail check)",
              time.perf_counter() - t0, **extra))
     return (with_tail_check(mixed), "mixture") if keep else (best, best_name)
+
+
+def _host_covariance(gauss: FitResult) -> np.ndarray:
+    """The Gaussian fit's covariance in float64 on the host, from its own Cholesky factor where
+    it has one: L L^T formed in float32 and factored again lost PD-ness on a Gaussian with sds
+    from 0.01 to 100 (JAX 0.12), and the flow started from NaN."""
+    if gauss.family.name == "fullrank":
+        from vifit.families.gaussian import _cholesky
+
+        chol = np.asarray(_cholesky(gauss.params["chol"]), np.float64)
+        return chol @ chol.T
+    return np.asarray(gauss.covariance(), np.float64)
 
 
 def _moments(res: FitResult) -> tuple[np.ndarray, np.ndarray]:
