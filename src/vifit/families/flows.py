@@ -45,7 +45,7 @@ from flowjax.utils import get_ravelled_pytree_constructor
 from vifit.arrays import on_device
 from vifit.errors import ConfigError
 from vifit.families.base import Array, Family, Params
-from vifit.families.gaussian import FullRank, _cholesky, raw_from_cov
+from vifit.families.gaussian import FullRank, _cholesky
 from vifit.rng import numpy_rng
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -131,20 +131,11 @@ class _CouplingFlow(Family):
         return {**FullRank(init_scale=self.init_scale).init(key, dim, loc), "flow": flow}
 
     def from_gaussian(self, mean: Array, cov: Array) -> Params:
-        """The flow at identity around N(mean, cov); a host (NumPy) ``cov`` is factored in
-        float64 and the factor cast to mean's dtype (a float32 Cholesky factor of a covariance
-        with sds from 0.01 to 100 came out NaN)."""
+        """The flow at identity around N(mean, cov): its loc and chol are the full-rank
+        Gaussian's (``FullRank.from_gaussian``, which factors a host covariance in float64; a
+        float32 factor of one with sds from 0.01 to 100 came out NaN)."""
         params = self.init(jax.random.key(_STRUCTURE_SEED), mean.shape[-1])
-        loc = jnp.asarray(mean)
-        if isinstance(cov, np.ndarray):
-            try:
-                chol = np.linalg.cholesky(np.asarray(cov, np.float64))
-            except np.linalg.LinAlgError:
-                chol = None
-            if chol is not None:
-                raw = np.tril(chol, -1) + np.diag(np.log(np.diag(chol)))
-                return {**params, "loc": loc, "chol": jnp.asarray(raw, loc.dtype)}
-        return {**params, "loc": loc, "chol": raw_from_cov(jnp.asarray(cov))}
+        return {**params, **FullRank(init_scale=self.init_scale).from_gaussian(mean, cov)}
 
     def _base_sample(self, key: Array, shape: tuple[int, ...], dtype) -> Array:
         if self.tail_df is None:
