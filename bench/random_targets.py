@@ -9,6 +9,8 @@ defect there is: a "good" verdict (or an ELBO, printed as a lower bound) that is
     ... --timeout 300     seconds per target (a hang or overrun is a failed row)
     ... --evidence        also `vifit.evidence` on each fit: its verdict, recommended
                           estimate and every bound it stands behind, checked against log Z
+    ... --models          random NumPyro models with constrained sites instead, fitted
+                          through `vifit.from_numpyro` (bench/random_models.py)
 
 Each target (``spec(seed)``) is a mixture of 1 to 3 components with Dirichlet weights (each at
 least 1%), in d = 1 (30%) or 2: Gaussians with random rotations and sds from 0.03 to 5 (axis
@@ -108,26 +110,33 @@ def describe(sp: dict) -> str:
     return "; ".join(out)
 
 
-def run_one(seed: int, with_evidence: bool = False) -> dict:
+def run_one(seed: int, with_evidence: bool = False, models: bool = False) -> dict:
     """Fit target ``seed`` in this process (and, ``with_evidence``, estimate its evidence);
-    the row."""
+    the row. ``models``: the random NumPyro model of ``seed`` instead of the mixture."""
     import vifit
 
-    sp = spec(seed)
-    target = vifit.Target(log_density(sp), dim=sp["d"], name=f"random{seed}")
+    if models:
+        import random_models
+
+        sp = random_models.spec(seed)
+        target = vifit.from_numpyro(random_models.model_of(sp), target_name=f"model{seed}")
+        truth, text = random_models.log_z(sp), random_models.describe(sp)
+    else:
+        sp = spec(seed)
+        target = vifit.Target(log_density(sp), dim=sp["d"], name=f"random{seed}")
+        truth, text = sp["offset"], describe(sp)
     t0 = time.perf_counter()
     fit = vifit.fit(target, "auto", seed=0, progress=False)
-    err = fit.log_z - sp["offset"]
+    err = fit.log_z - truth
     modes = fit.info.get("modes") or {}
-    row = {"seed": seed, "d": sp["d"], "target": describe(sp), "family": fit.family.name,
+    row = {"seed": seed, "d": target.dim, "target": text, "family": fit.family.name,
             "verdict": fit.verdict.label, "log_z_error": float(err), "se": float(fit.log_z_se),
-            "elbo_error": float(fit.elbo - sp["offset"]), "elbo_se": float(fit.elbo_se),
+            "elbo_error": float(fit.elbo - truth), "elbo_se": float(fit.elbo_se),
             "khat": float(fit.khat), "modes_found": modes.get("found"),
             "seconds": time.perf_counter() - t0}
     if with_evidence:
         t0 = time.perf_counter()
         ev = vifit.evidence(target, fit, seed=0)
-        truth = sp["offset"]
         # a bound is broken when it lies beyond log Z by more than 4 of its standard errors
         broken = [name for name, e in ev.estimates.items()
                   if (ev.kind(name) == "lower" and e.estimate - 4 * e.se > truth)
@@ -152,8 +161,9 @@ def wrong(row: dict) -> bool:
             or row["elbo_error"] - 4 * row["elbo_se"] > 0)
 
 
-def run_child(seed: int, timeout: float, with_evidence: bool) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(seed)] + (["--evidence"] * with_evidence)
+def run_child(seed: int, timeout: float, with_evidence: bool, models: bool) -> dict:
+    cmd = ([sys.executable, __file__, "--child", str(seed)] + (["--evidence"] * with_evidence)
+           + (["--models"] * models))
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                              env=dict(os.environ))
@@ -206,14 +216,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--json")
     ap.add_argument("--evidence", action="store_true")
+    ap.add_argument("--models", action="store_true")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child is not None:
-        print(json.dumps(run_one(args.child, args.evidence)))
+        print(json.dumps(run_one(args.child, args.evidence, args.models)))
         return
     seeds = seeds_of(args.seeds)
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        rows = list(pool.map(lambda s: run_child(s, args.timeout, args.evidence), seeds))
+        rows = list(pool.map(lambda s: run_child(s, args.timeout, args.evidence, args.models),
+                             seeds))
     print(table(rows, args.markdown))
     done = [r for r in rows if "error" not in r]
     labels = {lab: sum(r["verdict"] == lab for r in done)

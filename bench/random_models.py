@@ -1,0 +1,225 @@
+"""Random NumPyro models in one and two unconstrained dimensions with exact log Z, for the
+audit in `bench/random_targets.py --models`.
+
+    PYTHONPATH=src .venv/bin/python bench/random_targets.py --models --seeds 1-60 --jobs 2
+
+Where `random_targets.py`'s mixtures live on z itself, these reach vifit as a user's model
+does: through `vifit.from_numpyro`, so every constrained site is fitted on NumPyro's
+unconstrained scale with its log-Jacobian, where a density piled against a boundary (a Beta
+with parameters below 1, a Gamma of shape 0.05, a half-Cauchy of scale 1e-3) becomes a long
+exponential or polynomial tail. Each model is one of:
+
+- a single site from a normalized distribution (Beta, Gamma, inverse-gamma, log-normal,
+  half-Cauchy, half-normal, exponential, uniform, Student-t, a normal truncated at 0 whose
+  mass sits against the bound, a two-component mixture of Gammas or of Betas): log Z = 0;
+- two such sites, independent, or the second's scale set by the first (a funnel: y ~ N(m, s)
+  with s from the first site; a Normal-Gamma prior): the joint is normalized, log Z = 0;
+- a Dirichlet over three categories (two unconstrained coordinates), parameters 0.1 to 10;
+- a conjugate model with data, whose log Z is the marginal likelihood in closed form:
+  Beta-binomial, Gamma-Poisson, and a normal mean and precision under a Normal-Gamma prior;
+
+plus ``numpyro.factor`` of a random constant in [-30, 30], added to log Z.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import betaln, gammaln
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def _site(rng: np.random.Generator) -> dict:
+    """One positive, bounded or real site: its distribution's name and parameters."""
+    kind = str(rng.choice(["beta", "gamma", "invgamma", "lognormal", "halfcauchy",
+                           "halfnormal", "exponential", "uniform", "studentt", "truncnormal",
+                           "gamma_mix", "beta_mix"]))
+    p: dict = {"kind": kind}
+    if kind == "beta":
+        p.update(a=_log_uniform(rng, 0.05, 20), b=_log_uniform(rng, 0.05, 20))
+    elif kind in ("gamma", "invgamma"):
+        p.update(a=_log_uniform(rng, 0.05, 50), rate=_log_uniform(rng, 0.01, 100))
+    elif kind == "lognormal":
+        p.update(m=float(rng.normal() * 3), s=_log_uniform(rng, 0.05, 3))
+    elif kind in ("halfcauchy", "halfnormal"):
+        p.update(s=_log_uniform(rng, 1e-3, 100))
+    elif kind == "exponential":
+        p.update(rate=_log_uniform(rng, 1e-2, 1e2))
+    elif kind == "uniform":
+        lo = float(rng.normal() * 10)
+        p.update(lo=lo, hi=lo + _log_uniform(rng, 1e-2, 1e2))
+    elif kind == "studentt":
+        p.update(df=float(rng.choice([1.0, 2.0, 5.0])), m=float(rng.normal() * 10),
+                 s=_log_uniform(rng, 0.01, 10))
+    elif kind == "truncnormal":
+        s = _log_uniform(rng, 0.1, 10)
+        p.update(m=float(rng.uniform(-5, 2)) * s, s=s)
+    elif kind == "gamma_mix":
+        p.update(w=float(rng.uniform(0.05, 0.95)), a=[_log_uniform(rng, 0.3, 50) for _ in "ab"],
+                 rate=[_log_uniform(rng, 0.1, 10) for _ in "ab"])
+    else:  # beta_mix
+        p.update(w=float(rng.uniform(0.05, 0.95)), a=[_log_uniform(rng, 0.3, 30) for _ in "ab"],
+                 b=[_log_uniform(rng, 0.3, 30) for _ in "ab"])
+    return p
+
+
+def spec(seed: int) -> dict:
+    """The random model of ``seed`` (plain Python and NumPy parameters)."""
+    rng = np.random.default_rng(10_000 + seed)
+    shape = str(rng.choice(["one", "two", "funnel", "normal_gamma", "dirichlet",
+                            "beta_binomial", "gamma_poisson", "normal_data"],
+                           p=[0.25, 0.15, 0.15, 0.1, 0.1, 0.08, 0.08, 0.09]))
+    sp: dict = {"seed": seed, "shape": shape, "offset": float(rng.uniform(-30, 30))}
+    if shape == "one":
+        sp["sites"] = [_site(rng)]
+    elif shape == "two":
+        sp["sites"] = [_site(rng), _site(rng)]
+    elif shape == "funnel":
+        scale = _site(rng)
+        while scale["kind"] in ("studentt", "uniform", "beta", "beta_mix"):
+            scale = _site(rng)
+        sp["sites"] = [scale]
+        sp["m"] = float(rng.normal() * 3)
+    elif shape == "normal_gamma":
+        sp.update(a=_log_uniform(rng, 0.5, 20), rate=_log_uniform(rng, 0.1, 10),
+                  m=float(rng.normal() * 3), kappa=_log_uniform(rng, 0.01, 10))
+    elif shape == "dirichlet":
+        sp["alpha"] = [_log_uniform(rng, 0.1, 10) for _ in range(3)]
+    elif shape == "beta_binomial":
+        n = int(rng.choice([5, 50, 1000]))
+        sp.update(a=_log_uniform(rng, 0.1, 10), b=_log_uniform(rng, 0.1, 10), n=n,
+                  k=int(rng.choice([0, int(rng.integers(0, n + 1)), n])))
+    elif shape == "gamma_poisson":
+        rate_true = _log_uniform(rng, 0.01, 100)
+        sp.update(a=_log_uniform(rng, 0.1, 10), rate=_log_uniform(rng, 0.1, 10),
+                  y=rng.poisson(rate_true, size=int(rng.choice([1, 20, 500]))).tolist())
+    else:  # normal_data: y_i ~ N(mu, 1/sqrt(tau)), (mu, tau) ~ Normal-Gamma
+        n = int(rng.choice([2, 10, 200]))
+        sp.update(a=_log_uniform(rng, 0.5, 10), rate=_log_uniform(rng, 0.1, 10),
+                  m=float(rng.normal() * 3), kappa=_log_uniform(rng, 0.01, 10),
+                  y=(rng.normal(size=n) * _log_uniform(rng, 0.01, 100)
+                     + rng.normal() * 10).tolist())
+    return sp
+
+
+def _distribution(p: dict):
+    import jax.numpy as jnp
+    import numpyro.distributions as dist
+
+    k = p["kind"]
+    if k == "beta":
+        return dist.Beta(p["a"], p["b"])
+    if k == "gamma":
+        return dist.Gamma(p["a"], p["rate"])
+    if k == "invgamma":
+        return dist.InverseGamma(p["a"], p["rate"])
+    if k == "lognormal":
+        return dist.LogNormal(p["m"], p["s"])
+    if k == "halfcauchy":
+        return dist.HalfCauchy(p["s"])
+    if k == "halfnormal":
+        return dist.HalfNormal(p["s"])
+    if k == "exponential":
+        return dist.Exponential(p["rate"])
+    if k == "uniform":
+        return dist.Uniform(p["lo"], p["hi"])
+    if k == "studentt":
+        return dist.StudentT(p["df"], p["m"], p["s"])
+    if k == "truncnormal":
+        return dist.TruncatedNormal(p["m"], p["s"], low=0.0)
+    mix = dist.Categorical(probs=jnp.array([p["w"], 1 - p["w"]]))
+    if k == "gamma_mix":
+        return dist.MixtureSameFamily(mix, dist.Gamma(jnp.array(p["a"]), jnp.array(p["rate"])))
+    return dist.MixtureSameFamily(mix, dist.Beta(jnp.array(p["a"]), jnp.array(p["b"])))
+
+
+def model_of(sp: dict):
+    """The NumPyro model of ``spec``: no arguments, data closed over."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model():
+        shape = sp["shape"]
+        if shape in ("one", "two"):
+            for i, site in enumerate(sp["sites"]):
+                numpyro.sample(f"x{i}", _distribution(site))
+        elif shape == "funnel":
+            s = numpyro.sample("s", _distribution(sp["sites"][0]))
+            numpyro.sample("y", dist.Normal(sp["m"], s))
+        elif shape == "normal_gamma":
+            tau = numpyro.sample("tau", dist.Gamma(sp["a"], sp["rate"]))
+            numpyro.sample("mu", dist.Normal(sp["m"], 1 / jnp.sqrt(sp["kappa"] * tau)))
+        elif shape == "dirichlet":
+            numpyro.sample("p", dist.Dirichlet(jnp.array(sp["alpha"])))
+        elif shape == "beta_binomial":
+            x = numpyro.sample("x", dist.Beta(sp["a"], sp["b"]))
+            numpyro.sample("k", dist.Binomial(sp["n"], x), obs=sp["k"])
+        elif shape == "gamma_poisson":
+            lam = numpyro.sample("lam", dist.Gamma(sp["a"], sp["rate"]))
+            numpyro.sample("y", dist.Poisson(lam), obs=jnp.array(sp["y"], jnp.float32))
+        else:
+            tau = numpyro.sample("tau", dist.Gamma(sp["a"], sp["rate"]))
+            mu = numpyro.sample("mu", dist.Normal(sp["m"], 1 / jnp.sqrt(sp["kappa"] * tau)))
+            numpyro.sample("y", dist.Normal(mu, 1 / jnp.sqrt(tau)),
+                           obs=jnp.array(sp["y"], jnp.float32))
+        numpyro.factor("offset", sp["offset"])
+
+    return model
+
+
+def log_z(sp: dict) -> float:
+    """The exact log Z of ``spec``'s model (float64)."""
+    shape, out = sp["shape"], sp["offset"]
+    if shape == "beta_binomial":
+        n, k = sp["n"], sp["k"]
+        out += (gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+                + betaln(sp["a"] + k, sp["b"] + n - k) - betaln(sp["a"], sp["b"]))
+    elif shape == "gamma_poisson":
+        y = np.asarray(sp["y"], float)
+        a, b = sp["a"], sp["rate"]
+        out += (a * math.log(b) - gammaln(a) + gammaln(a + y.sum())
+                - (a + y.sum()) * math.log(b + len(y)) - gammaln(y + 1).sum())
+    elif shape == "normal_data":
+        # Normal-Gamma(m, kappa, a, b) prior, n normal observations: the posterior's
+        # normalizers over the prior's, times (2 pi)^(-n/2).
+        y = np.asarray(np.float32(sp["y"]), float)  # the model sees float32 data
+        n, a, b, m, kappa = len(y), sp["a"], sp["rate"], sp["m"], sp["kappa"]
+        ybar = y.mean()
+        kappa_n, a_n = kappa + n, a + n / 2
+        b_n = b + 0.5 * ((y - ybar) ** 2).sum() + kappa * n * (ybar - m) ** 2 / (2 * kappa_n)
+        out += (gammaln(a_n) - gammaln(a) + a * math.log(b) - a_n * math.log(b_n)
+                + 0.5 * math.log(kappa / kappa_n) - 0.5 * n * math.log(2 * math.pi))
+    return float(out)
+
+
+def describe(sp: dict) -> str:
+    def site(p: dict) -> str:
+        args = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else
+                         f"{k} {[round(x, 3) for x in v]}" for k, v in p.items() if k != "kind")
+        return f"{p['kind']}({args})"
+
+    shape = sp["shape"]
+    if shape in ("one", "two"):
+        return " x ".join(site(p) for p in sp["sites"])
+    if shape == "funnel":
+        return f"funnel: s ~ {site(sp['sites'][0])}, y ~ N({sp['m']:.2f}, s)"
+    if shape == "dirichlet":
+        return f"dirichlet({[round(a, 3) for a in sp['alpha']]})"
+    if shape == "beta_binomial":
+        return (f"beta_binomial(a {sp['a']:.3g}, b {sp['b']:.3g}; k {sp['k']} of "
+                f"n {sp['n']})")
+    if shape == "gamma_poisson":
+        y = sp["y"]
+        return (f"gamma_poisson(a {sp['a']:.3g}, rate {sp['rate']:.3g}; {len(y)} counts, "
+                f"mean {np.mean(y):.3g})")
+    head = (f"a {sp['a']:.3g}, rate {sp['rate']:.3g}, m {sp['m']:.2f}, "
+            f"kappa {sp['kappa']:.3g}")
+    if shape == "normal_gamma":
+        return f"normal_gamma({head})"
+    y = np.asarray(sp["y"])
+    return f"normal_data({head}; {len(y)} obs, mean {y.mean():.3g}, sd {y.std():.3g})"
