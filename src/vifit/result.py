@@ -14,7 +14,7 @@ import numpy as np
 
 from vifit.ahead import outputs_expected, ready
 from vifit.evidence.importance import ISEstimate, Verdict
-from vifit.evidence.rounding import ROUNDED_CHECKS, rounding_verdict
+from vifit.evidence.rounding import ROUNDED_CHECKS, float64_verdict, rounding_verdict
 from vifit.evidence.tails import (defensive_pool, tail_verdict, tails_apply, use_defensive,
                                   widen)
 from vifit.evidence.verdict import (blind_evidence, blind_states, multimode_blind,
@@ -511,6 +511,9 @@ def fit_verdict(result: FitResult) -> Verdict:
     rounding = rounding_verdict(result.info.get("rounding"), verdict.label)
     if rounding is not None and verdict.label != "failed":
         verdict = Verdict(rounding[0], f"{rounding[1]} {ROUNDED_CHECKS} {verdict.text}")
+    wider = float64_verdict((result.info.get("tails") or {}).get("float64"), verdict.label)
+    if wider is not None and verdict.label != "failed":
+        verdict = Verdict(wider[0], f"{wider[1]} {verdict.text}")
     note = _disagreement(result)
     short = _short_note(result.info.get("modes"))
     if short and short not in verdict.text and verdict.label != "failed":
@@ -726,8 +729,8 @@ def _fit_verdict(result: FitResult) -> Verdict:
         return Verdict(label, f"auto's {failed['stage']} stage failed ({failed['why']}); the "
                        f"full-rank Gaussian is reported. {khat.text}")
     if stop in ("max_steps", "interrupted") and khat.label == "good":
-        why = (f"the fit used all {result.steps} steps without converging"
-               if stop == "max_steps" else f"the fit was interrupted after {result.steps} steps")
+        why = (f"The fit used all {result.steps} steps without converging"
+               if stop == "max_steps" else f"The fit was interrupted after {result.steps} steps")
         return Verdict("usable with care",
                        f"{why}; k-hat is {result.khat:.2f}, but q may still be moving: run "
                        "longer (steps=...) or check the ELBO trace.")
@@ -829,8 +832,8 @@ def _enumerated_verdict(result: FitResult, khat: Verdict, enum: dict) -> Verdict
                  "error: q misses no measurable mass")
     stop = result.stop_reason
     if stop in ("max_steps", "interrupted"):
-        why = (f"the fit used all {result.steps} steps without converging"
-               if stop == "max_steps" else f"the fit was interrupted after {result.steps} steps")
+        why = (f"The fit used all {result.steps} steps without converging"
+               if stop == "max_steps" else f"The fit was interrupted after {result.steps} steps")
         label = "usable with care" if khat.label == "good" else khat.label
         return Verdict(label, f"{why}: q may still be moving. {khat.text} {summed}, and "
                        f"{agree}.")

@@ -3,12 +3,14 @@ of log p, the verdicts say so, and no bound is stood behind where the weights ar
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import vifit
 from vifit.evidence.rounding import (ROUNDING_CARE, ROUNDING_UNRELIABLE, coordinate_rounding,
+                                     float64_check, float64_unverified, float64_verdict,
                                      rounding_of_logw, rounding_record, rounding_verdict)
 from vifit.evidence.verdict import Estimate, judge_all
 
@@ -105,3 +107,66 @@ def test_coordinates_float32_cannot_resolve_make_the_fit_not_reliable(mu, sd):
     assert res.verdict.label == "not reliable"
     assert "z[0]" in res.verdict.text or "z[1]" in res.verdict.text
     assert "float64" in res.verdict.text
+
+
+def logit_beta_cancelling():
+    """Beta(1, 0.1) on the logit scale, written so that float32 loses its right tail: beyond
+    z = 16.6, 1 - sigmoid(z) rounds to 0 and log p to -inf, which takes (2^-24)^0.1 = 19% of
+    the mass. Exact log Z = log B(1, 0.1) = log 10."""
+    def log_density(z):
+        x = jax.nn.sigmoid(z[0])
+        return jnp.log(x) + 0.1 * jnp.log(1.0 - x)
+
+    return vifit.Target(log_density, dim=1), math.log(10.0)
+
+
+def test_float64_recomputation_sees_the_mass_float32_loses():
+    # Before: the fit's and the evidence's verdicts read only the float32 density; `vifit
+    # evidence` said "good" 0.21 nats low and stood behind CUBO as an upper bound 0.12 below
+    # log Z.
+    target, exact = logit_beta_cancelling()
+    fit = vifit.fit(target, "fullrank", seed=0, progress=False)
+    rec = fit.info["tails"]["float64"]
+    lost = -math.log1p(-2.0 ** (-24 * 0.1))  # log Z64 - log Z32 where q's widening reaches
+    assert rec["flag"] and rec["lost_draws"] > 0
+    assert 4 * rec["shift_se"] < rec["shift"] < lost + 4 * rec["shift_se"]
+    assert fit.verdict.label != "good" and "float64" in fit.verdict.text
+    ev = vifit.evidence(target, fit, seed=0, draws=2048,
+                        ais=vifit.AISConfig(particles=256, replicates=16))
+    assert ev.verdict.label != "good" and "float64" in ev.verdict.text
+    upper = [n for n, e in ev.estimates.items() if ev.kind(n) == "upper"]
+    assert not upper and ev.bracket["upper"] is None
+    for name, e in ev.estimates.items():  # every lower bound it stands behind holds
+        if ev.kind(name) == "lower":
+            assert e.estimate - 4 * e.se < exact
+
+
+def test_float64_recomputation_finds_nothing_where_float32_is_exact_enough():
+    target, _ = offset_gaussian(0.0)
+    fit = vifit.fit(target, "fullrank", seed=0, progress=False)
+    rec = fit.info["tails"]["float64"]
+    assert not rec["flag"] and abs(rec["shift"]) < 1e-4 and rec["lost_draws"] == 0
+    assert float64_verdict(rec, "good") is None and float64_unverified(rec) is None
+
+
+def test_a_log_density_that_rounds_to_float32_itself_is_not_recomputed():
+    target = vifit.Target(lambda z: (-0.5 * jnp.sum(z**2)).astype(jnp.float32), dim=2)
+    z = np.random.default_rng(0).normal(size=(64, 2))
+    lp = -0.5 * np.sum(z**2, axis=1)
+    assert float64_check(target, z, lp, lp) is None
+
+
+@pytest.mark.parametrize("shift, taken", [(0.3, "upper"), (-0.3, "lower")])
+def test_float64_shift_takes_the_bounds_it_can_break(shift, taken):
+    def e(name, value, kind, **details):
+        return Estimate(name, value, 0.01, kind, 0.1, details)
+
+    estimates = {"elbo": e("elbo", -0.01, "lower"), "psis": e("psis", 0.0, "point", khat=0.1),
+                 "cubo": e("cubo", 0.01, "upper", khat=0.1)}
+    rec = {"shift": shift, "shift_se": 0.01, "log_z_float64": shift, "flag": True,
+           "max_change": 1.0, "lost_draws": 3}
+    verdict = judge_all(estimates, dim=1, tails={"flag": "ok", "float64": rec})
+    assert verdict.label != "good" and "float64" in verdict.text
+    assert {"upper": "cubo", "lower": "elbo"}[taken] in verdict.unverified
+    if taken == "upper":  # a float32 density with less mass leaves its lower bounds standing
+        assert "elbo" not in verdict.unverified

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vifit.freshness import kept
+
 # Ulps of |log p| + |log q| by which a log weight may be off. Without this floor a q equal to p
 # in float32 reports log Z to 1e-8 while its log p is off by 4e-7 (a mixture with log Z = 9.6).
 ROUNDING_ULPS = 4.0
@@ -147,3 +149,104 @@ def _step(size: float, dtype: str) -> float:
     if not np.isfinite(size):
         return float("nan")
     return float(np.spacing(np.asarray(abs(size), dtype=np.dtype(dtype))))
+
+
+# log p recomputed in float64. The floor above is an allowance from log p's size; it cannot see
+# a cancellation inside log p, where float32 is wrong by far more than its ulps. NumPyro's
+# stick-breaking of a Dirichlet(3.25, 0.25, 0.11) in float32 rounds 1 - sigmoid(z) so that
+# beyond z_2 = 16 log p falls by a nat per unit instead of 0.11: 10% of p's mass is gone, and
+# the fit read "good" with log Z 0.107 nats low against the model's exact log Z, right for the
+# float32 density it was given (bench/random_targets.py --models, seed 22). Recomputing log p in
+# float64 at the tail check's draws (q's and the Cauchy-widened ones, which reach where q does
+# not) measures what float32 changed: log Z moves by the log of the mean of p64/p32 under the
+# weights p32/m. From FLOAT64_CARE nats (half of the 0.1 a "good" log Z promises) and
+# FLOAT64_Z standard errors, a verdict is at best "usable with care"; never "not reliable" on
+# this alone, because a large log p's float32 sum can move log Z by a constant that leaves the
+# summaries as they are.
+FLOAT64_CARE, FLOAT64_Z = 0.05, 4.0
+FLOAT64_BLOCK = 1024
+
+
+def float64_check(target, z: np.ndarray, log_p: np.ndarray, log_m: np.ndarray) -> dict | None:
+    """log p recomputed in float64 at draws ``z (n, d)`` of a defensive mixture with log
+    density ``log_m (n,)``, whose float32 values are ``log_p (n,)``: ``{"shift": nats,
+    "shift_se", "log_z_float64", "flag": bool, "lost_draws", "max_change", "seconds"}``, where
+    ``shift`` is log Z from float64 log p less log Z from float32 log p on the same draws,
+    ``lost_draws`` the draws where only float64 log p is finite and ``max_change`` the largest
+    |log p64 - log p32| where both are. None where log p is float64 already, does not compute
+    in float64 (returns another dtype, or raises), or no draw has a finite weight."""
+    import time
+
+    from vifit.arrays import on_device
+    from vifit.blocks import in_blocks
+    from vifit.evidence.importance import importance_log_z
+
+    if np.dtype(target.init.dtype) == np.float64 or z.shape[0] == 0:
+        return None
+    t0 = time.perf_counter()
+    try:
+        with jax.enable_x64(True):
+            spec = jax.ShapeDtypeStruct((target.dim,), jnp.float64)
+            if jax.eval_shape(target.log_density, spec).dtype != jnp.float64:
+                return None  # log p rounds to float32 itself
+            program = _batch_float64(target.log_density)
+            (lp64,) = in_blocks(lambda block: program(on_device(block, np.float64)),
+                                (np.asarray(z, np.float64),), FLOAT64_BLOCK)
+    except Exception:  # noqa: BLE001 - a log p written for float32 may refuse float64
+        return None
+    lp32, lp64, log_m = (np.asarray(a, np.float64) for a in (log_p, lp64, log_m))
+    ok_m = np.isfinite(log_m)
+    lw32 = np.where(np.isfinite(lp32) & ok_m, lp32 - log_m, -np.inf)
+    lw64 = np.where(np.isfinite(lp64) & ok_m, lp64 - log_m, -np.inf)
+    top = max(lw32.max(), lw64.max())
+    if not (np.isfinite(top) and np.isfinite(lw32).any() and np.isfinite(lw64).any()):
+        return None
+    r, s = np.exp(lw64 - top), np.exp(lw32 - top)
+    shift = float(np.log(r.mean()) - np.log(s.mean()))
+    # paired draws: the delta method on log mean(r) - log mean(s)
+    shift_se = float(np.std(r / r.mean() - s / s.mean(), ddof=1) / math.sqrt(r.size))
+    both = np.isfinite(lp32) & np.isfinite(lp64)
+    flag = abs(shift) >= FLOAT64_CARE and abs(shift) - FLOAT64_Z * shift_se > 0.0
+    return {"shift": shift, "shift_se": shift_se,
+            "log_z_float64": importance_log_z(lw64).log_z, "flag": bool(flag),
+            "lost_draws": int(np.sum(np.isfinite(lp64) & ~np.isfinite(lp32))),
+            "max_change": float(np.max(np.abs(lp64[both] - lp32[both]), initial=0.0)),
+            "draws": int(z.shape[0]), "seconds": time.perf_counter() - t0}
+
+
+@kept(8)
+def _batch_float64(log_density):
+    return jax.jit(jax.vmap(log_density))
+
+
+def float64_verdict(record: dict | None, label: str) -> tuple[str, str] | None:
+    """The label (at most ``label``, never below "usable with care") and sentence that the
+    float64 recomputation (``float64_check``) imposes on a verdict, or None where it found
+    float32 close enough."""
+    if not record or not record.get("flag"):
+        return None
+    from vifit.evidence.importance import worse_label
+
+    shift = float(record["shift"])
+    where = ("p has mass that float32 loses (log p rounds down or to -inf there)" if shift > 0
+             else "float32 puts mass that float64 does not")
+    return (worse_label(label, "usable with care"),
+            f"log p recomputed in float64 at the tail check's draws moves log Z by "
+            f"{shift:+.3f} ± {record['shift_se']:.3f} nats (to "
+            f"{record['log_z_float64']:.3f}; log p changed by up to "
+            f"{record['max_change']:.3g} nats at a draw): {where}, as when a cancellation "
+            "such as 1 - sigmoid(z) rounds away in float32. q, log Z and the summaries are "
+            "those of the float32 density; to fit the model's own, compute in float64 "
+            "(jax.config.update(\"jax_enable_x64\", True) before building the target).")
+
+
+def float64_unverified(record: dict | None) -> tuple[str, str] | None:
+    """The kind of bound (``"upper"`` or ``"lower"``) that the float64 recomputation
+    (``float64_check``) takes from vifit's backing, and why, or None: float32 log p that holds
+    less mass than float64's can put an upper bound below the model's log Z, one that holds
+    more a lower bound above it."""
+    if not record or not record.get("flag"):
+        return None
+    kind = "upper" if record["shift"] > 0 else "lower"
+    return kind, (f"log p in float64 moves log Z by {record['shift']:+.3f} nats: a float32 "
+                  f"{kind} bound need not bound the model's log Z")

@@ -163,15 +163,19 @@ def tail_check(family: Family, target: Target, params, key: jax.Array, n: int = 
     share in A, with ``p_mass_se``), ``q_mass`` (q's, near ``TAIL_QUANTILE``), ``excess`` =
     p_mass - q_mass, ``khat`` of the weights p/m, ``usable`` (``KHAT_OK``, ``MAX_SHARE``; if
     not, the check is unreliable), ``max_weight_share``, ``log_z``/``log_z_se`` (PSIS from m,
-    nats), ``draws`` (2n), ``seconds`` (wall), and ``flag``: "ok", "light" (q's tails too
+    nats), ``draws`` (2n), ``float64`` (log p recomputed in float64 at these draws,
+    ``vifit.evidence.rounding.float64_check``; absent for a data target), ``seconds``
+    (wall), and ``flag``: "ok", "light" (q's tails too
     light: ``excess`` at least ``EXCESS_CARE`` and ``Z_EXCESS`` standard errors) or
     "inconclusive" (no such excess, but the weights p/m are not usable)."""
     import time
 
+    from vifit.data.target import DataTarget
     from vifit.evidence.importance import importance_log_z, psis_weights
+    from vifit.evidence.rounding import float64_check
 
     t0 = time.perf_counter()
-    _, lq, lp, log_m, is_q = widened_pool(family, target, params, key, int(n))
+    z, lq, lp, log_m, is_q = widened_pool(family, target, params, key, int(n))
     lq_q = lq[is_q]
     finite_q = lq_q[np.isfinite(lq_q)]
     if finite_q.size < 2:
@@ -200,12 +204,14 @@ def tail_check(family: Family, target: Target, params, key: jax.Array, n: int = 
         flag = "inconclusive"
     else:
         flag = "ok"
-    return {"flag": flag, "family": _family_label(family), "p_mass": p_mass,
-            "p_mass_se": p_se, "q_mass": q_mass,
-            "excess": excess, "khat": float(khat), "usable": bool(usable),
-            "max_weight_share": float(weights.max()), "log_z": est.log_z, "log_z_se": est.se,
-            "draws": int(lq.size), "tail_quantile": TAIL_QUANTILE,
-            "seconds": time.perf_counter() - t0}
+    record = {"flag": flag, "family": _family_label(family), "p_mass": p_mass,
+              "p_mass_se": p_se, "q_mass": q_mass,
+              "excess": excess, "khat": float(khat), "usable": bool(usable),
+              "max_weight_share": float(weights.max()), "log_z": est.log_z,
+              "log_z_se": est.se, "draws": int(lq.size), "tail_quantile": TAIL_QUANTILE}
+    if not isinstance(target, DataTarget):  # its log p is passes over the rows
+        record["float64"] = float64_check(target, z, lp, log_m)
+    return {**record, "seconds": time.perf_counter() - t0}
 
 
 def _family_label(family: Family) -> str:

@@ -634,7 +634,8 @@ def judge_all(estimates: dict[str, Estimate], dim: int | None = None,
     """``judge``, capped by how finely log p is resolved (``precision``, a record of
     ``vifit.evidence.rounding``), with ``unverified`` filled in (``unverified_bounds``; where
     rounding makes the answer meaningless, ``rounding.unresolved``, no bound is stood behind)."""
-    from vifit.evidence.rounding import ROUNDED_CHECKS, rounding_verdict, unresolved
+    from vifit.evidence.rounding import (ROUNDED_CHECKS, float64_unverified, float64_verdict,
+                                         rounding_verdict, unresolved)
     from vifit.modes import precision_hint
 
     verdict = judge(estimates, dim, modes, tails)
@@ -646,11 +647,20 @@ def judge_all(estimates: dict[str, Estimate], dim: int | None = None,
         reasons = [r for r in verdict.reasons if r != _AGREE]
         verdict = _verdict(cap[0], estimates[verdict.recommended],
                            [f"{cap[1]} {ROUNDED_CHECKS}" if reasons else cap[1], *reasons])
+    wider = (tails or {}).get("float64")
+    cap = float64_verdict(wider, verdict.label)
+    if cap is not None:
+        verdict = _verdict(cap[0], estimates[verdict.recommended],
+                           [cap[1], *(r for r in verdict.reasons if r != _AGREE)])
     hint = precision_hint(modes, (precision or {}).get("dtype", "float32"))
     if hint and verdict.label != "good":
         verdict = _verdict(verdict.label, estimates[verdict.recommended],
                            [r for r in verdict.reasons if r != _AGREE] + [hint])
     unverified = unverified_bounds(estimates, verdict, dim, modes, tails)
+    taken = float64_unverified(wider)
+    if taken is not None:
+        unverified |= {n: taken[1] for n, e in estimates.items()
+                       if e.kind == taken[0] and n not in unverified}
     if unresolved(precision):
         why = ("floating-point rounding (of log p, or of q's draws) is larger than the "
                "accuracy a bound needs")
