@@ -164,7 +164,8 @@ def tail_check(family: Family, target: Target, params, key: jax.Array, n: int = 
     p_mass - q_mass, ``khat`` of the weights p/m, ``usable`` (``KHAT_OK``, ``MAX_SHARE``; if
     not, the check is unreliable), ``max_weight_share``, ``log_z``/``log_z_se`` (PSIS from m,
     nats), ``draws`` (2n), ``float64`` (log p recomputed in float64 at these draws,
-    ``vifit.evidence.rounding.float64_check``; absent for a data target), ``seconds``
+    ``vifit.evidence.rounding.float64_check``; for a data target at a few of q's,
+    ``float64_data_check``), ``seconds``
     (wall), and ``flag``: "ok", "light" (q's tails too
     light: ``excess`` at least ``EXCESS_CARE`` and ``Z_EXCESS`` standard errors) or
     "inconclusive" (no such excess, but the weights p/m are not usable)."""
@@ -172,7 +173,7 @@ def tail_check(family: Family, target: Target, params, key: jax.Array, n: int = 
 
     from vifit.data.target import DataTarget
     from vifit.evidence.importance import importance_log_z, psis_weights
-    from vifit.evidence.rounding import float64_check
+    from vifit.evidence.rounding import float64_check, float64_data_check
 
     t0 = time.perf_counter()
     z, lq, lp, log_m, is_q = widened_pool(family, target, params, key, int(n))
@@ -209,8 +210,9 @@ def tail_check(family: Family, target: Target, params, key: jax.Array, n: int = 
               "excess": excess, "khat": float(khat), "usable": bool(usable),
               "max_weight_share": float(weights.max()), "log_z": est.log_z,
               "log_z_se": est.se, "draws": int(lq.size), "tail_quantile": TAIL_QUANTILE}
-    if not isinstance(target, DataTarget):  # its log p is passes over the rows
-        record["float64"] = float64_check(target, z, lp, log_m)
+    record["float64"] = (float64_data_check(target, z, lp, log_m)
+                         if isinstance(target, DataTarget) else
+                         float64_check(target, z, lp, log_m))
     return {**record, "seconds": time.perf_counter() - t0}
 
 
