@@ -223,3 +223,101 @@ def describe(sp: dict) -> str:
         return f"normal_gamma({head})"
     y = np.asarray(sp["y"])
     return f"normal_data({head}; {len(y)} obs, mean {y.mean():.3g}, sd {y.std():.3g})"
+
+
+# -- data targets ------------------------------------------------------------------------------
+
+def data_spec(seed: int) -> dict:
+    """A random conjugate model of many rows (``--data``): Gamma-Poisson counts, normal data
+    under a Normal-Gamma prior, or Beta-Bernoulli trials, with 1,000 to 300,000 float32 rows."""
+    rng = np.random.default_rng(20_000 + seed)
+    kind = str(rng.choice(["poisson", "normal", "bernoulli"]))
+    n = int(np.exp(rng.uniform(np.log(1_000), np.log(300_000))))
+    sp: dict = {"seed": seed, "kind": kind, "n": n, "a": _log_uniform(rng, 0.5, 10),
+                "rate": _log_uniform(rng, 0.1, 10), "data_seed": int(rng.integers(2**31))}
+    if kind == "poisson":
+        sp["lam"] = _log_uniform(rng, 0.01, 200)
+    elif kind == "normal":
+        sp.update(m=float(rng.normal() * 3), kappa=_log_uniform(rng, 0.01, 10),
+                  loc=float(rng.normal() * 10), sd=_log_uniform(rng, 0.01, 100))
+    else:
+        sp["p"] = float(rng.uniform(0.001, 0.999))
+    return sp
+
+
+def data_rows(sp: dict) -> np.ndarray:
+    """``data_spec``'s rows, float32 ``(n,)``."""
+    rng = np.random.default_rng(sp["data_seed"])
+    if sp["kind"] == "poisson":
+        return rng.poisson(sp["lam"], size=sp["n"]).astype(np.float32)
+    if sp["kind"] == "normal":
+        return (rng.normal(size=sp["n"]) * sp["sd"] + sp["loc"]).astype(np.float32)
+    return (rng.uniform(size=sp["n"]) < sp["p"]).astype(np.float32)
+
+
+def data_target(sp: dict):
+    """``data_spec``'s model as a ``vifit.DataTarget`` on the real line (log lambda; log tau
+    and mu; logit p), log-Jacobians included."""
+    import jax
+    import jax.numpy as jnp
+
+    import vifit
+
+    a, b, kind = sp["a"], sp["rate"], sp["kind"]
+    const = a * math.log(b) - float(gammaln(a))
+    if kind == "poisson":
+        def log_prior(z):
+            return const + a * z[0] - b * jnp.exp(z[0])
+
+        def log_lik(z, rows):
+            return rows["y"] * z[0] - jnp.exp(z[0]) - jax.scipy.special.gammaln(rows["y"] + 1)
+        dim = 1
+    elif kind == "normal":
+        m, kappa = sp["m"], sp["kappa"]
+
+        def log_prior(z):
+            tau = jnp.exp(z[0])
+            return (const + a * z[0] - b * tau - 0.5 * math.log(2 * math.pi)
+                    + 0.5 * jnp.log(kappa * tau) - 0.5 * kappa * tau * (z[1] - m) ** 2)
+
+        def log_lik(z, rows):
+            return (-0.5 * math.log(2 * math.pi) + 0.5 * z[0]
+                    - 0.5 * jnp.exp(z[0]) * (rows["y"] - z[1]) ** 2)
+        dim = 2
+    else:  # Beta(a, b) on p, its logit z
+        def log_prior(z):
+            return (a * jax.nn.log_sigmoid(z[0]) + b * jax.nn.log_sigmoid(-z[0])
+                    - float(betaln(a, b)))
+
+        def log_lik(z, rows):
+            return (rows["y"] * jax.nn.log_sigmoid(z[0])
+                    + (1 - rows["y"]) * jax.nn.log_sigmoid(-z[0]))
+        dim = 1
+    return vifit.DataTarget(log_prior, log_lik, {"y": data_rows(sp)}, dim=dim,
+                            name=f"data{sp['seed']}")
+
+
+def data_log_z(sp: dict) -> float:
+    """The exact log Z of ``data_spec``'s model, from its float32 rows in float64."""
+    y = data_rows(sp).astype(np.float64)
+    n, a, b = len(y), sp["a"], sp["rate"]
+    if sp["kind"] == "poisson":
+        s = y.sum()
+        return float(a * math.log(b) - gammaln(a) + gammaln(a + s) - (a + s) * math.log(b + n)
+                     - gammaln(y + 1).sum())
+    if sp["kind"] == "normal":
+        m, kappa = sp["m"], sp["kappa"]
+        ybar = y.mean()
+        kappa_n, a_n = kappa + n, a + n / 2
+        b_n = b + 0.5 * ((y - ybar) ** 2).sum() + kappa * n * (ybar - m) ** 2 / (2 * kappa_n)
+        return float(gammaln(a_n) - gammaln(a) + a * math.log(b) - a_n * math.log(b_n)
+                     + 0.5 * math.log(kappa / kappa_n) - 0.5 * n * math.log(2 * math.pi))
+    k = y.sum()
+    return float(betaln(a + k, b + n - k) - betaln(a, b))
+
+
+def data_describe(sp: dict) -> str:
+    what = {"poisson": f"lambda {sp.get('lam', 0):.3g}",
+            "normal": f"loc {sp.get('loc', 0):.3g}, sd {sp.get('sd', 0):.3g}",
+            "bernoulli": f"p {sp.get('p', 0):.3g}"}[sp["kind"]]
+    return f"{sp['kind']} rows: {sp['n']:,} ({what}); prior a {sp['a']:.3g}, rate {sp['rate']:.3g}"

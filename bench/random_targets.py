@@ -11,6 +11,8 @@ defect there is: a "good" verdict (or an ELBO, printed as a lower bound) that is
                           estimate and every bound it stands behind, checked against log Z
     ... --models          random NumPyro models with constrained sites instead, fitted
                           through `vifit.from_numpyro` (bench/random_models.py)
+    ... --data            random conjugate DataTargets of 1,000 to 300,000 float32 rows
+                          (Gamma-Poisson, Normal-Gamma, Beta-Bernoulli; random_models.py)
 
 Each target (``spec(seed)``) is a mixture of 1 to 3 components with Dirichlet weights (each at
 least 1%), in d = 1 (30%) or 2: Gaussians with random rotations and sds from 0.03 to 5 (axis
@@ -110,12 +112,19 @@ def describe(sp: dict) -> str:
     return "; ".join(out)
 
 
-def run_one(seed: int, with_evidence: bool = False, models: bool = False) -> dict:
+def run_one(seed: int, with_evidence: bool = False, models: bool | str = False) -> dict:
     """Fit target ``seed`` in this process (and, ``with_evidence``, estimate its evidence);
-    the row. ``models``: the random NumPyro model of ``seed`` instead of the mixture."""
+    the row. ``models``: the random NumPyro model of ``seed`` instead of the mixture, or with
+    ``"data"`` its random data target."""
     import vifit
 
-    if models:
+    if models == "data":
+        import random_models
+
+        sp = random_models.data_spec(seed)
+        target = random_models.data_target(sp)
+        truth, text = random_models.data_log_z(sp), random_models.data_describe(sp)
+    elif models:
         import random_models
 
         sp = random_models.spec(seed)
@@ -161,9 +170,9 @@ def wrong(row: dict) -> bool:
             or row["elbo_error"] - 4 * row["elbo_se"] > 0)
 
 
-def run_child(seed: int, timeout: float, with_evidence: bool, models: bool) -> dict:
+def run_child(seed: int, timeout: float, with_evidence: bool, models: bool | str) -> dict:
     cmd = ([sys.executable, __file__, "--child", str(seed)] + (["--evidence"] * with_evidence)
-           + (["--models"] * models))
+           + (["--data"] if models == "data" else ["--models"] * bool(models)))
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                              env=dict(os.environ))
@@ -217,14 +226,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json")
     ap.add_argument("--evidence", action="store_true")
     ap.add_argument("--models", action="store_true")
+    ap.add_argument("--data", action="store_true")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    kind = "data" if args.data else args.models
     if args.child is not None:
-        print(json.dumps(run_one(args.child, args.evidence, args.models)))
+        print(json.dumps(run_one(args.child, args.evidence, kind)))
         return
     seeds = seeds_of(args.seeds)
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        rows = list(pool.map(lambda s: run_child(s, args.timeout, args.evidence, args.models),
+        rows = list(pool.map(lambda s: run_child(s, args.timeout, args.evidence, kind),
                              seeds))
     print(table(rows, args.markdown))
     done = [r for r in rows if "error" not in r]

@@ -228,3 +228,20 @@ def test_float32_data_a_log_lik_closes_over_keep_the_whole_rounding_floor():
     inside = vifit.DataTarget(prior, lambda z, rows: -0.5 * (closed[rows["i"]] - z[0]) ** 2,
                               {"i": np.arange(30_000)}, dim=1)
     assert _rows_recomputed(own, 4000) and not _rows_recomputed(inside, 4000)
+
+
+def test_float32_noise_in_every_weight_is_flagged_without_a_shift():
+    # (8e6 + u) - 8e6 rounds u to float32's steps of 0.5 there: log p scatters by an sd of
+    # 0.14 nats around float64's, while log Z moves by only -0.01.
+    def log_density(z):
+        u = 10.0 * z[0]
+        return -0.5 * z[0] ** 2 + ((8e6 + u) - 8e6) - u
+
+    target = vifit.Target(log_density, dim=1)
+    z = np.random.default_rng(0).normal(size=(2000, 1))
+    lp32 = np.asarray(jax.vmap(log_density)(jnp.asarray(z, jnp.float32)), np.float64)
+    log_m = -0.5 * z[:, 0] ** 2 - 0.5 * math.log(2 * math.pi)
+    rec = float64_check(target, z, lp32, log_m)
+    assert abs(rec["shift"]) < 0.05 and rec["spread"] > ROUNDING_CARE and rec["flag"]
+    label, text = float64_verdict(rec, "good")
+    assert label == "usable with care" and "varies from draw to draw" in text

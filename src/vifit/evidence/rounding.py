@@ -164,9 +164,10 @@ def _step(size: float, dtype: str) -> float:
 # this alone, because a large log p's float32 sum can move log Z by a constant that leaves the
 # summaries as they are.
 FLOAT64_CARE, FLOAT64_Z = 0.05, 4.0
-# A change of log p whose sd over the draws is at most this share of the shift is an offset:
-# log Z moves, q's shape does not.
-OFFSET_SPREAD = 0.25
+# A change of log p whose sd under p is at most this share of the shift is an offset: log Z
+# moves, q's shape does not. An sd of ROUNDING_CARE or more is noise in every weight (k-hat,
+# PSIS and the summaries read it) whatever the shift, judged from FLOAT64_MIN_ESS draws.
+OFFSET_SPREAD, FLOAT64_MIN_ESS = 0.25, 8.0
 FLOAT64_BLOCK = 1024
 
 
@@ -176,7 +177,7 @@ def float64_check(target, z: np.ndarray, log_p: np.ndarray, log_m: np.ndarray) -
     "shift_se", "log_z_float64", "flag": bool, "lost_draws", "max_change", "seconds"}``, where
     ``shift`` is log Z from float64 log p less log Z from float32 log p on the same draws,
     ``lost_draws`` the draws where only float64 log p is finite, ``max_change`` the largest
-    |log p64 - log p32| where both are and ``spread`` its sd there. None where log p is float64 already, does not compute
+    |log p64 - log p32| where both are and ``spread`` its sd under p there. None where log p is float64 already, does not compute
     in float64 (returns another dtype, or raises), or no draw has a finite weight."""
     import time
 
@@ -221,12 +222,17 @@ def _shift_record(log_p, lp64, log_m) -> dict | None:
     shift_se = float(np.std(r / r.mean() - s / s.mean(), ddof=1) / math.sqrt(r.size))
     both = np.isfinite(lp32) & np.isfinite(lp64)
     change = lp64[both] - lp32[both]
-    flag = abs(shift) >= FLOAT64_CARE and abs(shift) - FLOAT64_Z * shift_se > 0.0
+    # the change's sd under p (weights p32/m): far draws of no weight, where float32 may
+    # overflow, do not count
+    w = s[both] / max(s[both].sum(), np.finfo(float).tiny)
+    spread = float(np.sqrt(w @ (change - w @ change) ** 2)) if change.size > 1 else 0.0
+    ess = 1.0 / max(float(w @ w), np.finfo(float).tiny)
+    flag = ((abs(shift) >= FLOAT64_CARE and abs(shift) - FLOAT64_Z * shift_se > 0.0)
+            or (spread >= ROUNDING_CARE and ess >= FLOAT64_MIN_ESS))
     return {"shift": shift, "shift_se": shift_se,
             "log_z_float64": importance_log_z(lw64).log_z, "flag": bool(flag),
             "lost_draws": int(np.sum(np.isfinite(lp64) & ~np.isfinite(lp32))),
-            "max_change": float(np.max(np.abs(change), initial=0.0)),
-            "spread": float(np.std(change)) if change.size > 1 else math.inf}
+            "max_change": float(np.max(np.abs(change), initial=0.0)), "spread": spread}
 
 
 @kept(8)
@@ -249,10 +255,10 @@ def float64_verdict(record: dict | None, label: str) -> tuple[str, str] | None:
                  "rounds the same terms alike in every row, e.g. gammaln of float32 counts), "
                  "so log Z is off by that while q and the summaries barely change")
     else:
-        where = ("p has mass that float32 loses (log p rounds down or to -inf there, as when "
-                 "a cancellation such as 1 - sigmoid(z) rounds away)" if shift > 0 else
-                 "float32 puts mass where float64 does not")
-        where += ", so q and the summaries are those of the float32 density"
+        where = (f"the change varies from draw to draw (sd {spread:.2g} nats under p): "
+                 "float32 loses or misplaces mass (a cancellation such as 1 - sigmoid(z) "
+                 "that rounds away, or a log p too large for float32 to resolve), so q, its "
+                 "weights and the summaries are those of the float32 density")
     part = ("" if record.get("wholly", True) else "; float32 parts of log p remain in that "
             "recomputation (data it closes over), so the change may be larger")
     return (worse_label(label, "usable with care"),
