@@ -202,16 +202,20 @@ def poisson_rows(n: int, seed: int = 4):
 
 
 def test_a_data_target_whose_rows_float32_rounds_alike_is_measured_in_float64():
-    # float32 gammaln of the same counts errs alike in every row: log Z 0.56 nats low. Before,
-    # the rounding floor, divided by the float64 sum's 49 float32 partial sums, was 0.04 and
-    # the fit read "good".
+    # JAX 0.10's float32 gammaln of the same counts errs alike in every row: log Z 0.56 nats
+    # low. Before, the rounding floor, divided by the float64 sum's 49 float32 partial sums,
+    # was 0.04 and the fit read "good". (JAX 0.12's float32 errs 0.03 nats, with noise.)
     target, exact = poisson_rows(200_000)
     fit = vifit.fit(target, "auto", seed=0, progress=False)
     rec = fit.info["tails"]["float64"]
-    assert rec["flag"] and rec["wholly"]
-    assert fit.verdict.label != "good" and "same amount at every draw" in fit.verdict.text
-    assert fit.log_z < exact - 0.3  # what float32 computes
-    assert abs(rec["log_z_float64"] - exact) < 4 * math.hypot(rec["shift_se"], fit.log_z_se)
+    assert rec["wholly"]
+    err = fit.log_z - exact  # what float32 computes
+    # the recomputation accounts for float32's error, to their combined standard errors
+    assert abs(err + rec["shift"]) < 4 * math.hypot(rec["shift_se"], fit.log_z_se)
+    if abs(err) > 0.1:
+        assert rec["flag"] and fit.verdict.label != "good" and "float64" in fit.verdict.text
+    if rec["flag"] and rec["spread"] <= 0.25 * abs(rec["shift"]):
+        assert "same amount at every draw" in fit.verdict.text
 
 
 def test_float32_data_a_log_lik_closes_over_keep_the_whole_rounding_floor():

@@ -174,19 +174,17 @@ FLOAT64_BLOCK = 1024
 def float64_check(target, z: np.ndarray, log_p: np.ndarray, log_m: np.ndarray) -> dict | None:
     """log p recomputed in float64 at draws ``z (n, d)`` of a defensive mixture with log
     density ``log_m (n,)``, whose float32 values are ``log_p (n,)``: ``{"shift": nats,
-    "shift_se", "log_z_float64", "flag": bool, "lost_draws", "max_change", "seconds"}``, where
+    "shift_se", "log_z_float64", "flag": bool, "lost_draws", "max_change", "spread",
+    "draws"}``, where
     ``shift`` is log Z from float64 log p less log Z from float32 log p on the same draws,
     ``lost_draws`` the draws where only float64 log p is finite, ``max_change`` the largest
     |log p64 - log p32| where both are and ``spread`` its sd under p there. None where log p is float64 already, does not compute
     in float64 (returns another dtype, or raises), or no draw has a finite weight."""
-    import time
-
     from vifit.arrays import on_device
     from vifit.blocks import in_blocks
 
     if np.dtype(target.init.dtype) == np.float64 or z.shape[0] == 0:
         return None
-    t0 = time.perf_counter()
     try:
         with jax.enable_x64(True):
             spec = jax.ShapeDtypeStruct((target.dim,), jnp.float64)
@@ -200,7 +198,9 @@ def float64_check(target, z: np.ndarray, log_p: np.ndarray, log_m: np.ndarray) -
     rec = _shift_record(log_p, lp64, log_m)
     if rec is None:
         return None
-    return {**rec, "draws": int(z.shape[0]), "seconds": time.perf_counter() - t0}
+    # no wall time of its own: the tail check's "seconds" includes it, and a resumed fit's
+    # record must equal an uninterrupted one's
+    return {**rec, "draws": int(z.shape[0])}
 
 
 def _shift_record(log_p, lp64, log_m) -> dict | None:
@@ -342,18 +342,14 @@ def float64_data_check(target, z: np.ndarray, log_p: np.ndarray, log_m: np.ndarr
     if k < 8:
         return None
     wholly = data_wholly_float64(target)
-    import time
-
-    t0 = time.perf_counter()
     try:
         lp64 = _data_log_density_float64(target, np.asarray(z[:k], np.float64))
     except Exception:  # noqa: BLE001 - as float64_check
         return None
-    seconds = time.perf_counter() - t0
     rec = _shift_record(np.asarray(log_p[:k]), lp64, np.asarray(log_m[:k]))
     if rec is None:
         return None
-    return {**rec, "wholly": bool(wholly), "draws": k, "seconds": seconds}
+    return {**rec, "wholly": bool(wholly), "draws": k}
 
 
 def data_wholly_float64(target) -> bool:
