@@ -175,11 +175,11 @@ def float64_check(target, z: np.ndarray, log_p: np.ndarray, log_m: np.ndarray) -
     """log p recomputed in float64 at draws ``z (n, d)`` of a defensive mixture with log
     density ``log_m (n,)``, whose float32 values are ``log_p (n,)``: ``{"shift": nats,
     "shift_se", "log_z_float64", "flag": bool, "lost_draws", "max_change", "spread",
-    "draws"}``, where
-    ``shift`` is log Z from float64 log p less log Z from float32 log p on the same draws,
-    ``lost_draws`` the draws where only float64 log p is finite, ``max_change`` the largest
-    |log p64 - log p32| where both are and ``spread`` its sd under p there. None where log p is float64 already, does not compute
-    in float64 (returns another dtype, or raises), or no draw has a finite weight."""
+    "draws"}``, where ``shift`` is log Z from float64 log p less log Z from float32 log p on
+    the same draws, ``lost_draws`` the draws where only float64 log p is finite,
+    ``max_change`` the largest |log p64 - log p32| where both are and ``spread`` its sd under
+    p there. None where log p is float64 already, does not compute in float64 (returns
+    another dtype, or raises), or no draw has a finite weight."""
     from vifit.arrays import on_device
     from vifit.blocks import in_blocks
 

@@ -165,10 +165,10 @@ def tail_check(family: Family, target: Target, params, key: jax.Array, n: int = 
     not, the check is unreliable), ``max_weight_share``, ``log_z``/``log_z_se`` (PSIS from m,
     nats), ``draws`` (2n), ``float64`` (log p recomputed in float64 at these draws,
     ``vifit.evidence.rounding.float64_check``; for a data target at a few of q's,
-    ``float64_data_check``), ``seconds``
-    (wall), and ``flag``: "ok", "light" (q's tails too
-    light: ``excess`` at least ``EXCESS_CARE`` and ``Z_EXCESS`` standard errors) or
-    "inconclusive" (no such excess, but the weights p/m are not usable)."""
+    ``float64_data_check``), ``seconds`` (wall, the recomputation's included), and ``flag``:
+    "ok", "light" (q's tails too light: ``excess`` at least ``EXCESS_CARE`` and ``Z_EXCESS``
+    standard errors) or "inconclusive" (no such excess, but the weights p/m are not
+    usable)."""
     import time
 
     from vifit.data.target import DataTarget
