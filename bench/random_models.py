@@ -180,21 +180,29 @@ def log_z(sp: dict) -> float:
         out += (gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
                 + betaln(sp["a"] + k, sp["b"] + n - k) - betaln(sp["a"], sp["b"]))
     elif shape == "gamma_poisson":
-        y = np.asarray(sp["y"], float)
-        a, b = sp["a"], sp["rate"]
-        out += (a * math.log(b) - gammaln(a) + gammaln(a + y.sum())
-                - (a + y.sum()) * math.log(b + len(y)) - gammaln(y + 1).sum())
+        out += _gamma_poisson_log_z(np.asarray(sp["y"], float), sp["a"], sp["rate"])
     elif shape == "normal_data":
-        # Normal-Gamma(m, kappa, a, b) prior, n normal observations: the posterior's
-        # normalizers over the prior's, times (2 pi)^(-n/2).
         y = np.asarray(np.float32(sp["y"]), float)  # the model sees float32 data
-        n, a, b, m, kappa = len(y), sp["a"], sp["rate"], sp["m"], sp["kappa"]
-        ybar = y.mean()
-        kappa_n, a_n = kappa + n, a + n / 2
-        b_n = b + 0.5 * ((y - ybar) ** 2).sum() + kappa * n * (ybar - m) ** 2 / (2 * kappa_n)
-        out += (gammaln(a_n) - gammaln(a) + a * math.log(b) - a_n * math.log(b_n)
-                + 0.5 * math.log(kappa / kappa_n) - 0.5 * n * math.log(2 * math.pi))
+        out += _normal_gamma_log_z(y, sp["a"], sp["rate"], sp["m"], sp["kappa"])
     return float(out)
+
+
+def _gamma_poisson_log_z(y: np.ndarray, a: float, b: float) -> float:
+    """log of the marginal likelihood of counts ``y`` under lambda ~ Gamma(a, rate b)."""
+    s = y.sum()
+    return float(a * math.log(b) - gammaln(a) + gammaln(a + s) - (a + s) * math.log(b + len(y))
+                 - gammaln(y + 1).sum())
+
+
+def _normal_gamma_log_z(y: np.ndarray, a: float, b: float, m: float, kappa: float) -> float:
+    """log of the marginal likelihood of normal observations ``y`` under a Normal-Gamma(m,
+    kappa, a, rate b) prior on their mean and precision: the posterior's normalizers over the
+    prior's, times (2 pi)^(-n/2)."""
+    n, ybar = len(y), y.mean()
+    kappa_n, a_n = kappa + n, a + n / 2
+    b_n = b + 0.5 * ((y - ybar) ** 2).sum() + kappa * n * (ybar - m) ** 2 / (2 * kappa_n)
+    return float(gammaln(a_n) - gammaln(a) + a * math.log(b) - a_n * math.log(b_n)
+                 + 0.5 * math.log(kappa / kappa_n) - 0.5 * n * math.log(2 * math.pi))
 
 
 def describe(sp: dict) -> str:
@@ -302,16 +310,9 @@ def data_log_z(sp: dict) -> float:
     y = data_rows(sp).astype(np.float64)
     n, a, b = len(y), sp["a"], sp["rate"]
     if sp["kind"] == "poisson":
-        s = y.sum()
-        return float(a * math.log(b) - gammaln(a) + gammaln(a + s) - (a + s) * math.log(b + n)
-                     - gammaln(y + 1).sum())
+        return _gamma_poisson_log_z(y, a, b)
     if sp["kind"] == "normal":
-        m, kappa = sp["m"], sp["kappa"]
-        ybar = y.mean()
-        kappa_n, a_n = kappa + n, a + n / 2
-        b_n = b + 0.5 * ((y - ybar) ** 2).sum() + kappa * n * (ybar - m) ** 2 / (2 * kappa_n)
-        return float(gammaln(a_n) - gammaln(a) + a * math.log(b) - a_n * math.log(b_n)
-                     + 0.5 * math.log(kappa / kappa_n) - 0.5 * n * math.log(2 * math.pi))
+        return _normal_gamma_log_z(y, a, b, sp["m"], sp["kappa"])
     k = y.sum()
     return float(betaln(a + k, b + n - k) - betaln(a, b))
 
