@@ -7,6 +7,7 @@ read from the file a chunk at a time.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -78,28 +79,39 @@ def _host_value_and_grad(target: DataTarget):
 
 
 def full_log_density(target: DataTarget, z: np.ndarray | Array,
-                     on_chunk: Callable[[int, int], None] | None = None) -> np.ndarray:
+                     on_chunk: Callable[[int, int], None] | None = None,
+                     float64: bool = False) -> np.ndarray:
     """``log p(x, z_j)`` on the full data for draws ``z (n, dim)``, ``(n,)`` float64.
-    ``on_chunk(rows_done, n_rows)`` is called after each chunk (for a progress bar)."""
-    z = jnp.asarray(z)
-    n = z.shape[0]
-    rows_per = _rows_per_chunk(target, n)
-    partial = _draws_pass(target)
-    total = np.zeros(n, dtype=np.float64)
-    data = None if target.out_of_core else target.device_data()
-    for start in range(0, target.n_rows, rows_per):
-        stop = min(target.n_rows, start + rows_per)
-        if data is None:
-            rows = jax.tree.map(lambda a: np.asarray(a[start:stop]), target.data)
-        else:
-            rows = jax.tree.map(lambda a: a[start:stop], data)
-        total += np.asarray(partial(z, rows), dtype=np.float64)
-        if on_chunk is not None:
-            on_chunk(stop, target.n_rows)
-    prior = np.asarray(jax.jit(jax.vmap(target.log_prior))(z), dtype=np.float64)
+    ``on_chunk(rows_done, n_rows)`` is called after each chunk (for a progress bar).
+    ``float64``: computed in float64 throughout (``jax.enable_x64``), the floating data cast
+    a host chunk at a time (the rounding check; no float32 partial sums)."""
+    # a float32 pass keeps the session's own setting (a user may have float64 on)
+    with jax.enable_x64(True) if float64 else contextlib.nullcontext():
+        z = jnp.asarray(z, jnp.float64 if float64 else None)
+        n = z.shape[0]
+        rows_per = HOST_CHUNK_ROWS if float64 else _rows_per_chunk(target, n)
+        partial = _draws_pass(target)
+        total = np.zeros(n, dtype=np.float64)
+        data = None if target.out_of_core or float64 else target.device_data()
+        for start in range(0, target.n_rows, rows_per):
+            stop = min(target.n_rows, start + rows_per)
+            if data is None:
+                rows = jax.tree.map(lambda a: host_rows(a[start:stop], float64), target.data)
+            else:
+                rows = jax.tree.map(lambda a: a[start:stop], data)
+            total += np.asarray(partial(z, rows), dtype=np.float64)
+            if on_chunk is not None:
+                on_chunk(stop, target.n_rows)
+        prior = np.asarray(jax.jit(jax.vmap(target.log_prior))(z), dtype=np.float64)
     from vifit.data.hosts import sum_over_processes
 
     return prior + np.asarray(sum_over_processes(total), dtype=np.float64)
+
+
+def host_rows(a: Any, float64: bool) -> np.ndarray:
+    """Rows ``a`` as a NumPy array, floating ones cast to float64 when ``float64``."""
+    a = np.asarray(a)
+    return a.astype(np.float64) if float64 and np.issubdtype(a.dtype, np.floating) else a
 
 
 def _rows_per_chunk(target: DataTarget, n: int) -> int:

@@ -333,7 +333,7 @@ def float64_data_check(target, z: np.ndarray, log_p: np.ndarray, log_m: np.ndarr
     data cast, a pass over the rows per draw) at the first ``FLOAT64_DATA_DRAWS`` of ``z``
     (q's own), with ``"wholly"``: whether that recomputation is float64 throughout
     (``wholly_float64``). None where log p is float64 already or no draw is affordable."""
-    from vifit.data.passes import EVAL_ROW_BUDGET
+    from vifit.data.passes import EVAL_ROW_BUDGET, full_log_density
 
     if np.dtype(target.init.dtype) == np.float64:
         return None
@@ -343,7 +343,7 @@ def float64_data_check(target, z: np.ndarray, log_p: np.ndarray, log_m: np.ndarr
         return None
     wholly = data_wholly_float64(target)
     try:
-        lp64 = _data_log_density_float64(target, np.asarray(z[:k], np.float64))
+        lp64 = full_log_density(target, np.asarray(z[:k], np.float64), float64=True)
     except Exception:  # noqa: BLE001 - as float64_check
         return None
     rec = _shift_record(np.asarray(log_p[:k]), lp64, np.asarray(log_m[:k]))
@@ -355,28 +355,8 @@ def float64_data_check(target, z: np.ndarray, log_p: np.ndarray, log_m: np.ndarr
 def data_wholly_float64(target) -> bool:
     """``wholly_float64`` for a data target's ``log_lik`` on one row, its floating data cast
     to float64 as ``float64_data_check`` casts them."""
-    one = jax.tree.map(lambda a: _wide(np.asarray(a[:1])), target.data)
+    from vifit.data.passes import host_rows
+
+    one = jax.tree.map(lambda a: host_rows(a[:1], True), target.data)
     return wholly_float64(target.log_lik, np.zeros(target.dim), one)
 
-
-def _wide(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
-
-
-def _data_log_density_float64(target, z: np.ndarray) -> np.ndarray:
-    """The full-data log p at draws ``z (k, d)`` in float64, data cast chunk by chunk."""
-    from vifit.data.passes import HOST_CHUNK_ROWS
-
-    with jax.enable_x64(True):
-        zz = jnp.asarray(z, jnp.float64)
-        pass_ = jax.jit(jax.vmap(lambda u, rows: jnp.sum(target.log_lik(u, rows)),
-                                 in_axes=(0, None)))
-        total = np.zeros(z.shape[0])
-        for start in range(0, target.n_rows, HOST_CHUNK_ROWS):
-            rows = jax.tree.map(lambda a: _wide(np.asarray(a[start:start + HOST_CHUNK_ROWS])),
-                                target.data)
-            total += np.asarray(pass_(zz, rows), np.float64)
-        prior = np.asarray(jax.vmap(target.log_prior)(zz), np.float64)
-    from vifit.data.hosts import sum_over_processes
-
-    return prior + np.asarray(sum_over_processes(total), np.float64)
