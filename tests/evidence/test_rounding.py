@@ -44,6 +44,20 @@ def test_rounding_caps_a_verdict_by_its_size():
     assert rounding_verdict(noise, "good")[0] == "not reliable"
 
 
+def test_a_large_log_p_that_varies_across_q_is_no_offset_to_subtract():
+    """A log p of 1e6 at every draw is an offset; one that varies by 1e35 across q's draws
+    says that q never reached p's mass, and the fix is a start, not a constant."""
+    rng = np.random.default_rng(0)
+    offset = rounding_of_logw(-1e6 + rng.normal(size=4000), np.float32)
+    label, text = rounding_verdict(offset, "good")
+    assert label == "usable with care" and "subtract a constant near -1e+06" in text
+    assert "init=" not in text
+    steep = rounding_of_logw(-1e36 * np.abs(rng.standard_cauchy(4000)), np.float32)
+    label, text = rounding_verdict(steep, "good")
+    assert label == "not reliable" and "q has not reached p's mass" in text
+    assert "init=" in text and "subtract a constant" not in text
+
+
 def test_unresolved_weights_leave_no_bound_in_the_bracket():
     def e(name, value, kind, **details):
         return Estimate(name, value, 0.01, kind, 0.1, details)

@@ -20,7 +20,8 @@ from vifit.evidence.ais import AISConfig, AISResult, run_ais
 from vifit.evidence.bounds import cubo_bound, elbo_bound, iwae_bound
 from vifit.evidence.found_modes import log_z_with_modes
 from vifit.evidence.importance import importance_log_z, tie_repeated_states
-from vifit.evidence.rounding import coordinate_rounding, mean_size, rounding_record
+from vifit.evidence.rounding import (coordinate_rounding, log_w_spread, mean_size,
+                                     rounding_record)
 from vifit.evidence.rounding import floored as with_rounding
 from vifit.evidence.verdict import Estimate, EvidenceVerdict, bracket, judge_all
 from vifit.families.base import Family, Params
@@ -359,7 +360,8 @@ def evidence(
         return z, log_p - log_q, mean_size(log_p, log_q)
 
     z, logw, size = sample_logw(params, k_draws)
-    precision = rounding_record(float(size), logw.dtype) | coordinate_rounding(
+    precision = rounding_record(float(size), logw.dtype,
+                                spread=log_w_spread(np.asarray(logw))) | coordinate_rounding(
         np.asarray(z), z.dtype, getattr(target, "param_names", None))
     logw = tie_repeated_states(np.asarray(z), np.asarray(logw, dtype=np.float64))
     rounding = precision["se"]

@@ -35,6 +35,12 @@ ROUNDING_CARE, ROUNDING_UNRELIABLE = 0.1, 1.0
 # float32 (steps of 1e-3) the fit's q came out 8 times too wide with k-hat -0.1: nearly every
 # draw rounded to the mean.
 STEP_UNRELIABLE = 0.5
+# log p's sd across q's draws from which its size is not an offset to subtract: q is not where
+# p's mass is (under a q near p, log p varies by a few nats, about sqrt(d / 2)). A product of
+# log-gammas in d = 20 with a coordinate of scale 0.08 had log p = -2e36 at the start; the fit
+# never left that slope (log p's sd across q's draws 1e35), and the advice to subtract a
+# constant near 4e36 could not have helped (bench/random_targets.py --products, seed 30).
+OFF_BULK_SPREAD, OFF_BULK_SHARE = 100.0, 0.01
 # Put between the rounding sentence and the rest of a verdict, which reads the rounded values.
 ROUNDED_CHECKS = "The other checks read those rounded values:"
 
@@ -46,13 +52,32 @@ def mean_size(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
     return jnp.sum(size) / jnp.maximum(jnp.sum(finite), 1)
 
 
-def rounding_record(size: float, dtype, chunks: int = 1) -> dict:
+def rounding_record(size: float, dtype, chunks: int = 1, spread: float | None = None) -> dict:
     """The rounding of log weights whose log p and log q have mean size ``size`` (nats),
     computed in ``dtype``, as ``chunks`` partial sums added in float64:
-    ``{"se": nats, "log_p_size": size, "dtype": name}``."""
+    ``{"se": nats, "log_p_size": size, "dtype": name}``, and ``"log_w_spread"``: the log
+    weights' sd across the draws, where given."""
     eps = float(np.finfo(np.dtype(dtype)).eps)
     se = ROUNDING_ULPS * eps * (1.0 + float(size)) / math.sqrt(max(int(chunks), 1))
-    return {"se": se, "log_p_size": float(size), "dtype": np.dtype(dtype).name}
+    rec = {"se": se, "log_p_size": float(size), "dtype": np.dtype(dtype).name}
+    if spread is not None:
+        rec["log_w_spread"] = float(spread)
+    return rec
+
+
+def log_w_spread(logw: np.ndarray) -> float:
+    """The sd of the finite log weights ``logw (n,)`` (0 where fewer than two are finite)."""
+    finite = np.asarray(logw, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return float(np.std(finite)) if finite.size > 1 else 0.0
+
+
+def off_bulk(record: dict | None) -> bool:
+    """q's draws are not where p's mass is: the log weights vary by ``OFF_BULK_SPREAD`` nats
+    or more and by ``OFF_BULK_SHARE`` of log p's size, so that size is no offset."""
+    spread = float((record or {}).get("log_w_spread", 0.0))
+    return spread >= max(OFF_BULK_SPREAD,
+                         OFF_BULK_SHARE * float((record or {}).get("log_p_size", 0.0)))
 
 
 def rounding_of_logw(logw: np.ndarray, dtype, chunks: int = 1) -> dict:
@@ -62,7 +87,7 @@ def rounding_of_logw(logw: np.ndarray, dtype, chunks: int = 1) -> dict:
     lw = np.asarray(logw, dtype=np.float64)
     finite = lw[np.isfinite(lw)]
     return rounding_record(float(np.mean(np.abs(finite))) if finite.size else 0.0, dtype,
-                           chunks)
+                           chunks, log_w_spread(lw))
 
 
 def coordinate_rounding(z: np.ndarray, dtype, names=None) -> dict:
@@ -136,7 +161,14 @@ def rounding_verdict(record: dict | None, label: str) -> tuple[str, str] | None:
                    "verdict speaks to")
     fix = ("compute in float64 (jax.config.update(\"jax_enable_x64\", True) before building "
            "the target, with float64 data and start)" if dtype != "float64" else "rescale")
-    if se >= ROUNDING_CARE:
+    if se >= ROUNDING_CARE and off_bulk(record):
+        parts[0] += (f", and it varies by {record['log_w_spread']:.2g} nats (sd) across q's "
+                     "draws, where near p's mass it varies by a few: q has not reached p's "
+                     "mass (a start on a slope too steep for the fit to leave, or parameters "
+                     "of very different scales)")
+        fix = ("give a start near p's mode (init=...) or rescale the parameters to similar "
+               "scales; if log p is still that large there, " + fix)
+    elif se >= ROUNDING_CARE:
         fix += f", or subtract a constant near {-record.get('log_p_size', 0.0):.4g} from log p"
     if noise >= ROUNDING_CARE:
         fix += (", or centre and scale the parameters (fit (x - c) / s for a c near q's "
