@@ -18,7 +18,8 @@ exponential or polynomial tail. Each model is one of:
 - a conjugate model with data, whose log Z is the marginal likelihood in closed form:
   Beta-binomial, Gamma-Poisson, and a normal mean and precision under a Normal-Gamma prior;
 
-plus ``numpyro.factor`` of a random constant in [-30, 30], added to log Z.
+plus ``numpyro.factor`` of a random constant in [-30, 30], added to log Z. ``pymc_model_of``
+writes the same models in PyMC (`random_targets.py --pymc`, through `vifit.from_pymc`).
 """
 
 from __future__ import annotations
@@ -169,6 +170,68 @@ def model_of(sp: dict):
                            obs=jnp.array(sp["y"], jnp.float32))
         numpyro.factor("offset", sp["offset"])
 
+    return model
+
+
+def _pymc_distribution(pm, name: str, p: dict):
+    k = p["kind"]
+    if k == "beta":
+        return pm.Beta(name, alpha=p["a"], beta=p["b"])
+    if k == "gamma":
+        return pm.Gamma(name, alpha=p["a"], beta=p["rate"])
+    if k == "invgamma":  # NumPyro's "rate" of an inverse gamma is PyMC's beta (a scale)
+        return pm.InverseGamma(name, alpha=p["a"], beta=p["rate"])
+    if k == "lognormal":
+        return pm.LogNormal(name, mu=p["m"], sigma=p["s"])
+    if k == "halfcauchy":
+        return pm.HalfCauchy(name, beta=p["s"])
+    if k == "halfnormal":
+        return pm.HalfNormal(name, sigma=p["s"])
+    if k == "exponential":
+        return pm.Exponential(name, lam=p["rate"])
+    if k == "uniform":
+        return pm.Uniform(name, lower=p["lo"], upper=p["hi"])
+    if k == "studentt":
+        return pm.StudentT(name, nu=p["df"], mu=p["m"], sigma=p["s"])
+    if k == "truncnormal":
+        return pm.TruncatedNormal(name, mu=p["m"], sigma=p["s"], lower=0.0)
+    w = [p["w"], 1 - p["w"]]
+    if k == "gamma_mix":
+        comps = [pm.Gamma.dist(alpha=a, beta=r) for a, r in zip(p["a"], p["rate"])]
+    else:
+        comps = [pm.Beta.dist(alpha=a, beta=b) for a, b in zip(p["a"], p["b"])]
+    return pm.Mixture(name, w=w, comp_dists=comps)
+
+
+def pymc_model_of(sp: dict):
+    """``spec`` as a ``pymc.Model`` (the same joint density as ``model_of``'s, on PyMC's own
+    unconstrained scale: its transforms differ from NumPyro's)."""
+    import pymc as pm
+
+    with pm.Model() as model:
+        shape = sp["shape"]
+        if shape in ("one", "two"):
+            for i, site in enumerate(sp["sites"]):
+                _pymc_distribution(pm, f"x{i}", site)
+        elif shape == "funnel":
+            s = _pymc_distribution(pm, "s", sp["sites"][0])
+            pm.Normal("y", mu=sp["m"], sigma=s)
+        elif shape == "normal_gamma":
+            tau = pm.Gamma("tau", alpha=sp["a"], beta=sp["rate"])
+            pm.Normal("mu", mu=sp["m"], tau=sp["kappa"] * tau)
+        elif shape == "dirichlet":
+            pm.Dirichlet("p", a=np.array(sp["alpha"]))
+        elif shape == "beta_binomial":
+            x = pm.Beta("x", alpha=sp["a"], beta=sp["b"])
+            pm.Binomial("k", n=sp["n"], p=x, observed=sp["k"])
+        elif shape == "gamma_poisson":
+            lam = pm.Gamma("lam", alpha=sp["a"], beta=sp["rate"])
+            pm.Poisson("y", mu=lam, observed=np.array(sp["y"]))
+        else:
+            tau = pm.Gamma("tau", alpha=sp["a"], beta=sp["rate"])
+            mu = pm.Normal("mu", mu=sp["m"], tau=sp["kappa"] * tau)
+            pm.Normal("y", mu=mu, tau=tau, observed=np.array(sp["y"]))
+        pm.Potential("offset", pm.math.constant(sp["offset"]))
     return model
 
 

@@ -13,6 +13,16 @@ defect there is: a "good" verdict (or an ELBO, printed as a lower bound) that is
                           through `vifit.from_numpyro` (bench/random_models.py)
     ... --data            random conjugate DataTargets of 1,000 to 300,000 float32 rows
                           (Gamma-Poisson, Normal-Gamma, Beta-Bernoulli; random_models.py)
+    ... --pymc            the same random models written in PyMC, through `vifit.from_pymc`
+                          (PyMC's own transforms: log-odds, interval, simplex)
+    ... --states          random discrete targets beyond vifit's own sum over states (Ising
+                          grids of 23 to 60 spins, Potts chains; bench/random_states.py)
+    ... --products        random targets in d = 3 to 20: rotated products of one-dimensional
+                          Gaussians, Student-t, log-gammas and two-mode mixtures, scales 0.03
+                          to 30 (bench/random_products.py)
+    ... --fit '{"family": "meanfield", "objective": "renyi"}'
+                          keyword arguments of `vifit.fit` in place of its default "auto"
+                          (a family, objective, estimator or optimizer a user may choose)
 
 Each target (``spec(seed)``) is a mixture of 1 to 3 components with Dirichlet weights (each at
 least 1%), in d = 1 (30%) or 2: Gaussians with random rotations and sds from 0.03 to 5 (axis
@@ -112,13 +122,29 @@ def describe(sp: dict) -> str:
     return "; ".join(out)
 
 
-def run_one(seed: int, with_evidence: bool = False, models: bool | str = False) -> dict:
+def run_one(seed: int, with_evidence: bool = False, models: bool | str = False,
+            fit_args: dict | None = None) -> dict:
     """Fit target ``seed`` in this process (and, ``with_evidence``, estimate its evidence);
     the row. ``models``: the random NumPyro model of ``seed`` instead of the mixture, or with
-    ``"data"`` its random data target."""
+    ``"data"`` its random data target, with ``"states"`` its random discrete target.
+    ``fit_args``: keyword arguments of ``vifit.fit``
+    (default: family "auto")."""
     import vifit
 
-    if models == "data":
+    if models == "products":
+        import random_products
+
+        sp = random_products.spec(seed)
+        target = vifit.Target(random_products.log_density(sp), dim=sp["d"],
+                              name=f"product{seed}")
+        truth, text = sp["offset"], random_products.describe(sp)
+    elif models == "states":
+        import random_states
+
+        sp = random_states.spec(seed)
+        target = random_states.target(sp)
+        truth, text = random_states.log_z(sp), random_states.describe(sp)
+    elif models == "data":
         import random_models
 
         sp = random_models.data_spec(seed)
@@ -128,14 +154,18 @@ def run_one(seed: int, with_evidence: bool = False, models: bool | str = False) 
         import random_models
 
         sp = random_models.spec(seed)
-        target = vifit.from_numpyro(random_models.model_of(sp), target_name=f"model{seed}")
+        target = (vifit.from_pymc(random_models.pymc_model_of(sp), target_name=f"model{seed}")
+                  if models == "pymc" else
+                  vifit.from_numpyro(random_models.model_of(sp), target_name=f"model{seed}"))
         truth, text = random_models.log_z(sp), random_models.describe(sp)
     else:
         sp = spec(seed)
         target = vifit.Target(log_density(sp), dim=sp["d"], name=f"random{seed}")
         truth, text = sp["offset"], describe(sp)
     t0 = time.perf_counter()
-    fit = vifit.fit(target, "auto", seed=0, progress=False)
+    default = None if models == "states" else "auto"  # a discrete target: its own family
+    fit = vifit.fit(target, **{"family": default, "seed": 0, "progress": False,
+                               **(fit_args or {})})
     err = fit.log_z - truth
     modes = fit.info.get("modes") or {}
     row = {"seed": seed, "d": target.dim, "target": text, "family": fit.family.name,
@@ -170,9 +200,11 @@ def wrong(row: dict) -> bool:
             or row["elbo_error"] - 4 * row["elbo_se"] > 0)
 
 
-def run_child(seed: int, timeout: float, with_evidence: bool, models: bool | str) -> dict:
+def run_child(seed: int, timeout: float, with_evidence: bool, models: bool | str,
+              fit_args: str | None = None) -> dict:
     cmd = ([sys.executable, __file__, "--child", str(seed)] + (["--evidence"] * with_evidence)
-           + (["--data"] if models == "data" else ["--models"] * bool(models)))
+           + ([f"--{models}"] if isinstance(models, str) else ["--models"] * bool(models))
+           + (["--fit", fit_args] if fit_args else []))
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                              env=dict(os.environ))
@@ -227,16 +259,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--evidence", action="store_true")
     ap.add_argument("--models", action="store_true")
     ap.add_argument("--data", action="store_true")
+    ap.add_argument("--states", action="store_true")
+    ap.add_argument("--pymc", action="store_true")
+    ap.add_argument("--products", action="store_true")
+    ap.add_argument("--fit", help="keyword arguments of vifit.fit as JSON")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    kind = "data" if args.data else args.models
+    kind = next((k for k in ("data", "states", "pymc", "products") if getattr(args, k)),
+                args.models)
+    fit_args = json.loads(args.fit) if args.fit else None
     if args.child is not None:
-        print(json.dumps(run_one(args.child, args.evidence, kind)))
+        print(json.dumps(run_one(args.child, args.evidence, kind, fit_args)))
         return
     seeds = seeds_of(args.seeds)
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        rows = list(pool.map(lambda s: run_child(s, args.timeout, args.evidence, kind),
-                             seeds))
+        rows = list(pool.map(
+            lambda s: run_child(s, args.timeout, args.evidence, kind, args.fit), seeds))
     print(table(rows, args.markdown))
     done = [r for r in rows if "error" not in r]
     labels = {lab: sum(r["verdict"] == lab for r in done)
