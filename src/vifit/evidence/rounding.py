@@ -389,6 +389,10 @@ def data_wholly_float64(target) -> bool:
     to float64 as ``float64_data_check`` casts them."""
     from vifit.data.passes import host_rows
 
-    one = jax.tree.map(lambda a: host_rows(a[:1], True), target.data)
-    return wholly_float64(target.log_lik, np.zeros(target.dim), one)
+    cached = getattr(target, "_wholly_float64", None)  # a fit asks twice (floor, check)
+    if cached is None:
+        one = jax.tree.map(lambda a: host_rows(a[:1], True), target.data)
+        cached = target._wholly_float64 = wholly_float64(target.log_lik, np.zeros(target.dim),
+                                                         one)
+    return cached
 
