@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vifit.ahead import outputs_expected, ready
-from vifit.evidence.importance import ISEstimate, Verdict
+from vifit.evidence.importance import ISEstimate, Verdict, shortfall
 from vifit.evidence.rounding import ROUNDED_CHECKS, float64_verdict, rounding_verdict
 from vifit.evidence.tails import (defensive_pool, tail_verdict, tails_apply, use_defensive,
                                   widen)
@@ -559,7 +559,7 @@ def _short_note(modes: dict | None) -> str:
             "(a shape it cannot bend to, such as a banana's arms), or the mode is far from "
             "Gaussian and its Laplace mass is off. If the Laplace masses hold, q misses about "
             f"{100 * short:.0f}% of p and log Z from q is about "
-            f"{-math.log1p(-min(short, 0.999)):.2f} nats low (docs/evidence.md, \"Random "
+            f"{shortfall(short):.2f} nats low (docs/evidence.md, \"Random "
             "targets\").")
 
 
@@ -714,7 +714,7 @@ def _fit_verdict(result: FitResult) -> Verdict:
         return Verdict(label, f"the mode search found {n} separated modes and q covers {cov}: "
                        f"it misses about {100 * missed:.0f}% of the mass "
                        f"({modes.get('mass_by', 'Laplace estimate')}), so "
-                       f"log Z from q is about {-math.log1p(-min(missed, 0.999999)):.2f} nats "
+                       f"log Z from q is about {shortfall(missed):.2f} nats "
                        f"low and posterior summaries miss those modes. Its k-hat "
                        f"({result.khat:.2f}) reads p/q only where q draws, so it cannot see "
                        f"them.{better}")

@@ -8,6 +8,8 @@ the estimate can be trusted: k < 0.5 good, 0.5-0.7 usable with care, > 0.7 not r
 
 from __future__ import annotations
 
+import math
+
 from typing import NamedTuple
 
 import numpy as np
@@ -26,6 +28,12 @@ LABELS = ("good", "usable with care", "not reliable", "failed")  # best first
 def worse_label(a: str, b: str) -> str:
     """The worse of two verdict labels (``LABELS``)."""
     return a if LABELS.index(a) >= LABELS.index(b) else b
+
+
+def shortfall(share: float, cap: float = 0.999999) -> float:
+    """How far log Z from q falls below the truth, nats, where q misses ``share`` of p's mass:
+    -log(1 - share), ``share`` held below ``cap`` (all of it missed would be infinite)."""
+    return -math.log1p(-min(float(share), cap))
 
 
 def khat_verdict(khat: float) -> Verdict:

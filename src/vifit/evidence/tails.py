@@ -279,7 +279,9 @@ def tail_verdict(tails: dict | None, label: str) -> tuple[str, str] | None:
                 "q's summaries and log Z may miss it.")
     excess = tails["excess"]
     cap = "not reliable" if excess >= EXCESS_UNRELIABLE else "usable with care"
-    low = -math.log1p(-min(tails["p_mass"], 0.999999))
+    from vifit.evidence.importance import shortfall
+
+    low = shortfall(tails["p_mass"])
     fix = (" summary(), sample() and to_arviz() use the widened draws, weighted toward p, "
            "instead." if use_defensive(tails) else "")
     return (worst(label, cap),

@@ -56,6 +56,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from vifit.evidence.importance import shortfall
+
 Z_DISAGREE = 3.0
 KHAT_GOOD, KHAT_OK = 0.5, 0.7
 MAX_SPREAD = 1.0  # nats: sd of the AIS replicates' log Z_r above which we call them unsettled
@@ -573,7 +575,7 @@ def _unreached(modes: dict | None, rec: Estimate | None, psis: Estimate | None
     short = float(modes.get("short_mass_fraction") or 0.0)
     if not missed + short >= MISSED_CARE:
         return None
-    worth = -math.log1p(-min(missed + short, 1.0 - 1e-12))
+    worth = shortfall(missed + short, cap=1.0 - 1e-12)
     gain = (rec.estimate - psis.estimate if psis is not None and np.isfinite(psis.estimate)
             else 0.0)
     if np.isfinite(gain) and gain >= 0.5 * worth:
