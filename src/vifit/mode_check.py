@@ -77,13 +77,22 @@ def with_mode_check(result: FitResult, distributed: bool = False) -> FitResult:
     if isinstance(target, DataTarget) or result.verdict.label not in ("good",
                                                                       "usable with care"):
         return result
+    record = search_record(result)
+    if record is None:
+        return result
+    return replace(result, info={**result.info, "modes": record})
+
+
+def search_record(result: FitResult) -> dict[str, Any] | None:
+    """``info["modes"]`` for a fit to a continuous target held in one process, whatever its
+    verdict: the search around q's moments and q's ``coverage`` of what it finds (None where
+    the search does not apply). `vifit evidence` runs it for a fit that skipped it (a "not
+    reliable" fit, whose verdict the search cannot lower)."""
     moments = _moments(result)
     if moments is None:
-        return result
-    search = search_around(target, *moments, result.seed)
-    if search is None:
-        return result
-    return replace(result, info={**result.info, "modes": coverage(result, search)})
+        return None
+    search = search_around(result.target, *moments, result.seed)
+    return None if search is None else coverage(result, search)
 
 
 def with_enumeration(result: FitResult) -> FitResult:
