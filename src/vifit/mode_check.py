@@ -88,10 +88,16 @@ def search_record(result: FitResult) -> dict[str, Any] | None:
     verdict: the search around q's moments and q's ``coverage`` of what it finds (None where
     the search does not apply). `vifit evidence` runs it for a fit that skipped it (a "not
     reliable" fit, whose verdict the search cannot lower)."""
+    from vifit.data.target import DataTarget
+
+    target = result.target
+    if (getattr(target, "discrete", False) or not target.differentiable
+            or isinstance(target, DataTarget)):
+        return None
     moments = _moments(result)
     if moments is None:
         return None
-    search = search_around(result.target, *moments, result.seed)
+    search = search_around(target, *moments, result.seed)
     return None if search is None else coverage(result, search)
 
 

@@ -265,17 +265,14 @@ def _fit_modes(fit, target: Target) -> dict[str, Any] | None:
     mean-field q on the minor mode of a 2-D mixture (14% of the mass; AIS started from q
     stayed there) read "usable with care" 2.0 nats low (bench/random_targets.py --evidence
     --fit '{"family": "meanfield"}', seed 48)."""
-    from vifit.data.target import DataTarget
     from vifit.mode_check import search_record
 
     info = getattr(fit, "info", None) or {}
     if "modes" in info or getattr(fit, "verdict", None) is None:
         return info.get("modes")
-    if (fit.verdict.label == "failed" or getattr(target, "discrete", False)
-            or not target.differentiable or isinstance(target, DataTarget)
-            or fit.target is not target):
+    if fit.verdict.label == "failed" or fit.target is not target:
         return None
-    return search_record(fit)
+    return search_record(fit)  # None where the search does not apply
 
 
 def _modes_estimate(joined: dict[str, Any], floored) -> Estimate:

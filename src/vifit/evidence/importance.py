@@ -9,7 +9,6 @@ the estimate can be trusted: k < 0.5 good, 0.5-0.7 usable with care, > 0.7 not r
 from __future__ import annotations
 
 import math
-
 from typing import NamedTuple
 
 import numpy as np
